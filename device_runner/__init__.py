@@ -1,0 +1,1 @@
+"""Core ML builds, on-device timing backends and speed history (issue 5)."""

@@ -1,0 +1,32 @@
+"""What can run here and now: tasks with their needs, checked against the weights store and offline mode."""
+
+from __future__ import annotations
+
+from evalsuite import config, extractors, weights
+from evalsuite.runner import ScoreOptions
+
+
+def task_rows(offline: bool | None = None) -> list[dict]:
+    """One row per registered task: family, sample kind, weights (present or not), and whether it can run now."""
+    import tasks as registry
+
+    is_offline = config.offline(offline)
+    rows = []
+    for cls in registry.all_tasks():
+        needs = cls().requirements(ScoreOptions())
+        missing = [w for w in needs.weights if not weights.is_present(w)]
+        if not missing:
+            runnable = "yes" + (" (with --ref)" if needs.reference else "")
+        elif is_offline:
+            runnable = "no: needs weights " + ", ".join(missing)
+        else:
+            runnable = "yes, after downloading " + ", ".join(missing)
+        rows.append({"task": cls.name, "version": cls.version, "family": cls.family, "sample_kind": cls.sample_kind,
+                     "weights": list(needs.weights), "missing_weights": missing, "reference": needs.reference,
+                     "runnable": runnable, "description": cls.description,
+                     "metrics": {k: v.direction for k, v in cls.metrics.items()}})
+    return rows
+
+
+def extractor_key(spec: str) -> dict:
+    return extractors.key_of(spec)

@@ -1,0 +1,315 @@
+"""The `evalsuite` command: parses arguments and calls the library; every command that reports numbers has --json."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evalsuite import config
+from evalsuite.errors import EvalsuiteError
+
+app = typer.Typer(help="Evaluate efficient generative models: quality tasks, reports, on-device speed.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+weights_app = typer.Typer(help="The weights store: list, fetch, import and verify weights files.", no_args_is_help=True)
+ref_app = typer.Typer(help="Reference statistics: list, build, import and show.", no_args_is_help=True)
+runs_app = typer.Typer(help="Stored runs: list and show.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+app.add_typer(ref_app, name="ref")
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = typer.Option(None, "--store", help="Results and samples store (default: $EVALSUITE_STORE or ./evalsuite-store).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+OfflineOpt = typer.Option(None, "--offline/--online", help="Forbid downloads (default: EVALSUITE_OFFLINE).")
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn library errors into a two-line message (what, and the fix) and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EvalsuiteError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            if exc.fix:
+                err.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row])
+    out.print(table)
+
+
+def _store(store: Optional[Path]) -> Path:
+    return store or config.default_store()
+
+
+# ------------------------------------------------------------------------------------------------ score
+@app.command()
+@friendly
+def score(
+    model: str = typer.Argument(..., help="demo | folder:PATH | python:pkg.module:factory | diffusers:PATH"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (see `evalsuite tasks`)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of tasks (default: the model's)."),
+    num_samples: Optional[int] = typer.Option(None, "--num-samples", min=2, help="Samples to score."),
+    seed: int = typer.Option(0, "--seed", help="Sample i uses seed SEED+i; also seeds KID's subsets."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
+    store: Optional[Path] = StoreOpt,
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception[:clean|legacy_tensorflow|"
+                                            "legacy_pytorch] | clip | python:module:factory"),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Reference: NAME | FILE.npz | folder:PATH | model:SPEC"),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file (.txt or .jsonl) for generation."),
+    offline: Optional[bool] = OfflineOpt,
+    strict: bool = typer.Option(False, "--strict", help="Make skipped (unreadable) samples an error."),
+    biased_cov: bool = typer.Option(False, "--biased-cov", help="Covariance divided by N (StyleGAN-V style)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score MODEL on tasks; prints a results table and where the results were stored."""
+    from evalsuite.runner import ScoreOptions, score as run_score
+
+    options = ScoreOptions(
+        tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
+        num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
+        extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
+        num_workers=workers, progress=not as_json,
+    )
+    summary = run_score(model, options)
+    if as_json:
+        _print_json({"run_id": summary.run_id, "store": str(summary.store), "results": summary.rows()})
+        return
+    _table(f"run {summary.run_id}", ["task", "metric", "value", "n", "status", "note"],
+           [[r["task"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
+    out.print(f"results stored in {summary.store / 'runs' / summary.run_id}", highlight=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+@app.command("tasks")
+@friendly
+def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt) -> None:
+    """Every registered task: what it needs and whether it can run here and now."""
+    from evalsuite.catalog import task_rows
+
+    rows = task_rows(offline)
+    if as_json:
+        _print_json(rows)
+        return
+    _table("tasks", ["task", "family", "samples", "weights", "reference", "runnable now"],
+           [[r["task"], r["family"], r["sample_kind"], ", ".join(r["weights"]) or "-",
+             "required" if r["reference"] else "-", r["runnable"]] for r in rows])
+    if any(r["missing_weights"] for r in rows):
+        out.print("missing weights: `evalsuite weights fetch NAME`, or `evalsuite weights import NAME FILE` offline",
+                  highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ weights
+@weights_app.command("list")
+@friendly
+def weights_list(as_json: bool = JsonOpt) -> None:
+    """Registered weights files and whether each is in the local store."""
+    from evalsuite import weights
+
+    rows = weights.list_weights()
+    if as_json:
+        _print_json(rows)
+        return
+    _table(f"weights (store: {config.weights_dir()})", ["name", "file", "present", "licence", "sha256"],
+           [[r["name"], r["filename"], r["present"], r["licence"], r["sha256"][:16] + "…"] for r in rows])
+
+
+@weights_app.command("fetch")
+@friendly
+def weights_fetch(name: str, offline: Optional[bool] = OfflineOpt) -> None:
+    """Download NAME into the store (progress bar) and verify its sha256."""
+    from evalsuite import weights
+
+    out.print(f"{name}: {weights.fetch(name, offline=offline)}", highlight=False)
+
+
+@weights_app.command("import")
+@friendly
+def weights_import(name: str, file: Path) -> None:
+    """Copy a local FILE into the store as NAME after checking its sha256 (for machines without internet)."""
+    from evalsuite import weights
+
+    out.print(f"{name}: imported to {weights.import_file(name, file)}", highlight=False)
+
+
+@weights_app.command("verify")
+@friendly
+def weights_verify(as_json: bool = JsonOpt) -> None:
+    """Re-hash every stored weights file against the registry; exit 1 if any differs."""
+    from evalsuite import weights
+
+    rows = weights.verify()
+    if as_json:
+        _print_json(rows)
+    else:
+        _table("weights verification", ["name", "present", "sha256 ok", "file"],
+               [[r["name"], r["present"], r["ok"], r["file"]] for r in rows])
+    if any(r["ok"] is False for r in rows):
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------------ reference statistics
+@ref_app.command("list")
+@friendly
+def ref_list(as_json: bool = JsonOpt) -> None:
+    """Known reference statistics (shipped and user-built)."""
+    from evalsuite import refstats
+
+    rows = refstats.entries()
+    if as_json:
+        _print_json(rows)
+        return
+    _table("reference statistics", ["name", "extractor", "preprocessing", "n", "source"],
+           [[e["name"], e.get("extractor"), e.get("preprocessing"), e.get("n"), e.get("source")] for e in rows])
+
+
+@ref_app.command("build")
+@friendly
+def ref_build(
+    name: str,
+    from_: Path = typer.Option(..., "--from", help="Folder of reference images."),
+    extractor: str = typer.Option("inception", "--extractor"),
+    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0),
+    offline: Optional[bool] = OfflineOpt,
+    strict: bool = typer.Option(False, "--strict"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compute statistics (and KID features) of a folder of images and register them as NAME."""
+    from evalsuite import refstats
+    from evalsuite.runner import resolve_device
+
+    entry = refstats.build(name, from_, extractor, device=resolve_device(device), batch_size=batch_size,
+                           num_workers=workers, offline=offline, strict=strict, progress=not as_json)
+    if as_json:
+        _print_json(entry)
+    else:
+        out.print(f"reference '{name}' built from {entry['n']} images -> {config.user_reference_dir() / entry['file']}",
+                  highlight=False, soft_wrap=True)
+
+
+@ref_app.command("import")
+@friendly
+def ref_import(
+    name: str,
+    file: Path,
+    extractor: str = typer.Option("inception", "--extractor", help="The extractor the statistics were made with."),
+    source: str = typer.Option("", "--source", help="Where they come from (dataset, split, resolution)."),
+    covariance: str = typer.Option("unbiased", "--covariance", help="unbiased (clean-fid, pytorch-fid) or biased"),
+) -> None:
+    """Import a clean-fid / pytorch-fid / evalsuite .npz as NAME (no network: the key is taken from the registry)."""
+    from evalsuite import refstats
+    from evalsuite.catalog import extractor_key
+
+    if covariance not in ("unbiased", "biased"):
+        raise typer.BadParameter("use unbiased or biased", param_hint="--covariance")
+    entry = refstats.import_npz(name, file, extractor_key(extractor), source, covariance)
+    out.print(f"reference '{name}' imported ({entry.get('n') or 'unknown'} samples, {entry['extractor']})",
+              highlight=False)
+
+
+@ref_app.command("show")
+@friendly
+def ref_show(name: str, as_json: bool = JsonOpt) -> None:
+    """Metadata and shape of one reference (a name or an .npz path)."""
+    from evalsuite import refstats
+
+    ref = refstats.resolve_file_or_name(name)
+    info = {"name": ref.name, "id": ref.id, "dim": ref.dim, "n": ref.n, "has_features": ref.feats is not None,
+            "path": str(ref.path), **ref.meta}
+    if as_json:
+        _print_json(info)
+        return
+    _table(f"reference {ref.name}", ["field", "value"], [[k, v] for k, v in info.items()])
+
+
+# ------------------------------------------------------------------------------------------------ fd
+@app.command("fd")
+@friendly
+def fd(
+    stats_a: str = typer.Argument(..., help="Statistics file (.npz) or reference name."),
+    stats_b: str = typer.Argument(..., help="Statistics file (.npz) or reference name."),
+    biased_cov: bool = typer.Option(False, "--biased-cov"),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare statistics of different extractors."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fréchet distance between two statistics files."""
+    from evalsuite import refstats
+
+    result = refstats.distance(stats_a, stats_b, biased_cov=biased_cov, allow_mismatch=allow_mismatch)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"Fréchet distance: {result['fd']:.6f}  (d={result['dim']}, {result['covariance']} covariance)")
+
+
+# ------------------------------------------------------------------------------------------------ runs
+@runs_app.command("list")
+@friendly
+def runs_list(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
+    """Runs in the store, newest first."""
+    from evalsuite.results import ResultsStore
+
+    rows = ResultsStore(_store(store)).runs()
+    if as_json:
+        _print_json(rows)
+        return
+    _table(f"runs in {_store(store)}", ["run", "model", "created", "tasks"],
+           [[r["run_id"], r["model_spec"], r["created_at"], ", ".join(f"{t}:{s}" for t, s in r["tasks"].items())]
+            for r in rows])
+
+
+@runs_app.command("show")
+@friendly
+def runs_show(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None:
+    """Every result of one run, with provenance."""
+    from evalsuite.results import ResultsStore
+
+    docs = ResultsStore(_store(store)).load_run(run_id)
+    if as_json:
+        _print_json(docs)
+        return
+    rows = []
+    for d in docs:
+        prov = d.get("provenance", {})
+        if d["status"] == "ok":
+            rows += [[d["task"], k, v, d.get("num_samples"), "ok", ", ".join(prov.get("weights_sha256", {}).values())[:20]]
+                     for k, v in d["metrics"].items()]
+        else:
+            rows.append([d["task"], None, None, None, d["status"], d.get("reason")])
+    _table(f"run {docs[0]['run_id'] if docs else run_id}", ["task", "metric", "value", "n", "status", "weights/reason"],
+           rows)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

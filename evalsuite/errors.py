@@ -1,0 +1,51 @@
+"""Errors that carry the file at fault and the fix, so the CLI can print something actionable."""
+
+from __future__ import annotations
+
+
+class EvalsuiteError(Exception):
+    """Base error: `message` says what is wrong (naming the file), `fix` says what to do about it."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.message = message
+        self.fix = fix
+        super().__init__(message if not fix else f"{message}\n  fix: {fix}")
+
+
+class InputError(EvalsuiteError):
+    """Bad user input: a folder, image, statistics file or spec that cannot be used."""
+
+
+class UnknownNameError(EvalsuiteError):
+    """A model spec, task, suite, extractor or weights name that is not registered."""
+
+
+class MissingWeightsError(EvalsuiteError):
+    """A weights file that is not in the local weights store (and may not be fetched now)."""
+
+    def __init__(self, name: str, filename: str, path: str, offline: bool):
+        self.name = name
+        self.filename = filename
+        why = "offline mode is on" if offline else "it has not been fetched"
+        super().__init__(
+            f"weights '{name}' ({filename}) are not in the weights store at {path}; {why}",
+            f"run `evalsuite weights fetch {name}` on a machine with internet, or "
+            f"`evalsuite weights import {name} /path/to/{filename}` to import a copy",
+        )
+
+
+class WeightsIntegrityError(EvalsuiteError):
+    """A weights file whose sha256 differs from the registry's."""
+
+
+class IncompatibleStatsError(EvalsuiteError):
+    """Reference statistics computed with another extractor, weights or preprocessing than the run's."""
+
+
+class TaskSkipped(Exception):
+    """Raised by a task that cannot run here and now; the result is stored as skipped with the reason and fix."""
+
+    def __init__(self, reason: str, fix: str | None = None):
+        self.reason = reason
+        self.fix = fix
+        super().__init__(reason)

@@ -1,0 +1,208 @@
+"""Feature extractors as registered backbones. Each declares its id, weights sha256, preprocessing and dimension;
+those four form the feature-cache key and must match a reference statistics file.
+
+Built in: `inception` (FID Inception, TorchScript `inception-2015-12-05.pt`) in clean-fid's modes `clean`
+(default), `legacy_tensorflow` and `legacy_pytorch`; `clip` (OpenAI CLIP ViT-B/32 through open_clip, CLIP-FID).
+Users add `python:module:factory`. Weights only ever come from the weights store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from evalsuite import weights as weights_store
+from evalsuite.errors import InputError, UnknownNameError
+from evalsuite.hashing import sha256_state_dict
+from evalsuite.preprocess import Preprocessing, named
+from evalsuite.pyspec import load_object
+
+
+@dataclass
+class Extractor:
+    """A ready network: `forward` maps an NCHW batch (float32 in [0, 255], or uint8) to (N, dim) features."""
+
+    id: str
+    weights_sha256: str
+    preprocessing: Preprocessing
+    dim: int
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def key(self) -> dict:
+        """What identifies these features: cache key, and what reference statistics must share."""
+        return {"extractor": self.id, "weights_sha256": self.weights_sha256, "preprocessing": self.preprocessing.id,
+                "dim": self.dim}
+
+
+@dataclass(frozen=True)
+class ExtractorInfo:
+    """Registry entry: the spec name, the weights it needs, its identity per option (no network needed), and how
+    to build it."""
+
+    name: str
+    weights: tuple[str, ...]
+    description: str
+    identity: Callable[[str], tuple[str, Preprocessing, int]]  # option -> (id, preprocessing, dim)
+    build: Callable[[str, torch.device, bool | None], Extractor]
+
+    def key(self, option: str) -> dict:
+        ext_id, preprocessing, dim = self.identity(option)
+        return {"extractor": ext_id, "weights_sha256": weights_store.REGISTRY[self.weights[0]].sha256,
+                "preprocessing": preprocessing.id, "dim": dim}
+
+
+_REGISTRY: dict[str, ExtractorInfo] = {}
+
+
+def register(info: ExtractorInfo) -> None:
+    _REGISTRY[info.name] = info
+
+
+def registered() -> list[ExtractorInfo]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def weights_needed(spec: str) -> tuple[str, ...]:
+    """Weights names a spec needs (none for python: extractors, which bring their own)."""
+    if spec.startswith("python:"):
+        return ()
+    return _info(spec.split(":", 1)[0]).weights
+
+
+def _info(name: str) -> ExtractorInfo:
+    if name not in _REGISTRY:
+        raise UnknownNameError(
+            f"unknown extractor '{name}'",
+            f"use one of {', '.join(sorted(_REGISTRY))}, or python:module:factory for your own network",
+        )
+    return _REGISTRY[name]
+
+
+def key_of(spec: str) -> dict:
+    """The feature key a registered extractor spec produces, without loading its weights (for `ref import`)."""
+    if spec.startswith("python:"):
+        raise InputError(f"the key of {spec} is only known once it is built", "use a registered extractor name")
+    name, _, option = spec.partition(":")
+    return _info(name).key(option)
+
+
+def build(spec: str, device: torch.device | str = "cpu", offline: bool | None = None) -> Extractor:
+    """Build the extractor a spec names: `inception[:mode]`, `clip`, or `python:module:factory`."""
+    device = torch.device(device)
+    if spec.startswith("python:"):
+        return _build_python(spec[len("python:"):], device)
+    name, _, option = spec.partition(":")
+    return _info(name).build(option, device, offline)
+
+
+# ----------------------------------------------------------------------------------------------- Inception
+INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+
+
+def _inception_identity(mode: str) -> tuple[str, Preprocessing, int]:
+    mode = mode or "clean"
+    if mode not in INCEPTION_MODES:
+        raise UnknownNameError(f"unknown Inception mode '{mode}'", f"use inception:{' | inception:'.join(INCEPTION_MODES)}")
+    return f"inception-2015-12-05/{mode}", named(mode, 299), 2048
+
+
+def _build_inception(mode: str, device: torch.device, offline: bool | None) -> Extractor:
+    ext_id, preprocessing, dim = _inception_identity(mode)
+    path = weights_store.require("inception-2015-12-05", offline=offline)
+    net = torch.jit.load(str(path), map_location=device).eval()
+    layers = net.layers
+
+    if preprocessing.resize == "none":
+        def forward(x: torch.Tensor) -> torch.Tensor:  # the TorchScript graph resizes and normalises itself
+            return net(x, return_features=True).reshape(x.shape[0], -1)
+    else:
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return layers.forward((x - 128.0) / 128.0).reshape(x.shape[0], -1)
+
+    return Extractor(ext_id, weights_store.REGISTRY["inception-2015-12-05"].sha256, preprocessing, dim, forward,
+                     device)
+
+
+register(ExtractorInfo(
+    "inception", ("inception-2015-12-05",),
+    "FID Inception-v3 pool3 (2048-d); modes clean (default), legacy_tensorflow, legacy_pytorch",
+    _inception_identity, _build_inception,
+))
+
+
+# ----------------------------------------------------------------------------------------------- CLIP
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _clip_identity(option: str) -> tuple[str, Preprocessing, int]:
+    if option:
+        raise InputError(f"extractor 'clip' takes no option, got 'clip:{option}'", "use --extractor clip")
+    return "clip-vit-b-32-openai", Preprocessing("pil-float-bicubic", (224, 224)), 512
+
+
+def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extractor:
+    ext_id, preprocessing, dim = _clip_identity(option)
+    import open_clip
+
+    path = weights_store.require("clip-vit-b-32-openai", offline=offline)
+    model = open_clip.load_openai_model(str(path), device=device, jit=False).eval()
+    mean = torch.tensor(_CLIP_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return model.encode_image((x / 255.0 - mean) / std).float()
+
+    return Extractor(ext_id, weights_store.REGISTRY["clip-vit-b-32-openai"].sha256, preprocessing, dim, forward,
+                     device)
+
+
+register(ExtractorInfo(
+    "clip", ("clip-vit-b-32-openai",),
+    "OpenAI CLIP ViT-B/32 image embedding (512-d) for CLIP-FID; clean bicubic resize to 224",
+    _clip_identity, _build_clip,
+))
+
+
+# ----------------------------------------------------------------------------------------------- user networks
+def _declared_preprocessing(module: nn.Module) -> Preprocessing:
+    """A user module declares `preprocessing`: a Preprocessing, a clean-fid mode name, or a dict of its fields."""
+    declared = getattr(module, "preprocessing", None)
+    if declared is None:
+        raise InputError(
+            f"extractor {type(module).__name__} does not declare its preprocessing",
+            "set module.preprocessing = 'clean' (or 'legacy_pytorch', or "
+            "{'resize': 'none', 'input_dtype': 'uint8'}) and module.input_size = 299 where a size applies",
+        )
+    if isinstance(declared, Preprocessing):
+        return declared
+    if isinstance(declared, str):
+        return named(declared, int(getattr(module, "input_size", 299)))
+    if isinstance(declared, dict):
+        size = declared.get("size")
+        return Preprocessing(declared.get("resize", "none"), tuple(size) if size else None,
+                             declared.get("input_dtype", "float255"))
+    raise InputError(f"extractor {type(module).__name__} has an unusable preprocessing {declared!r}",
+                     "use a mode name, a dict, or evalsuite.preprocess.Preprocessing")
+
+
+def _build_python(target: str, device: torch.device) -> Extractor:
+    factory = load_object(target, "extractor")
+    module = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    if not isinstance(module, nn.Module):
+        raise InputError(f"extractor factory python:{target} returned {type(module).__name__}, not an nn.Module",
+                         "return a torch.nn.Module mapping an image batch to (N, d) features")
+    preprocessing = _declared_preprocessing(module)
+    module = module.to(device).eval()
+    dim = getattr(module, "num_features", None)
+    if dim is None:
+        size = preprocessing.size or (299, 299)
+        dummy = torch.zeros(1, 3, size[1], size[0], device=device)
+        with torch.inference_mode():
+            dim = module(dummy.to(torch.uint8) if preprocessing.input_dtype == "uint8" else dummy).shape[-1]
+    return Extractor(f"python:{target}", sha256_state_dict(module), preprocessing, int(dim), module, device)

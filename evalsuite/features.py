@@ -1,0 +1,210 @@
+"""Feature engine: files -> features -> streaming statistics, with a content-addressed feature cache.
+
+Decoding, hashing, cache look-up and resizing run in DataLoader worker processes; the network runs in the main
+process under `torch.inference_mode`. The cache key is (extractor id, weights sha256, preprocessing, file sha256),
+so no image is featurised twice, whatever its name or folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from evalsuite import config
+from evalsuite.errors import InputError
+from evalsuite.extractors import Extractor
+from evalsuite.hashing import sha256_bytes, sha256_json
+from evalsuite.imageio import read_rgb
+from evalsuite.preprocess import Preprocessing
+from evalsuite.stats import StreamingStats
+
+
+class FeatureCache:
+    """One folder per extractor key; one `.npy` per file content hash, written atomically."""
+
+    def __init__(self, key: dict, root: Path | None = None):
+        self.key = key
+        self.dir = (root or config.features_dir()) / sha256_json(key)[:24]
+
+    def _path(self, content_sha: str) -> Path:
+        return self.dir / content_sha[:2] / f"{content_sha}.npy"
+
+    def get(self, content_sha: str) -> np.ndarray | None:
+        path = self._path(content_sha)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # absent, or a damaged entry: recompute (and overwrite it) rather than trust it
+        if arr.ndim != 1 or arr.shape[0] != self.key["dim"] or not np.isfinite(arr).all():
+            return None
+        return arr
+
+    def put(self, content_sha: str, feat: np.ndarray) -> None:
+        path = self._path(content_sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key_file = self.dir / "key.json"
+        if not key_file.exists():
+            _atomic_write_bytes(key_file, json.dumps(self.key, indent=1).encode())
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(feat, dtype=np.float32), allow_pickle=False)
+        _atomic_write_bytes(path, buf.getvalue())
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class FeatureResult:
+    """What extraction produced: statistics over the usable files, their features if kept, and counted skips."""
+
+    key: dict
+    stats: StreamingStats
+    files: list[str]
+    content_sha256: list[str]
+    features: np.ndarray | None = None
+    skipped: list[dict] = field(default_factory=list)
+    n_cached: int = 0
+    n_computed: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+
+class _FileDataset(Dataset):
+    """Worker-side work for one file: read bytes, hash, look up the cache, else decode and preprocess."""
+
+    def __init__(self, files: Sequence[Path], preprocessing: Preprocessing, cache: FeatureCache | None):
+        self.files = list(files)
+        self.preprocessing = preprocessing
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.files[i]
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            return {"index": i, "error": f"cannot read {path}: {exc}"}
+        content_sha = sha256_bytes(data)
+        cached = self.cache.get(content_sha) if self.cache else None
+        if cached is not None:
+            return {"index": i, "sha": content_sha, "feature": cached}
+        try:
+            rgb = read_rgb(path)
+        except InputError as exc:
+            return {"index": i, "sha": content_sha, "error": exc.message}
+        return {"index": i, "sha": content_sha, "input": self.preprocessing(rgb)}
+
+
+def _collate(items: list[dict]) -> list[dict]:
+    return items
+
+
+def default_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def extract(
+    files: Sequence[str | Path],
+    extractor: Extractor,
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    keep_features: bool = False,
+    use_cache: bool = True,
+    cache_root: Path | None = None,
+    progress: bool = True,
+    desc: str = "features",
+) -> FeatureResult:
+    """Featurise `files` in order; unreadable images and non-finite features are skipped and counted, not fatal."""
+    cache = FeatureCache(extractor.key, cache_root) if use_cache else None
+    dataset = _FileDataset([Path(f) for f in files], extractor.preprocessing, cache)
+    workers = default_workers() if num_workers is None else num_workers
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
+                        persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+    stats = StreamingStats(extractor.dim)
+    kept_files: list[str] = []
+    kept_sha: list[str] = []
+    kept_feats: list[np.ndarray] = []
+    skipped: list[dict] = []
+    n_cached = n_computed = 0
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress) as bar:
+        for batch in loader:
+            feats: dict[int, np.ndarray] = {}
+            to_compute = []
+            for item in batch:
+                if "error" in item:
+                    skipped.append({"file": str(dataset.files[item["index"]]), "reason": item["error"]})
+                elif "feature" in item:
+                    feats[item["index"]] = item["feature"]
+                    n_cached += 1
+                else:
+                    to_compute.append(item)
+            for item, feat in zip(to_compute, _run_network(extractor, [it["input"] for it in to_compute])):
+                if not np.isfinite(feat).all():
+                    skipped.append({"file": str(dataset.files[item["index"]]),
+                                    "reason": "feature vector holds NaN or inf (extractor output)"})
+                    continue
+                if cache is not None:
+                    cache.put(item["sha"], feat)
+                feats[item["index"]] = feat
+                n_computed += 1
+            ordered = [item for item in batch if item["index"] in feats]
+            if ordered:
+                block = np.stack([feats[item["index"]] for item in ordered]).astype(np.float32)
+                stats.update(block)
+                kept_files.extend(str(dataset.files[item["index"]]) for item in ordered)
+                kept_sha.extend(item["sha"] for item in ordered)
+                if keep_features:
+                    kept_feats.append(block)
+            bar.update(len(batch))
+    features = np.concatenate(kept_feats) if keep_features and kept_feats else None
+    if keep_features and features is None:
+        features = np.zeros((0, extractor.dim), dtype=np.float32)
+    return FeatureResult(extractor.key, stats, kept_files, kept_sha, features, skipped, n_cached, n_computed)
+
+
+def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Run the network on preprocessed HWC arrays; equal shapes go as one batch, mixed shapes one by one."""
+    if not inputs:
+        return []
+    groups: dict[tuple, list[int]] = {}
+    for i, arr in enumerate(inputs):
+        groups.setdefault(arr.shape, []).append(i)
+    out: list[np.ndarray | None] = [None] * len(inputs)
+    with torch.inference_mode():
+        for idx in groups.values():
+            batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(0, 3, 1, 2)
+            batch = batch.to(extractor.device).contiguous(memory_format=torch.channels_last)
+            feats = extractor.forward(batch)
+            if feats.ndim != 2 or feats.shape[0] != len(idx) or feats.shape[1] != extractor.dim:
+                raise InputError(
+                    f"extractor {extractor.id} returned features of shape {tuple(feats.shape)}, "
+                    f"expected ({len(idx)}, {extractor.dim})",
+                    "make the extractor return one flat feature vector per image",
+                )
+            feats_np = feats.detach().float().cpu().numpy()
+            for row, i in enumerate(idx):
+                out[i] = feats_np[row]
+    return out  # type: ignore[return-value]

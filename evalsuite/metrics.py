@@ -1,0 +1,70 @@
+"""Distances between feature distributions: Fréchet distance (FID/FVD) and kernel distance (KID)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sqrt_psd(mat: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix via eigh; tiny negative eigenvalues are clamped to 0."""
+    vals, vecs = np.linalg.eigh((mat + mat.T) / 2.0)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr √(Σ₁Σ₂) computed as Σ √eig(√Σ₁·Σ₂·√Σ₁): real and symmetric by construction, never complex."""
+    s1 = np.asarray(sigma1, dtype=np.float64)
+    s2 = np.asarray(sigma2, dtype=np.float64)
+    root1 = _sqrt_psd(s1)
+    m = root1 @ s2 @ root1
+    vals = np.linalg.eigvalsh((m + m.T) / 2.0)
+    return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂), in float64; a result below 0 from rounding is reported as 0."""
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(
+            f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
+        )
+    for name, arr in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} holds NaN or inf values")
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
+    return max(value, 0.0)
+
+
+def kernel_distance(
+    feats1: np.ndarray,
+    feats2: np.ndarray,
+    *,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID: unbiased MMD² with the cubic polynomial kernel (xᵀy/d + 1)³ over `num_subsets` random subsets of
+    min(subset_size, N₁, N₂) drawn without replacement by a seeded generator; returns (mean, std)."""
+    x_all = np.asarray(feats1, dtype=np.float64)
+    y_all = np.asarray(feats2, dtype=np.float64)
+    if x_all.ndim != 2 or y_all.ndim != 2 or x_all.shape[1] != y_all.shape[1]:
+        raise ValueError(f"feature sets must be (N, d) with equal d, got {x_all.shape} and {y_all.shape}")
+    d = x_all.shape[1]
+    m = min(subset_size, len(x_all), len(y_all))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {len(x_all)} and {len(y_all)}")
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_subsets, dtype=np.float64)
+    for i in range(num_subsets):
+        x = x_all[rng.choice(len(x_all), m, replace=False)]
+        y = y_all[rng.choice(len(y_all), m, replace=False)]
+        kxx = (x @ x.T / d + 1.0) ** 3
+        kyy = (y @ y.T / d + 1.0) ** 3
+        kxy = (x @ y.T / d + 1.0) ** 3
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values[i] = within - 2.0 * kxy.sum() / (m * m)
+    return float(values.mean()), float(values.std())

@@ -1,0 +1,88 @@
+"""`demo`: a weight-free, deterministic procedural text-to-image generator (coloured shapes drawn from the prompt).
+
+It exists so the whole pipeline runs offline; its images are not meant to look like anything but shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from evalsuite.hashing import sha256_bytes
+from evalsuite.models.base import ModelSource, register_scheme
+
+COLOURS = {
+    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 210, 40),
+    "orange": (245, 140, 30), "purple": (140, 60, 180), "pink": (240, 130, 180), "brown": (130, 80, 40),
+    "black": (20, 20, 20), "white": (245, 245, 245),
+}
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+           "ten": 10}
+SHAPES = ("circle", "square", "triangle")
+DEMO_VERSION = "1"
+
+
+class DemoGenerator:
+    """Draws `count` shapes of the prompt's colour(s) and shape(s) on a seeded gradient background."""
+
+    model_id = f"demo@{DEMO_VERSION}"
+
+    def __init__(self, size: int = 128):
+        self.size = size
+        if size != 128:
+            self.model_id = f"demo@{DEMO_VERSION}/{size}px"
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Image.Image]:
+        if len(prompts) != len(seeds):
+            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        return [self._draw(p, int(s)) for p, s in zip(prompts, seeds)]
+
+    def _draw(self, prompt: str, seed: int) -> Image.Image:
+        words = re.findall(r"[a-z]+|\d+", prompt.lower())
+        digest = sha256_bytes(f"{prompt}\x00{seed}".encode())
+        rng = np.random.default_rng(int(digest[:16], 16))
+        colours = [COLOURS[w] for w in words if w in COLOURS] or [tuple(int(c) for c in rng.integers(0, 256, 3))]
+        shapes = [w.rstrip("s") for w in words if w.rstrip("s") in SHAPES] or [SHAPES[int(rng.integers(0, 3))]]
+        counts = [NUMBERS[w] for w in words if w in NUMBERS] + [int(w) for w in words if w.isdigit()]
+        count = max(1, min(counts[0] if counts else int(rng.integers(1, 5)), 12))
+
+        s = self.size
+        top, bottom = rng.integers(60, 230, 3), rng.integers(20, 200, 3)
+        ramp = np.linspace(0.0, 1.0, s)[:, None, None]
+        background = (top * (1 - ramp) + bottom * ramp).repeat(s, axis=1)
+        background += rng.normal(0.0, 6.0, background.shape)
+        img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8), "RGB")
+        draw = ImageDraw.Draw(img)
+        for i in range(count):
+            colour = colours[i % len(colours)]
+            shape = shapes[i % len(shapes)]
+            r = int(rng.integers(s // 12, s // 5))
+            cx, cy = (int(v) for v in rng.integers(r, s - r, 2))
+            box = (cx - r, cy - r, cx + r, cy + r)
+            if shape == "circle":
+                draw.ellipse(box, fill=colour)
+            elif shape == "square":
+                draw.rectangle(box, fill=colour)
+            else:
+                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+        return img
+
+
+DEMO_PROMPTS = [
+    "a red circle", "two blue squares", "three green triangles", "a yellow square and a purple circle",
+    "four orange circles", "a pink triangle", "five white squares", "a black circle on a gradient",
+    "two brown triangles and a red square", "six blue circles", "a green square", "seven yellow triangles",
+]
+
+
+def _resolve(arg: str) -> ModelSource:
+    size = int(arg) if arg else 128
+    gen = DemoGenerator(size)
+    return ModelSource(spec="demo" + (f":{arg}" if arg else ""), model_id=gen.model_id, kind="generator",
+                       generator=gen, default_suite="demo", info={"weights": "none (procedural)", "size": size})
+
+
+register_scheme("demo", _resolve)

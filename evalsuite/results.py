@@ -1,0 +1,147 @@
+"""Results store: one JSON document per (run, task), written atomically and never overwritten, plus a SQLite
+index (WAL) for listing and querying, and a pandas loader for reports and the leaderboard.
+
+Layout: `<store>/runs/<run_id>/<task>.json`, `<store>/index.sqlite`. The JSON files are the truth; the index can
+be rebuilt from them (`ResultsStore.reindex`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import tempfile
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from evalsuite.errors import InputError
+
+SCHEMA = "evalsuite.result/1"
+_COLUMNS = ("run_id", "task", "status", "model_spec", "model_id", "created_at", "path", "metrics")
+
+
+def new_run_id(model_label: str) -> str:
+    """Sortable, unique run id: UTC time, a slug of the model, and random bits."""
+    slug = "".join(c if c.isalnum() else "-" for c in model_label.lower()).strip("-")[:32] or "model"
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(3)}"
+
+
+class ResultsStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+        self.index_path = self.root / "index.sqlite"
+
+    # ------------------------------------------------------------------ writing
+    def write(self, doc: dict) -> Path:
+        """Store one result document; refuses to overwrite an existing (run, task)."""
+        for key in ("run_id", "task", "status"):
+            if key not in doc:
+                raise ValueError(f"result document lacks '{key}'")
+        doc = {"schema": SCHEMA, **doc}
+        run_dir = self.runs_dir / doc["run_id"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / f"{doc['task']}.json"
+        data = json.dumps(doc, indent=1, sort_keys=False, default=_json_default, allow_nan=False).encode()
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{doc['task']}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)  # fails if the file exists: results are never overwritten
+        except FileExistsError:
+            raise InputError(f"result {path} already exists", "results are immutable; start a new run") from None
+        finally:
+            os.unlink(tmp)
+        self._index(doc, path)
+        return path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.index_path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=60000")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS results (run_id TEXT, task TEXT, status TEXT, model_spec TEXT, "
+            "model_id TEXT, created_at TEXT, path TEXT, metrics TEXT, PRIMARY KEY (run_id, task))")
+        return con
+
+    def _index(self, doc: dict, path: Path) -> None:
+        row = (doc["run_id"], doc["task"], doc["status"], doc.get("model", {}).get("spec"),
+               doc.get("model", {}).get("id"), doc.get("created_at"), str(path.relative_to(self.root)),
+               json.dumps(doc.get("metrics", {}), allow_nan=False))
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", row)
+
+    def reindex(self) -> int:
+        """Rebuild the index from the JSON documents (after a copy, or if the index was lost)."""
+        count = 0
+        for doc, path in self._iter_files():
+            self._index(doc, path)
+            count += 1
+        return count
+
+    # ------------------------------------------------------------------ reading
+    def _iter_files(self) -> Iterator[tuple[dict, Path]]:
+        for path in sorted(self.runs_dir.glob("*/*.json")):
+            try:
+                yield json.loads(path.read_text()), path
+            except json.JSONDecodeError:
+                continue
+
+    def rows(self, run_id: str | None = None) -> list[dict]:
+        """Index rows (newest first), optionally for one run."""
+        if not self.index_path.exists():
+            return []
+        with closing(self._connect()) as con:
+            query = "SELECT * FROM results" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY created_at DESC, task"
+            cur = con.execute(query, (run_id,) if run_id else ())
+            return [dict(zip(_COLUMNS, r), metrics=json.loads(r[7])) for r in cur.fetchall()]
+
+    def runs(self) -> list[dict]:
+        """One row per run: id, model, time, tasks with their status."""
+        out: dict[str, dict] = {}
+        for row in self.rows():
+            run = out.setdefault(row["run_id"], {"run_id": row["run_id"], "model_spec": row["model_spec"],
+                                                 "created_at": row["created_at"], "tasks": {}})
+            run["tasks"][row["task"]] = row["status"]
+        return list(out.values())
+
+    def load_run(self, run_id: str) -> list[dict]:
+        """Every document of a run; an unknown id names the store and how to list runs."""
+        run_dir = self.runs_dir / run_id
+        if not run_dir.is_dir():
+            matches = [p.name for p in self.runs_dir.glob(f"{run_id}*")] if self.runs_dir.is_dir() else []
+            if len(matches) == 1:
+                run_dir = self.runs_dir / matches[0]
+            else:
+                raise InputError(f"no run '{run_id}' in store {self.root}",
+                                 "list runs with `evalsuite runs list --store DIR`")
+        return [json.loads(p.read_text()) for p in sorted(run_dir.glob("*.json"))]
+
+    def table(self, status: str | None = "ok") -> Any:
+        """A pandas DataFrame with one row per (run, task, metric): the input of reports and the leaderboard."""
+        import pandas as pd
+
+        records = []
+        for row in self.rows():
+            if status and row["status"] != status:
+                continue
+            for metric, value in row["metrics"].items():
+                records.append({"run_id": row["run_id"], "task": row["task"], "model_spec": row["model_spec"],
+                                "model_id": row["model_id"], "created_at": row["created_at"], "metric": metric,
+                                "value": value})
+        columns = ["run_id", "task", "model_spec", "model_id", "created_at", "metric", "value"]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a result")

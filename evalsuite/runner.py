@@ -1,0 +1,297 @@
+"""`score`: resolve a model and tasks, run each task through one shared context, store one result per task."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import evalsuite
+from evalsuite import config, extractors, refstats
+from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped
+from evalsuite.features import FeatureResult, extract
+from evalsuite.imageio import list_images
+from evalsuite.models import ModelSource, resolve_model
+from evalsuite.provenance import environment
+from evalsuite.results import ResultsStore, new_run_id
+from evalsuite.samples import SampleStore, make_requests
+
+DEFAULT_NUM_SAMPLES = 1000
+REFERENCE_SEED_OFFSET = 1_000_000  # `--ref model:SPEC` samples use seeds disjoint from the scored model's
+DEFAULT_PROMPTS_FILE = Path(__file__).resolve().parent.parent / "tasks" / "data" / "image_prompts.txt"
+
+
+@dataclass
+class ScoreOptions:
+    """Everything that shapes a run; stored verbatim in every result."""
+
+    tasks: list[str] | None = None
+    suite: str | None = None
+    num_samples: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    device: str = "auto"
+    store: Path = field(default_factory=config.default_store)
+    extractor: str | None = None
+    ref: str | None = None
+    prompts: Path | None = None
+    offline: bool | None = None
+    strict: bool = False
+    biased_cov: bool = False
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    num_workers: int | None = None
+    progress: bool = True
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} was asked for, but no CUDA device is available", "use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"unknown device '{device}'", "use auto, cpu or cuda[:N]")
+    return device
+
+
+def read_prompts(path: Path) -> list[str]:
+    """One prompt per line (.txt) or {"prompt": ...} per line (.jsonl)."""
+    import json
+
+    if not path.is_file():
+        raise InputError(f"prompts file {path} does not exist", "pass a .txt (one prompt per line) or .jsonl file")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if path.suffix == ".jsonl":
+        try:
+            return [json.loads(ln)["prompt"] for ln in lines]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{path} is not JSON lines with a 'prompt' field: {exc}", "fix the file") from exc
+    return lines
+
+
+class RunContext:
+    """What tasks read from: the samples, their features per extractor, reference statistics. Each is computed
+    once per run and shared (FID, KID and precision/recall use one feature pass)."""
+
+    def __init__(self, source: ModelSource, options: ScoreOptions, store: ResultsStore):
+        self.source = source
+        self.options = options
+        self.store = store
+        self.device = resolve_device(options.device)
+        self._files: list[Path] | None = None
+        self._extractors: dict[str, extractors.Extractor] = {}
+        self._features: dict[tuple[str, str], FeatureResult] = {}
+        self._refs: dict[str, refstats.ReferenceStats] = {}
+        self.generated = 0
+        self.weights_used: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ samples
+    def prompts(self, source: ModelSource | None = None) -> list[str]:
+        source = source or self.source
+        if self.options.prompts:
+            return read_prompts(Path(self.options.prompts))
+        if source.info.get("prompts"):
+            return list(source.info["prompts"])
+        return read_prompts(DEFAULT_PROMPTS_FILE)
+
+    def _source_files(self, source: ModelSource, seed: int, is_reference: bool = False) -> list[Path]:
+        """Sample files of a source: a folder's images (the first --num-samples of them, all of them for a
+        reference folder), or a generator's samples through the sample store."""
+        n = self.options.num_samples
+        if source.kind == "folder":
+            files = list_images(source.folder)
+            if n is not None and not is_reference:
+                if len(files) < n:
+                    raise InputError(
+                        f"folder {source.folder} holds {len(files)} images, fewer than --num-samples {n}",
+                        f"generate more images, or pass --num-samples {len(files)} (or less)")
+                files = files[:n]
+            return files
+        n = n or DEFAULT_NUM_SAMPLES
+        requests = make_requests(self.prompts(source), n, seed)
+        sample_store = SampleStore(self.store.root / "samples", source.model_id)
+        paths, generated = sample_store.ensure(source.generator, requests, batch_size=self.options.batch_size,
+                                               progress=self.options.progress)
+        if source is self.source:
+            self.generated += generated
+        return paths
+
+    def sample_files(self) -> list[Path]:
+        if self._files is None:
+            self._files = self._source_files(self.source, self.options.seed)
+        return self._files
+
+    # ------------------------------------------------------------------ features
+    def extractor(self, spec: str) -> extractors.Extractor:
+        if spec not in self._extractors:
+            try:
+                ext = extractors.build(spec, self.device, self.options.offline)
+            except MissingWeightsError as exc:
+                raise TaskSkipped(exc.message, exc.fix) from exc
+            self._extractors[spec] = ext
+            self.weights_used[ext.id] = ext.weights_sha256
+        return self._extractors[spec]
+
+    def features_of(self, files: list[Path], spec: str, label: str, keep_features: bool = False) -> FeatureResult:
+        memo = (spec, label)
+        cached = self._features.get(memo)
+        if cached is None or (keep_features and cached.features is None):
+            cached = extract(files, self.extractor(spec), batch_size=self.options.batch_size,
+                             num_workers=self.options.num_workers, keep_features=keep_features,
+                             progress=self.options.progress, desc=f"{label} features")
+            self._check_skips(cached, label)
+            self._features[memo] = cached
+        return cached
+
+    def _check_skips(self, result: FeatureResult, label: str) -> None:
+        if result.skipped and self.options.strict:
+            first = result.skipped[0]
+            raise InputError(f"{len(result.skipped)} {label} file(s) could not be used, e.g. {first['file']}: "
+                             f"{first['reason']}", "fix or remove those files, or run without --strict to skip them")
+        if result.n < 2:
+            raise InputError(f"only {result.n} usable {label} image(s) ({len(result.skipped)} skipped)",
+                             "statistics need at least 2 images; check the folder or the model's output")
+
+    def sample_features(self, spec: str, keep_features: bool = False) -> FeatureResult:
+        return self.features_of(self.sample_files(), spec, "sample", keep_features)
+
+    # ------------------------------------------------------------------ reference statistics
+    def reference(self, spec: str, need_features: bool = False) -> refstats.ReferenceStats:
+        """Reference statistics named by --ref: a registered name, an .npz file, folder:PATH or model:SPEC."""
+        ref_spec = self.options.ref
+        if not ref_spec:
+            raise TaskSkipped("no reference statistics were given",
+                              "pass --ref NAME (see `evalsuite ref list`), --ref FILE.npz, --ref folder:PATH "
+                              "or --ref model:SPEC")
+        memo = f"{ref_spec}|{spec}|{need_features}"
+        if memo in self._refs:
+            return self._refs[memo]
+        ext = self.extractor(spec)
+        if ref_spec.startswith(("folder:", "model:")):
+            kind, _, arg = ref_spec.partition(":")
+            source = resolve_model(f"folder:{arg}" if kind == "folder" else arg)
+            files = self._source_files(source, self.options.seed + REFERENCE_SEED_OFFSET, is_reference=True)
+            feats = self.features_of(files, spec, f"reference {ref_spec}", keep_features=need_features)
+            ref = refstats.from_stream(ref_spec, feats.stats, ext.key, source=ref_spec, feats=feats.features)
+            ref.id = f"{ref_spec}#{source.model_id}#n={feats.n}"
+            if kind == "model":
+                ref.meta["seeds"] = [self.options.seed + REFERENCE_SEED_OFFSET, feats.n]
+        else:
+            ref = refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
+            refstats.check_compatible(ref, ext.key)
+        self._refs[memo] = ref
+        return ref
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    store: Path
+    results: list[dict]
+
+    def rows(self) -> list[dict]:
+        """Flat rows (task, metric, value, status, note) for tables and --json."""
+        out = []
+        for doc in self.results:
+            if doc["status"] == "ok":
+                for metric, value in doc["metrics"].items():
+                    out.append({"task": doc["task"], "metric": metric, "value": value, "status": "ok",
+                                "n": doc.get("num_samples"), "note": _skip_note(doc)})
+            else:
+                out.append({"task": doc["task"], "metric": None, "value": None, "status": doc["status"],
+                            "n": None, "note": f"{doc.get('reason')} -> {doc.get('fix')}"})
+        return out
+
+
+def _skip_note(doc: dict) -> str:
+    n = doc.get("skipped_samples", {}).get("count", 0)
+    return f"{n} sample(s) skipped" if n else ""
+
+
+def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str], dict]:
+    """Task names to run, and the suite's default options (filled in where the user gave none)."""
+    import tasks as registry
+
+    if options.tasks and options.suite:
+        raise InputError("--tasks and --suite were both given", "pass one of them")
+    if options.tasks:
+        names, defaults = options.tasks, {}
+    else:
+        suite = registry.get_suite(options.suite or source.default_suite)
+        names, defaults = suite["tasks"], suite["options"]
+    for name in names:
+        registry.get(name)  # unknown names fail before any work
+    return list(dict.fromkeys(names)), defaults
+
+
+def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
+    """Score a model on the requested tasks; returns the stored result documents."""
+    import tasks as registry
+
+    options = options or ScoreOptions()
+    source = resolve_model(model_spec)
+    names, defaults = resolve_tasks(source, options)
+    for key, value in defaults.items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    store = ResultsStore(options.store)
+    run_id = new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name)
+    ctx = RunContext(source, options, store)
+    env = environment(ctx.device)
+    docs = []
+    for name in names:
+        task = registry.get(name)()
+        started = time.perf_counter()
+        doc: dict[str, Any] = {
+            "run_id": run_id, "task": name, "task_version": task.version, "family": task.family,
+            "model": {"spec": source.spec, "id": source.model_id, "info": source.info},
+            "metric_info": {k: asdict(v) for k, v in task.metrics.items()},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            out = task.run(ctx)
+        except TaskSkipped as skip:
+            doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
+        except MissingWeightsError as exc:
+            doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
+        else:
+            _check_finite(name, out.metrics)
+            doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
+                       skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
+            if out.per_sample is not None:
+                doc["per_sample"] = out.per_sample
+        doc["provenance"] = _provenance(ctx, task, env, time.perf_counter() - started)
+        store.write(doc)
+        docs.append(doc)
+    return RunSummary(run_id, store.root, docs)
+
+
+def _check_finite(task: str, metrics: dict[str, float]) -> None:
+    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+    if bad:
+        raise EvalsuiteError(f"task {task} produced non-finite {', '.join(bad)}; nothing was stored",
+                             "report this with the run's inputs; check for degenerate features")
+
+
+def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict:
+    refs = [{"spec": r.name, "id": r.id, "n": r.n, "source": r.meta.get("source"), "covariance": r.meta.get("covariance")}
+            for r in ctx._refs.values()]
+    return {
+        "evalsuite_version": evalsuite.__version__,
+        "task_version": task.version,
+        "weights_sha256": dict(ctx.weights_used),
+        "extractors": {spec: ext.key for spec, ext in ctx._extractors.items()},
+        "reference_stats": refs,
+        "seeds": {"sample_seed_start": ctx.options.seed, "kid_seed": ctx.options.seed},
+        "num_samples_requested": ctx.options.num_samples,
+        "samples_generated_this_run": ctx.generated,
+        "preprocessing": {spec: ext.preprocessing.id for spec, ext in ctx._extractors.items()},
+        "hardware": env,
+        "wall_time_s": round(wall_time, 3),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ctx.options).items()},
+    }

@@ -1,0 +1,117 @@
+"""Sample store: each generated sample is written once, as PNG, at a path derived from (model id, prompt, seed).
+
+`<store>/samples/<model hash>/<aa>/<request hash>.png` plus `manifest.jsonl` (model id, prompt, seed, file, sha256).
+A rerun finds the files and generates nothing; an interrupted run resumes and generates only what is missing.
+Files are written to a temporary name and renamed, so a crash never leaves a half-written PNG behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from evalsuite.errors import InputError
+from evalsuite.hashing import sha256_file, sha256_json
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    prompt: str
+    seed: int
+
+
+def make_requests(prompts: Sequence[str], num_samples: int, seed: int) -> list[SampleRequest]:
+    """Sample i uses prompt i mod len(prompts) and seed `seed + i`: a fixed, documented assignment."""
+    if not prompts:
+        raise InputError("the prompt list is empty", "pass a prompts file with at least one prompt")
+    return [SampleRequest(prompts[i % len(prompts)], seed + i) for i in range(num_samples)]
+
+
+class SampleStore:
+    """Samples of one model under `<root>/<sha256(model_id)[:16]>/`."""
+
+    def __init__(self, root: Path, model_id: str):
+        self.model_id = model_id
+        self.dir = Path(root) / sha256_json({"model_id": model_id})[:16]
+        self.manifest = self.dir / "manifest.jsonl"
+
+    def path_for(self, req: SampleRequest) -> Path:
+        key = sha256_json({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed})[:24]
+        return self.dir / key[:2] / f"{key}.png"
+
+    def missing(self, requests: Sequence[SampleRequest]) -> list[SampleRequest]:
+        return [r for r in requests if not self.path_for(r).is_file()]
+
+    def ensure(self, generator: Any, requests: Sequence[SampleRequest], *, batch_size: int = 8,
+               progress: bool = True) -> tuple[list[Path], int]:
+        """Generate what is missing (in batches, resumable) and return (paths in request order, number generated)."""
+        todo = self.missing(requests)
+        if todo:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "model.json").write_text(json.dumps({"model_id": self.model_id}) + "\n")
+        with tqdm(total=len(todo), desc="generating", unit="img", disable=not progress or not todo) as bar:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                images = generator.generate([r.prompt for r in chunk], [r.seed for r in chunk])
+                if len(images) != len(chunk):
+                    raise InputError(f"model {self.model_id} returned {len(images)} images for {len(chunk)} requests",
+                                     "generate() must return one image per (prompt, seed) pair")
+                for req, image in zip(chunk, images):
+                    self._write(req, image)
+                bar.update(len(chunk))
+        return [self.path_for(r) for r in requests], len(todo)
+
+    def _write(self, req: SampleRequest, image: Any) -> None:
+        path = self.path_for(req)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pil = _to_pil(image, self.model_id)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
+        os.close(fd)
+        try:
+            pil.save(tmp, format="PNG")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        line = json.dumps({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed,
+                           "file": str(path.relative_to(self.dir)), "sha256": sha256_file(path)})
+        with open(self.manifest, "a", encoding="utf-8") as fh:  # one short O_APPEND write per line: no interleaving
+            fh.write(line + "\n")
+
+    def entries(self) -> list[dict]:
+        """Manifest rows, last one per file wins (a regenerated file appends a new row)."""
+        if not self.manifest.is_file():
+            return []
+        rows: dict[str, dict] = {}
+        for line in self.manifest.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed process; the PNG check decides what exists
+            rows[row["file"]] = row
+        return list(rows.values())
+
+
+def _to_pil(image: Any, model_id: str) -> Image.Image:
+    """Accept PIL images, HxWx3 uint8 arrays, or CHW float tensors in [0, 1] (rounded, not truncated)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    if arr.dtype != np.uint8:
+        if not np.isfinite(arr).all():
+            raise InputError(f"model {model_id} produced an image with NaN or inf values",
+                             "check the model's output; nothing was stored for this sample")
+        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    return Image.fromarray(arr).convert("RGB")

@@ -1,0 +1,171 @@
+"""Weights store: a registry of known files (URL, sha256, size, licence) and a local, verified cache.
+
+Nothing is ever replaced by random weights: a missing file raises MissingWeightsError with both fixing commands.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from evalsuite import config
+from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError, WeightsIntegrityError
+from evalsuite.hashing import sha256_file
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One downloadable weights file; `sha256` is the full digest the downloaded bytes must have."""
+
+    name: str
+    filename: str
+    url: str
+    sha256: str
+    size_bytes: int | None
+    licence: str
+    description: str
+
+
+REGISTRY: dict[str, WeightsSpec] = {}
+
+
+def register(spec: WeightsSpec) -> WeightsSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+register(WeightsSpec(
+    name="inception-2015-12-05",
+    filename="inception-2015-12-05.pt",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+    sha256="f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4",
+    size_bytes=None,
+    licence="Apache-2.0 (TensorFlow inception-2015-12-05 graph; TorchScript port by NVIDIA, StyleGAN2-ADA)",
+    description="FID Inception-v3, TorchScript (clean-fid / StyleGAN2-ADA / StyleGAN-V), 2048-d pool3",
+))
+register(WeightsSpec(
+    name="clip-vit-b-32-openai",
+    filename="ViT-B-32.pt",
+    url="https://openaipublic.azureedge.net/clip/models/"
+    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+    sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    size_bytes=None,
+    licence="MIT (OpenAI CLIP)",
+    description="OpenAI CLIP ViT-B/32 (open_clip 'ViT-B-32', pretrained='openai'), 512-d image embedding for CLIP-FID",
+))
+
+
+def get_spec(name: str) -> WeightsSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown weights '{name}'", f"known weights: {', '.join(sorted(REGISTRY))} (see `evalsuite weights list`)"
+        ) from None
+
+
+def local_path(name: str) -> Path:
+    """Where the verified file lives in the store (it may not exist)."""
+    spec = get_spec(name)
+    return config.weights_dir() / spec.filename
+
+
+def is_present(name: str) -> bool:
+    return local_path(name).is_file()
+
+
+def _verify_digest(spec: WeightsSpec, path: Path) -> str:
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise WeightsIntegrityError(
+            f"{path} has sha256 {digest}, but weights '{spec.name}' must have {spec.sha256}",
+            f"this is not the file {spec.filename} from {spec.url}; fetch or import the right one",
+        )
+    return digest
+
+
+def _install(spec: WeightsSpec, source: Path) -> Path:
+    """Copy `source` into the store atomically (temp file + rename) after checking its digest."""
+    _verify_digest(spec, source)
+    dest = local_path(spec.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.filename}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def import_file(name: str, file: str | Path) -> Path:
+    """Import a local copy (for machines without internet): checked against the registry's sha256 first."""
+    spec = get_spec(name)
+    src = Path(file)
+    if not src.is_file():
+        raise InputError(f"weights file {src} does not exist", f"pass the path of a downloaded {spec.filename}")
+    return _install(spec, src)
+
+
+def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> Path:
+    """Download a registered file into the store (with a progress bar) and verify it; no-op when present."""
+    spec = get_spec(name)
+    dest = local_path(name)
+    if dest.is_file():
+        return dest
+    if config.offline(offline):
+        raise MissingWeightsError(name, spec.filename, str(dest), offline=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.filename}.", suffix=".download")
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(spec.url, timeout=60) as resp, open(tmp, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or spec.size_bytes
+            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not progress) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        _verify_digest(spec, Path(tmp))
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise MissingWeightsError(name, spec.filename, str(dest), offline=False) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def require(name: str, *, offline: bool | None = None) -> Path:
+    """Path of a verified weights file, fetched on first use unless offline (then MissingWeightsError)."""
+    path = local_path(name)
+    if path.is_file():
+        return path
+    return fetch(name, offline=offline)
+
+
+def verify(names: list[str] | None = None) -> list[dict]:
+    """Check every present file (or the named ones) against the registry; returns one row per weights entry."""
+    rows = []
+    for name in names or sorted(REGISTRY):
+        spec = get_spec(name)
+        path = local_path(name)
+        row = {"name": name, "file": str(path), "present": path.is_file(), "ok": None}
+        if path.is_file():
+            digest = sha256_file(path)
+            row["ok"] = digest == spec.sha256
+            row["sha256"] = digest
+        rows.append(row)
+    return rows
+
+
+def list_weights() -> list[dict]:
+    return [{**asdict(spec), "present": is_present(spec.name), "path": str(local_path(spec.name))}
+            for spec in sorted(REGISTRY.values(), key=lambda s: s.name)]

@@ -1,0 +1,1 @@
+"""Static HTML leaderboard and comparison reports (issue 4)."""

@@ -1,0 +1,57 @@
+"""What a task declares and returns. A task reads inputs only through the run context (samples, features,
+reference statistics), so every task shares one sample store, one feature engine and one results store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from evalsuite.runner import RunContext, ScoreOptions
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A reported number: which way is better, and what it means."""
+
+    direction: str  # "lower" or "higher"
+    description: str
+    primary: bool = False
+
+
+@dataclass
+class TaskOutput:
+    """A task's result: headline metrics, optional per-sample values (for bootstrap CIs) and details."""
+
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    per_sample: dict[str, list] | None = None
+    skipped_samples: list[dict] = field(default_factory=list)
+    num_samples: int | None = None
+    reference: dict | None = None
+    extractor: dict | None = None
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a task needs before it can run: weights names, reference statistics, the kind of samples."""
+
+    weights: tuple[str, ...] = ()
+    reference: bool = False
+
+
+class Task:
+    """Subclass, fill the class variables, implement `run`; register with `@tasks.register`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    family: ClassVar[str]  # leaderboard table: image-quality, text-image, video, autoencoder, on-device
+    sample_kind: ClassVar[str]  # "image", "video", "autoencoder"
+    description: ClassVar[str]
+    metrics: ClassVar[dict[str, MetricInfo]]
+
+    def requirements(self, options: "ScoreOptions") -> Requirements:
+        return Requirements()
+
+    def run(self, ctx: "RunContext") -> TaskOutput:
+        raise NotImplementedError

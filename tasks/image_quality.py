@@ -1,0 +1,98 @@
+"""Distribution metrics on images: FID, KID and CLIP-FID. All three share one feature pass per extractor."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from evalsuite import extractors
+from evalsuite.errors import TaskSkipped
+from evalsuite.metrics import frechet_distance, kernel_distance
+from tasks import register, register_suite
+from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+
+
+class _FeatureDistanceTask(Task):
+    """Shared part: the extractor a task uses, and what it needs."""
+
+    family = "image-quality"
+    sample_kind = "image"
+    default_extractor: ClassVar[str] = "inception"
+
+    def extractor_spec(self, options) -> str:
+        return options.extractor or self.default_extractor
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(weights=extractors.weights_needed(self.extractor_spec(options)), reference=True)
+
+
+@register
+class FID(_FeatureDistanceTask):
+    name = "fid"
+    version = "1"
+    description = "Fréchet Inception Distance against reference statistics (clean-fid 'clean' preprocessing)"
+    metrics = {"fid": MetricInfo("lower", "Fréchet distance of Inception pool3 features", primary=True)}
+
+    def run(self, ctx) -> TaskOutput:
+        spec = self.extractor_spec(ctx.options)
+        feats = ctx.sample_features(spec)
+        ref = ctx.reference(spec)
+        unbiased = not ctx.options.biased_cov
+        value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased), ref.mu, ref.covariance(unbiased))
+        return TaskOutput(
+            metrics={"fid": value},
+            details={"covariance": "unbiased" if unbiased else "biased", "n_reference": ref.n,
+                     "n_cached_features": feats.n_cached, "n_computed_features": feats.n_computed},
+            num_samples=feats.n, skipped_samples=feats.skipped,
+        )
+
+
+@register
+class CLIPFID(FID):
+    name = "clip-fid"
+    version = "1"
+    description = "Fréchet distance of CLIP ViT-B/32 image embeddings (CLIP-FID, Kynkäänniemi et al. 2023)"
+    metrics = {"clip-fid": MetricInfo("lower", "Fréchet distance of CLIP ViT-B/32 image features", primary=True)}
+    default_extractor = "clip"
+
+    def extractor_spec(self, options) -> str:
+        return self.default_extractor  # --extractor selects FID's network; CLIP-FID is always CLIP
+
+    def run(self, ctx) -> TaskOutput:
+        out = super().run(ctx)
+        out.metrics = {"clip-fid": out.metrics["fid"]}
+        return out
+
+
+@register
+class KID(_FeatureDistanceTask):
+    name = "kid"
+    version = "1"
+    description = "Kernel Inception Distance: cubic-kernel unbiased MMD², 100 subsets of 1000, seeded (mean ± std)"
+    metrics = {"kid": MetricInfo("lower", "mean unbiased MMD² over subsets", primary=True),
+               "kid_std": MetricInfo("lower", "standard deviation of MMD² over subsets")}
+
+    def run(self, ctx) -> TaskOutput:
+        spec = self.extractor_spec(ctx.options)
+        feats = ctx.sample_features(spec, keep_features=True)
+        ref = ctx.reference(spec, need_features=True)
+        if ref.feats is None:
+            raise TaskSkipped(f"reference '{ref.name}' stores no features (only mu/sigma), and KID needs them",
+                              "build the reference with `evalsuite ref build NAME --from FOLDER` (it keeps features)"
+                              " or import clean-fid's *_kid.npz")
+        opts = ctx.options
+        mean, std = kernel_distance(feats.features, ref.feats, num_subsets=opts.kid_subsets,
+                                    subset_size=opts.kid_subset_size, seed=opts.seed)
+        return TaskOutput(
+            metrics={"kid": mean, "kid_std": std},
+            details={"num_subsets": opts.kid_subsets,
+                     "subset_size": min(opts.kid_subset_size, feats.n, len(ref.feats)), "kid_seed": opts.seed,
+                     "kernel": "(x.y/d + 1)^3", "n_reference": len(ref.feats)},
+            num_samples=feats.n, skipped_samples=feats.skipped,
+        )
+
+
+register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
+register_suite("image-quality", ["fid", "kid", "clip-fid"], "FID, KID and CLIP-FID")
+register_suite("demo", ["fid", "kid", "clip-fid"],
+               "The offline demo: the demo model against its own samples at other seeds",
+               options={"ref": "model:demo", "num_samples": 64})
