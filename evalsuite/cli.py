@@ -102,6 +102,9 @@ def score(
         return
     _table(f"run {summary.run_id}", ["task", "metric", "value", "n", "status", "note"],
            [[r["task"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
+    fixes = list(dict.fromkeys(r["fix"] for r in summary.rows() if r.get("fix")))
+    for fix in fixes:
+        out.print(f"to run the skipped tasks: {fix}", highlight=False, soft_wrap=True)
     out.print(f"results stored in {summary.store / 'runs' / summary.run_id}", highlight=False, soft_wrap=True)
 
 

@@ -26,11 +26,12 @@ class MissingWeightsError(EvalsuiteError):
     def __init__(self, name: str, filename: str, path: str, offline: bool):
         self.name = name
         self.filename = filename
-        why = "offline mode is on" if offline else "it has not been fetched"
+        self.path = path
+        why = "offline mode is on" if offline else "the download failed"
         super().__init__(
-            f"weights '{name}' ({filename}) are not in the weights store at {path}; {why}",
-            f"run `evalsuite weights fetch {name}` on a machine with internet, or "
-            f"`evalsuite weights import {name} /path/to/{filename}` to import a copy",
+            f"missing weights {filename} ({why}; looked in {path})",
+            f"`evalsuite weights fetch {name}` (needs internet), or "
+            f"`evalsuite weights import {name} /path/to/{filename}`",
         )
 
 

@@ -158,6 +158,7 @@ class RunContext:
                              "statistics need at least 2 images; check the folder or the model's output")
 
     def sample_features(self, spec: str, keep_features: bool = False) -> FeatureResult:
+        self.extractor(spec)  # fail (skip) on missing weights before generating anything
         return self.features_of(self.sample_files(), spec, "sample", keep_features)
 
     # ------------------------------------------------------------------ reference statistics
@@ -204,7 +205,7 @@ class RunSummary:
                                 "n": doc.get("num_samples"), "note": _skip_note(doc)})
             else:
                 out.append({"task": doc["task"], "metric": None, "value": None, "status": doc["status"],
-                            "n": None, "note": f"{doc.get('reason')} -> {doc.get('fix')}"})
+                            "n": None, "note": doc.get("reason"), "fix": doc.get("fix")})
         return out
 
 
