@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evalsuite import config
@@ -40,9 +41,9 @@ def friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except EvalsuiteError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             if exc.fix:
-                err.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+                err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -43,7 +43,7 @@ class FeatureCache:
         path = self._path(content_sha)
         try:
             arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None  # absent, or a damaged entry: recompute (and overwrite it) rather than trust it
         if arr.ndim != 1 or arr.shape[0] != self.key["dim"] or not np.isfinite(arr).all():
             return None
@@ -193,6 +193,9 @@ def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndar
     for i, arr in enumerate(inputs):
         groups.setdefault(arr.shape, []).append(i)
     out: list[np.ndarray | None] = [None] * len(inputs)
+    if extractor.device.type == "cuda":  # fidelity first: full float32 matmuls, no TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     with torch.inference_mode():
         for idx in groups.values():
             batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(0, 3, 1, 2)

@@ -56,7 +56,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             arr = to_rgb_uint8(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(
             f"cannot decode image {path}: {exc}",
             "delete or regenerate this file (or run without --strict to skip and count it)",

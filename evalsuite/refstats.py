@@ -118,15 +118,16 @@ def load_npz(path: str | Path, name: str | None = None, manifest_meta: dict | No
 
 def check_compatible(ref: ReferenceStats, key: dict) -> None:
     """Refuse statistics made with another extractor, weights, preprocessing or dimension than `key`."""
+    label = f"reference '{ref.name}'" + (f" ({ref.path})" if ref.path else "")
     if ref.dim != key["dim"]:
         raise IncompatibleStatsError(
-            f"reference '{ref.name}' has dimension {ref.dim}, the run's extractor {key['extractor']} gives {key['dim']}",
+            f"{label} has dimension {ref.dim}, the run's extractor {key['extractor']} gives {key['dim']}",
             "use statistics built with the same extractor, or rebuild them with `evalsuite ref build`")
     diffs = [f"{f}: reference {ref.meta.get(f)!r} vs run {key[f]!r}" for f in COMPARED_FIELDS[:3]
              if ref.meta.get(f) != key[f]]
     if diffs:
         raise IncompatibleStatsError(
-            f"reference '{ref.name}' was computed differently from this run ({'; '.join(diffs)})",
+            f"{label} was computed differently from this run ({'; '.join(diffs)})",
             "rebuild the reference with `evalsuite ref build NAME --from FOLDER --extractor ...` using the run's "
             "extractor, or pick the matching --extractor for the run")
 
