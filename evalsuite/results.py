@@ -12,6 +12,7 @@ import os
 import secrets
 import sqlite3
 import tempfile
+import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,7 +64,15 @@ class ResultsStore:
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.index_path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
+        for attempt in range(600):  # switching a new index to WAL fails at once, without the busy wait, while
+            try:                     # another process holds a lock on it: retry for up to the same 60 s
+                con.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if attempt == 599 or "locked" not in str(exc):
+                    con.close()
+                    raise
+                time.sleep(0.1)
         con.execute("PRAGMA busy_timeout=60000")
         con.execute(
             "CREATE TABLE IF NOT EXISTS results (run_id TEXT, task TEXT, status TEXT, model_spec TEXT, "
