@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from evalsuite import config
 from evalsuite.errors import InputError
+from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.extractors import Extractor
 from evalsuite.hashing import sha256_bytes, sha256_json
 from evalsuite.imageio import read_rgb
@@ -54,21 +54,10 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.dir / "key.json"
         if not key_file.exists():
-            _atomic_write_bytes(key_file, json.dumps(self.key, indent=1).encode())
+            atomic_write_bytes(key_file, json.dumps(self.key, indent=1).encode())
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(feat, dtype=np.float32), allow_pickle=False)
-        _atomic_write_bytes(path, buf.getvalue())
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        atomic_write_bytes(path, buf.getvalue())
 
 
 @dataclass

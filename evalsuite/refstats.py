@@ -8,8 +8,6 @@ statistics whose extractor, weights or preprocessing differ from the run's, and 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 
 from evalsuite import config
 from evalsuite.errors import IncompatibleStatsError, InputError, UnknownNameError
+from evalsuite.fsutil import atomic_write, atomic_write_bytes
 from evalsuite.hashing import sha256_file
 from evalsuite.stats import StreamingStats
 
@@ -68,14 +67,7 @@ def save_npz(ref: ReferenceStats, path: Path) -> str:
               "n": np.int64(ref.n or 0), "meta": np.array(json.dumps(ref.meta, sort_keys=True))}
     if ref.feats is not None:
         arrays["feats"] = ref.feats.astype(np.float32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
     return sha256_file(path)
 
 
@@ -177,10 +169,7 @@ def register(ref: ReferenceStats) -> dict:
     current = [e for e in _read_manifest(root) if e["name"] != ref.name]
     current = [{k: v for k, v in e.items() if k != "root"} for e in current] + [entry]
     data = json.dumps({"schema": "evalsuite.reference_stats/1", "stats": current}, indent=1).encode()
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".manifest.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, _manifest_path(root))
+    atomic_write_bytes(_manifest_path(root), data)
     return entry
 
 

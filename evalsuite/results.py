@@ -8,10 +8,8 @@ be rebuilt from them (`ResultsStore.reindex`).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
-import tempfile
 import time
 from contextlib import closing
 from datetime import datetime, timezone
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from evalsuite.errors import InputError
+from evalsuite.fsutil import atomic_write_bytes
 
 SCHEMA = "evalsuite.result/1"
 _COLUMNS = ("run_id", "task", "status", "model_spec", "model_id", "created_at", "path", "metrics")
@@ -43,21 +42,12 @@ class ResultsStore:
             if key not in doc:
                 raise ValueError(f"result document lacks '{key}'")
         doc = {"schema": SCHEMA, **doc}
-        run_dir = self.runs_dir / doc["run_id"]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / f"{doc['task']}.json"
+        path = self.runs_dir / doc["run_id"] / f"{doc['task']}.json"
         data = json.dumps(doc, indent=1, sort_keys=False, default=_json_default, allow_nan=False).encode()
-        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{doc['task']}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, path)  # fails if the file exists: results are never overwritten
+            atomic_write_bytes(path, data, overwrite=False, durable=True)  # results are never overwritten
         except FileExistsError:
             raise InputError(f"result {path} already exists", "results are immutable; start a new run") from None
-        finally:
-            os.unlink(tmp)
         self._index(doc, path)
         return path
 
@@ -103,9 +93,14 @@ class ResultsStore:
                 continue
 
     def rows(self, run_id: str | None = None) -> list[dict]:
-        """Index rows (newest first), optionally for one run."""
-        if not self.index_path.exists():
+        """Index rows (newest first), optionally for one run. An index that misses documents (a writer died
+        between the file and the index) is rebuilt from the files first."""
+        if not self.runs_dir.is_dir():
             return []
+        with closing(self._connect()) as con:
+            indexed = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        if indexed != sum(1 for _ in self.runs_dir.glob("*/*.json")):
+            self.reindex()
         with closing(self._connect()) as con:
             query = "SELECT * FROM results" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY created_at DESC, task"
             cur = con.execute(query, (run_id,) if run_id else ())

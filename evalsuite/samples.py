@@ -8,8 +8,6 @@ Files are written to a temporary name and renamed, so a crash never leaves a hal
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from evalsuite.errors import InputError
+from evalsuite.fsutil import atomic_write
 from evalsuite.hashing import sha256_file, sha256_json
 
 
@@ -73,14 +72,7 @@ class SampleStore:
         path = self.path_for(req)
         path.parent.mkdir(parents=True, exist_ok=True)
         pil = _to_pil(image, self.model_id)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-        os.close(fd)
-        try:
-            pil.save(tmp, format="PNG")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"), suffix=".png.tmp")
         line = json.dumps({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed,
                            "file": str(path.relative_to(self.dir)), "sha256": sha256_file(path)})
         with open(self.manifest, "a", encoding="utf-8") as fh:  # one short O_APPEND write per line: no interleaving

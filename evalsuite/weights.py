@@ -5,9 +5,7 @@ Nothing is ever replaced by random weights: a missing file raises MissingWeights
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from evalsuite import config
+from evalsuite.fsutil import atomic_write
 from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError, WeightsIntegrityError
 from evalsuite.hashing import sha256_file
 
@@ -91,19 +90,13 @@ def _verify_digest(spec: WeightsSpec, path: Path) -> str:
 
 
 def _install(spec: WeightsSpec, source: Path) -> Path:
-    """Copy `source` into the store atomically (temp file + rename) after checking its digest."""
-    _verify_digest(spec, source)
-    dest = local_path(spec.name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.filename}.", suffix=".part")
-    os.close(fd)
-    try:
+    """Copy `source` into the store atomically; the copy's digest is checked before it is moved into place."""
+
+    def copy_and_verify(tmp: str) -> None:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+        _verify_digest(spec, Path(tmp))
+
+    return atomic_write(local_path(spec.name), copy_and_verify, suffix=".part")
 
 
 def import_file(name: str, file: str | Path) -> Path:
@@ -123,10 +116,8 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
         return dest
     if config.offline(offline):
         raise MissingWeightsError(name, spec.filename, str(dest), offline=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.filename}.", suffix=".download")
-    os.close(fd)
-    try:
+
+    def download_and_verify(tmp: str) -> None:
         with urllib.request.urlopen(spec.url, timeout=60) as resp, open(tmp, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or spec.size_bytes
             with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not progress) as bar:
@@ -134,13 +125,11 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
                     out.write(chunk)
                     bar.update(len(chunk))
         _verify_digest(spec, Path(tmp))
-        os.replace(tmp, dest)
+
+    try:
+        return atomic_write(dest, download_and_verify, suffix=".download")
     except OSError as exc:
         raise MissingWeightsError(name, spec.filename, str(dest), offline=False) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
 
 
 def require(name: str, *, offline: bool | None = None) -> Path:
