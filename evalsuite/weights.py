@@ -79,11 +79,12 @@ def is_present(name: str) -> bool:
     return local_path(name).is_file()
 
 
-def _verify_digest(spec: WeightsSpec, path: Path) -> str:
+def _verify_digest(spec: WeightsSpec, path: Path, origin: str | Path | None = None) -> str:
+    """Check `path` against the registry; the error names `origin` (the user's file or the URL) if given."""
     digest = sha256_file(path)
     if digest != spec.sha256:
         raise WeightsIntegrityError(
-            f"{path} has sha256 {digest}, but weights '{spec.name}' must have {spec.sha256}",
+            f"{origin or path} has sha256 {digest}, but weights '{spec.name}' must have {spec.sha256}",
             f"this is not the file {spec.filename} from {spec.url}; fetch or import the right one",
         )
     return digest
@@ -94,7 +95,7 @@ def _install(spec: WeightsSpec, source: Path) -> Path:
 
     def copy_and_verify(tmp: str) -> None:
         shutil.copyfile(source, tmp)
-        _verify_digest(spec, Path(tmp))
+        _verify_digest(spec, Path(tmp), origin=source)
 
     return atomic_write(local_path(spec.name), copy_and_verify, suffix=".part")
 
@@ -124,7 +125,7 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
-        _verify_digest(spec, Path(tmp))
+        _verify_digest(spec, Path(tmp), origin=spec.url)
 
     try:
         return atomic_write(dest, download_and_verify, suffix=".download")
