@@ -25,7 +25,7 @@ app.add_typer(weights_app, name="weights")
 app.add_typer(ref_app, name="ref")
 app.add_typer(runs_app, name="runs")
 
-out = Console()
+out = Console(markup=False, highlight=False)  # printed strings may come from result files: never markup
 err = Console(stderr=True)
 
 StoreOpt = typer.Option(None, "--store", help="Results and samples store (default: $EVALSUITE_STORE or ./evalsuite-store).")
@@ -54,11 +54,12 @@ def _print_json(obj: Any) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row])
+        # cells come from result files and user input: escaped, never read as console markup
+        table.add_row(*["" if v is None else escape(f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row])
     out.print(table)
 
 
@@ -105,8 +106,9 @@ def score(
            [[r["task"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
     fixes = list(dict.fromkeys(r["fix"] for r in summary.rows() if r.get("fix")))
     for fix in fixes:
-        out.print(f"to run the skipped tasks: {fix}", highlight=False, soft_wrap=True)
-    out.print(f"results stored in {summary.store / 'runs' / summary.run_id}", highlight=False, soft_wrap=True)
+        out.print(f"to run the skipped tasks: {fix}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"results stored in {summary.store / 'runs' / summary.run_id}", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -125,7 +127,7 @@ def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt) ->
              "required" if r["reference"] else "-", r["runnable"]] for r in rows])
     if any(r["missing_weights"] for r in rows):
         out.print("missing weights: `evalsuite weights fetch NAME`, or `evalsuite weights import NAME FILE` offline",
-                  highlight=False)
+                  markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -149,7 +151,7 @@ def weights_fetch(name: str, offline: Optional[bool] = OfflineOpt) -> None:
     """Download NAME into the store (progress bar) and verify its sha256."""
     from evalsuite import weights
 
-    out.print(f"{name}: {weights.fetch(name, offline=offline)}", highlight=False)
+    out.print(f"{name}: {weights.fetch(name, offline=offline)}", markup=False, highlight=False)
 
 
 @weights_app.command("import")
@@ -158,7 +160,7 @@ def weights_import(name: str, file: Path) -> None:
     """Copy a local FILE into the store as NAME after checking its sha256 (for machines without internet)."""
     from evalsuite import weights
 
-    out.print(f"{name}: imported to {weights.import_file(name, file)}", highlight=False)
+    out.print(f"{name}: imported to {weights.import_file(name, file)}", markup=False, highlight=False)
 
 
 @weights_app.command("verify")
@@ -235,7 +237,7 @@ def ref_import(
         raise typer.BadParameter("use unbiased or biased", param_hint="--covariance")
     entry = refstats.import_npz(name, file, extractor_key(extractor), source, covariance)
     out.print(f"reference '{name}' imported ({entry.get('n') or 'unknown'} samples, {entry['extractor']})",
-              highlight=False)
+              markup=False, highlight=False)
 
 
 @ref_app.command("show")
