@@ -151,13 +151,15 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
     import open_clip
 
     path = weights_store.require("clip-vit-b-32-openai", offline=offline)
-    model = open_clip.load_openai_model(str(path), device=device, jit=False).eval()
+    # fp32 always (open_clip would pick fp16 on GPU): fidelity first
+    model = open_clip.load_openai_model(str(path), precision="fp32", device=device).eval()
     mean = torch.tensor(_CLIP_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return model.encode_image((x / 255.0 - mean) / std).float()
 
+    dim = int(getattr(model.visual, "output_dim", dim))  # 512 for ViT-B/32; read from the loaded model
     return Extractor(ext_id, weights_store.REGISTRY["clip-vit-b-32-openai"].sha256, preprocessing, dim, forward,
                      device)
 
