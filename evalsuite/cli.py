@@ -25,7 +25,7 @@ app.add_typer(weights_app, name="weights")
 app.add_typer(ref_app, name="ref")
 app.add_typer(runs_app, name="runs")
 
-out = Console(markup=False, highlight=False)  # printed strings may come from result files: never markup
+out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 140)  # printed strings may come from result files: never markup
 err = Console(stderr=True)
 
 StoreOpt = typer.Option(None, "--store", help="Results and samples store (default: $EVALSUITE_STORE or ./evalsuite-store).")
@@ -87,6 +87,12 @@ def score(
     strict: bool = typer.Option(False, "--strict", help="Make skipped (unreadable) samples an error."),
     biased_cov: bool = typer.Option(False, "--biased-cov", help="Covariance divided by N (StyleGAN-V style)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
+    autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Autoencoder for the autoencoder tasks "
+                                              "when MODEL is a generator: demo-ae | diffusers-ae:PATH | python:..."),
+    data: Optional[str] = typer.Option(None, "--data", help="Autoencoder data: skimage (default) | folder:PATH"),
+    resolution: int = typer.Option(256, "--resolution", min=8, help="Autoencoder data: square crop size."),
+    frames: int = typer.Option(16, "--frames", min=1, help="Autoencoder video data: frames per clip."),
+    dct_block: int = typer.Option(8, "--dct-block", min=2, help="Spectral task: DCT block size."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
@@ -96,14 +102,17 @@ def score(
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
         num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
         extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-        num_workers=workers, progress=not as_json,
+        num_workers=workers, progress=not as_json, autoencoder=autoencoder, data=data, resolution=resolution,
+        frames=frames, dct_block=dct_block,
     )
     summary = run_score(model, options)
     if as_json:
         _print_json({"run_id": summary.run_id, "store": str(summary.store), "results": summary.rows()})
         return
-    _table(f"run {summary.run_id}", ["task", "metric", "value", "n", "status", "note"],
-           [[r["task"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
+    _table(f"run {summary.run_id}", ["task", "model", "metric", "value", "n", "status", "note"],
+           [[r["task"], r["model"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
+    for artifact in summary.artifacts():
+        out.print(f"plot: {summary.store / artifact}", soft_wrap=True)
     fixes = list(dict.fromkeys(r["fix"] for r in summary.rows() if r.get("fix")))
     for fix in fixes:
         out.print(f"to run the skipped tasks: {fix}", markup=False, highlight=False, soft_wrap=True)

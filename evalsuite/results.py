@@ -43,13 +43,23 @@ class ResultsStore:
                 raise ValueError(f"result document lacks '{key}'")
         doc = {"schema": SCHEMA, **doc}
         path = self.runs_dir / doc["run_id"] / f"{doc['task']}.json"
-        data = json.dumps(doc, indent=1, sort_keys=False, default=_json_default, allow_nan=False).encode()
+        data = json.dumps(encode_nonfinite(doc), indent=1, sort_keys=False, default=_json_default,
+                          allow_nan=False).encode()
         try:
             atomic_write_bytes(path, data, overwrite=False, durable=True)  # results are never overwritten
         except FileExistsError:
             raise InputError(f"result {path} already exists", "results are immutable; start a new run") from None
         self._index(doc, path)
         return path
+
+    def write_artifact(self, run_id: str, name: str, data: bytes) -> str:
+        """Store a file (a plot) beside a run's results; returns its path relative to the store root."""
+        path = self.runs_dir / run_id / name
+        try:
+            atomic_write_bytes(path, data, overwrite=False, durable=True)
+        except FileExistsError:
+            raise InputError(f"artifact {path} already exists", "results are immutable; start a new run") from None
+        return str(path.relative_to(self.root))
 
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +82,7 @@ class ResultsStore:
     def _index(self, doc: dict, path: Path) -> None:
         row = (doc["run_id"], doc["task"], doc["status"], doc.get("model", {}).get("spec"),
                doc.get("model", {}).get("id"), doc.get("created_at"), str(path.relative_to(self.root)),
-               json.dumps(doc.get("metrics", {}), allow_nan=False))
+               json.dumps(encode_nonfinite(doc.get("metrics", {})), allow_nan=False))
         with closing(self._connect()) as con, con:
             con.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?)", row)
 
@@ -104,7 +114,7 @@ class ResultsStore:
         with closing(self._connect()) as con:
             query = "SELECT * FROM results" + (" WHERE run_id = ?" if run_id else "") + " ORDER BY created_at DESC, task"
             cur = con.execute(query, (run_id,) if run_id else ())
-            return [dict(zip(_COLUMNS, r), metrics=json.loads(r[7])) for r in cur.fetchall()]
+            return [dict(zip(_COLUMNS, r), metrics=decode_nonfinite(json.loads(r[7]))) for r in cur.fetchall()]
 
     def runs(self) -> list[dict]:
         """One row per run: id, model, time, tasks with their status."""
@@ -125,7 +135,7 @@ class ResultsStore:
             else:
                 raise InputError(f"no run '{run_id}' in store {self.root}",
                                  "list runs with `evalsuite runs list --store DIR`")
-        return [json.loads(p.read_text()) for p in sorted(run_dir.glob("*.json"))]
+        return [decode_nonfinite(json.loads(p.read_text())) for p in sorted(run_dir.glob("*.json"))]
 
     def table(self, status: str | None = "ok") -> Any:
         """A pandas DataFrame with one row per (run, task, metric): the input of reports and the leaderboard."""
@@ -141,6 +151,31 @@ class ResultsStore:
                                 "value": value})
         columns = ["run_id", "task", "model_spec", "model_id", "created_at", "metric", "value"]
         return pd.DataFrame.from_records(records, columns=columns)
+
+
+_NONFINITE = {"inf": float("inf"), "-inf": float("-inf")}
+
+
+def encode_nonfinite(obj: Any) -> Any:
+    """JSON has no infinity: ±inf floats are stored as the strings "inf"/"-inf" (NaN stays an error)."""
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {k: encode_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode_nonfinite(v) for v in obj]
+    return obj
+
+
+def decode_nonfinite(obj: Any) -> Any:
+    """Inverse of encode_nonfinite, for documents read back."""
+    if isinstance(obj, str) and obj in _NONFINITE:
+        return _NONFINITE[obj]
+    if isinstance(obj, dict):
+        return {k: decode_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_nonfinite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -47,6 +47,12 @@ class ScoreOptions:
     kid_subset_size: int = 1000
     num_workers: int | None = None
     progress: bool = True
+    # autoencoder tasks
+    autoencoder: str | None = None
+    data: str | None = None
+    resolution: int = 256
+    frames: int = 16
+    dct_block: int = 8
 
 
 def resolve_device(device: str) -> str:
@@ -89,6 +95,8 @@ class RunContext:
         self._refs: dict[str, refstats.ReferenceStats] = {}
         self.generated = 0
         self.weights_used: dict[str, str] = {}
+        self._ae_source: ModelSource | None = None
+        self._ae_data = None
 
     # ------------------------------------------------------------------ samples
     def prompts(self, source: ModelSource | None = None) -> list[str]:
@@ -102,6 +110,10 @@ class RunContext:
     def _source_files(self, source: ModelSource, seed: int, is_reference: bool = False) -> list[Path]:
         """Sample files of a source: a folder's images (the first --num-samples of them, all of them for a
         reference folder), or a generator's samples through the sample store."""
+        if source.kind == "autoencoder":
+            raise InputError(f"model {source.spec} is an autoencoder; this task needs generated images",
+                             "score a generator or a folder:PATH of images, or run the autoencoder tasks "
+                             "(--suite autoencoder)")
         n = self.options.num_samples
         if source.kind == "folder":
             files = list_images(source.folder)
@@ -161,6 +173,49 @@ class RunContext:
         self.extractor(spec)  # fail (skip) on missing weights before generating anything
         return self.features_of(self.sample_files(), spec, "sample", keep_features)
 
+    # ------------------------------------------------------------------ autoencoders
+    def autoencoder_source(self) -> ModelSource:
+        """The autoencoder under test: the model itself, or --autoencoder SPEC (the demo suite sets demo-ae)."""
+        if self._ae_source is None:
+            if self.source.kind == "autoencoder":
+                self._ae_source = self.source
+            elif self.options.autoencoder:
+                source = resolve_model(self.options.autoencoder)
+                if source.kind != "autoencoder":
+                    raise InputError(f"--autoencoder {self.options.autoencoder} is not an autoencoder",
+                                     "pass demo-ae, diffusers-ae:PATH or a python: factory returning encode/decode")
+                self._ae_source = source
+            else:
+                raise TaskSkipped(f"this task scores an autoencoder, and {self.source.spec} is not one",
+                                  "score an autoencoder (demo-ae, diffusers-ae:PATH, python:...) or pass "
+                                  "--autoencoder SPEC")
+        return self._ae_source
+
+    def ae_data(self):
+        """The prepared real images or videos the autoencoder tasks reconstruct (default: scikit-image photos)."""
+        from evalsuite import aedata
+
+        if self._ae_data is None:
+            self._ae_data = aedata.prepare(self.options.data, self.options.resolution,
+                                           num_frames=self.options.frames, limit=self.options.num_samples)
+            if self._ae_data.skipped and self.options.strict:
+                first = self._ae_data.skipped[0]
+                raise InputError(f"{len(self._ae_data.skipped)} data item(s) could not be used, e.g. "
+                                 f"{first['file']}: {first['reason']}", "fix or remove them, or run without --strict")
+        return self._ae_data
+
+    def store_key(self, model_id: str, data: Any) -> str:
+        """Folder name for an autoencoder's reconstructions of a prepared dataset."""
+        from evalsuite.hashing import sha256_json
+
+        return sha256_json({"model_id": model_id, "data": [str(f) for f in data.files]})[:16]
+
+    def source_for(self, task: Any) -> ModelSource:
+        """The model a task's result belongs to: the autoencoder for autoencoder tasks, else the scored model."""
+        if task.sample_kind == "autoencoder" and self._ae_source is not None:
+            return self._ae_source
+        return self.source
+
     # ------------------------------------------------------------------ reference statistics
     def reference(self, spec: str, need_features: bool = False) -> refstats.ReferenceStats:
         """Reference statistics named by --ref: a registered name, an .npz file, folder:PATH or model:SPEC."""
@@ -199,19 +254,31 @@ class RunSummary:
         """Flat rows (task, metric, value, status, note) for tables and --json."""
         out = []
         for doc in self.results:
+            model = doc["model"]["spec"]
             if doc["status"] == "ok":
                 for metric, value in doc["metrics"].items():
-                    out.append({"task": doc["task"], "metric": metric, "value": value, "status": "ok",
-                                "n": doc.get("num_samples"), "note": _skip_note(doc)})
+                    out.append({"task": doc["task"], "model": model, "metric": metric, "value": value,
+                                "status": "ok", "n": doc.get("num_samples"), "note": _skip_note(doc)})
             else:
-                out.append({"task": doc["task"], "metric": None, "value": None, "status": doc["status"],
-                            "n": None, "note": doc.get("reason"), "fix": doc.get("fix")})
+                out.append({"task": doc["task"], "model": model, "metric": None, "value": None,
+                            "status": doc["status"], "n": None, "note": doc.get("reason"), "fix": doc.get("fix")})
         return out
+
+    def artifacts(self) -> list[str]:
+        """Files stored beside the results (plots), relative to the store."""
+        return [a for doc in self.results for a in doc.get("artifacts", [])]
 
 
 def _skip_note(doc: dict) -> str:
+    """Counted sample skips, and parts of a task that could not run (e.g. LPIPS without its weights)."""
+    notes = []
     n = doc.get("skipped_samples", {}).get("count", 0)
-    return f"{n} sample(s) skipped" if n else ""
+    if n:
+        notes.append(f"{n} sample(s) skipped")
+    parts = [k[: -len("_skipped")] for k in doc.get("details", {}) if k.endswith("_skipped")]
+    if parts:
+        notes.append(f"not computed: {', '.join(parts)} (see details)")
+    return "; ".join(notes)
 
 
 def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str], dict]:
@@ -250,7 +317,6 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
         started = time.perf_counter()
         doc: dict[str, Any] = {
             "run_id": run_id, "task": name, "task_version": task.version, "family": task.family,
-            "model": {"spec": source.spec, "id": source.model_id, "info": source.info},
             "metric_info": {k: asdict(v) for k, v in task.metrics.items()},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -261,28 +327,35 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
         except MissingWeightsError as exc:
             doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
         else:
-            _check_finite(name, out.metrics)
+            _check_finite(task, out.metrics)
             doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
                        skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
             if out.per_sample is not None:
                 doc["per_sample"] = out.per_sample
+            if out.artifacts:
+                doc["artifacts"] = [store.write_artifact(run_id, f"{name}.{fname}", data)
+                                    for fname, data in out.artifacts.items()]
+        model = ctx.source_for(task)
+        doc["model"] = {"spec": model.spec, "id": model.model_id, "info": model.info}
         doc["provenance"] = _provenance(ctx, task, env, time.perf_counter() - started)
         store.write(doc)
         docs.append(doc)
     return RunSummary(run_id, store.root, docs)
 
 
-def _check_finite(task: str, metrics: dict[str, float]) -> None:
-    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+def _check_finite(task: Any, metrics: dict[str, float]) -> None:
+    """NaN is never stored; +inf only where the metric declares it meaningful (PSNR of identical images)."""
+    bad = [k for k, v in metrics.items()
+           if not np.isfinite(v) and not (v == np.inf and k in task.metrics and task.metrics[k].allow_inf)]
     if bad:
-        raise EvalsuiteError(f"task {task} produced non-finite {', '.join(bad)}; nothing was stored",
+        raise EvalsuiteError(f"task {task.name} produced non-finite {', '.join(bad)}; nothing was stored",
                              "report this with the run's inputs; check for degenerate features")
 
 
 def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict:
     refs = [{"spec": r.name, "id": r.id, "n": r.n, "source": r.meta.get("source"), "covariance": r.meta.get("covariance")}
             for r in ctx._refs.values()]
-    return {
+    prov = {
         "evalsuite_version": evalsuite.__version__,
         "task_version": task.version,
         "weights_sha256": dict(ctx.weights_used),
@@ -296,3 +369,7 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
         "wall_time_s": round(wall_time, 3),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ctx.options).items()},
     }
+    if task.sample_kind == "autoencoder" and ctx._ae_data is not None:
+        prov["data"] = ctx._ae_data.describe()
+        prov["seeds"] = {}  # autoencoder tasks are deterministic given the data
+    return prov

@@ -58,6 +58,15 @@ register(WeightsSpec(
     licence="MIT (OpenAI CLIP)",
     description="OpenAI CLIP ViT-B/32 (open_clip 'ViT-B-32', pretrained='openai'), 512-d image embedding for CLIP-FID",
 ))
+register(WeightsSpec(
+    name="alexnet-imagenet",
+    filename="alexnet-owt-7be5be79.pth",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+    size_bytes=244_408_911,
+    licence="BSD-3-Clause (torchvision)",
+    description="torchvision AlexNet ImageNet weights: the LPIPS v0.1 'alex' backbone (linear heads ship with torchmetrics)",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:

@@ -17,6 +17,8 @@ class MetricInfo:
     direction: str  # "lower" or "higher"
     description: str
     primary: bool = False
+    allow_inf: bool = False  # +inf is a meaningful value (e.g. PSNR of identical images)
+    unit: str = ""
 
 
 @dataclass
@@ -30,6 +32,7 @@ class TaskOutput:
     num_samples: int | None = None
     reference: dict | None = None
     extractor: dict | None = None
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes, stored beside the result
 
 
 @dataclass(frozen=True)

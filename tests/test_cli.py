@@ -24,7 +24,9 @@ def test_score_demo_offline_lists_skips_with_fix(tmp_path):
     assert "evalsuite weights import inception-2015-12-05" in result.stdout
     assert "results stored in" in result.stdout
     runs = json.loads(runner.invoke(app, ["runs", "list", "--json"]).stdout)
-    assert len(runs) == 1 and runs[0]["tasks"] == {"fid": "skipped", "kid": "skipped", "clip-fid": "skipped"}
+    assert len(runs) == 1
+    assert runs[0]["tasks"] == {"fid": "skipped", "kid": "skipped", "clip-fid": "skipped", "ae-recon": "ok",
+                                "spectral": "ok", "scale-equivariance": "ok"}
 
 
 def test_score_demo_with_user_extractor_gives_numbers():

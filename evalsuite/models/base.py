@@ -23,8 +23,9 @@ class ModelSource:
 
     spec: str
     model_id: str
-    kind: str  # "generator" or "folder"
+    kind: str  # "generator", "folder" or "autoencoder"
     generator: Any = None
+    autoencoder: Any = None
     folder: Path | None = None
     default_suite: str = "default"
     info: dict = field(default_factory=dict)  # provenance: weights sha256, paths, versions
@@ -45,7 +46,8 @@ def schemes() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from evalsuite.models import demo, diffusers_model, folder, python_model  # noqa: F401  (register on import)
+    from evalsuite.models import (  # noqa: F401  (each registers its schemes on import)
+        autoencoders, demo, diffusers_model, folder, python_model)
 
 
 def resolve_model(spec: str) -> ModelSource:

@@ -1,0 +1,376 @@
+"""Autoencoder tasks: reconstruction quality (`ae-recon`), spectral analysis of latents (`spectral`) and the
+decoder's scale-equivariance error (`scale-equivariance`). All read the prepared data from the run context and
+call the autoencoder through one helper, so images and videos (frame by frame for image AEs) share one path."""
+
+from __future__ import annotations
+
+import io
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from evalsuite import imagemetrics
+from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
+from evalsuite.metrics import frechet_distance
+from evalsuite.spectral import SpectrumAccumulator, plot_spectra
+from tasks import register, register_suite
+from tasks.base import MetricInfo, Task, TaskOutput
+
+
+@dataclass
+class AEBatch:
+    """One batch of data in the AE's layout: x in [-1, 1], (B, 3, H, W) or (B, 3, T, H, W)."""
+
+    indices: list[int]
+    x: torch.Tensor
+
+
+class AERunner:
+    """Feeds prepared data through an autoencoder, checking shapes and finiteness, timing each call."""
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.source = ctx.autoencoder_source()
+        self.ae = self.source.autoencoder
+        self.data = ctx.ae_data()
+        self.device = str(getattr(self.ae, "device", ctx.device))
+        self.video_ae = getattr(self.ae, "kind", "image") == "video"
+
+    def batches(self) -> Iterator[AEBatch]:
+        size = 1 if self.data.kind == "video" else max(1, self.ctx.options.batch_size)
+        for start in range(0, len(self.data.files), size):
+            idx = list(range(start, min(start + size, len(self.data.files))))
+            arr = np.stack([self.data.load(i) for i in idx])  # (B, H, W, 3) or (B, T, H, W, 3) uint8
+            x = torch.from_numpy(arr).float() / 127.5 - 1.0
+            x = x.permute(0, 4, 1, 2, 3) if x.ndim == 5 else x.permute(0, 3, 1, 2)
+            yield AEBatch(idx, x.contiguous().to(self.device))
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Video (B, 3, T, H, W) -> frames (B*T, 3, H, W) for an image AE."""
+        b, c, t, h, w = x.shape
+        return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if x.ndim == 5 and not self.video_ae:
+                return self.ae.encode(self._frames(x))
+            return self.ae.encode(x)
+
+    def decode(self, z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Decode and return in the layout of `like`; a changed shape is an error naming the fix."""
+        with torch.inference_mode():
+            out = self.ae.decode(z)
+        if like.ndim == 5 and not self.video_ae:
+            b, c, t, h, w = like.shape
+            if out.shape == (b * t, c, h, w):
+                out = out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
+        if tuple(out.shape) != tuple(like.shape):
+            raise InputError(
+                f"autoencoder {self.source.spec} decoded shape {tuple(out.shape)} from input {tuple(like.shape)}",
+                "decode(encode(x)) must return x's shape: pick a --resolution divisible by the AE's downsampling "
+                "factor (and frame count by its temporal factor)")
+        return out
+
+    def sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+
+def _finite_rows(t: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+
+
+def _peak_memory(device: str) -> tuple[float, str]:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "process peak RSS"
+
+
+def _to_01(x: torch.Tensor) -> torch.Tensor:
+    return ((x.double() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _frames01(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] tensor -> [0, 1] frames: video (B, 3, T, H, W) becomes (B*T, 3, H, W)."""
+    if x.ndim == 5:
+        b, c, t, h, w = x.shape
+        x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    return _to_01(x)
+
+
+@register
+class AERecon(Task):
+    name = "ae-recon"
+    version = "1"
+    family = "autoencoder"
+    sample_kind = "autoencoder"
+    description = "Autoencoder reconstruction: PSNR, SSIM, MS-SSIM, LPIPS, rFID, compression, speed, memory"
+    metrics = {
+        "psnr": MetricInfo("higher", "PSNR of the pooled MSE over all samples (dB, range [0, 1])", primary=True,
+                           allow_inf=True, unit="dB"),
+        "ssim": MetricInfo("higher", "mean SSIM (torchmetrics, Gaussian 11, σ 1.5)"),
+        "ms_ssim": MetricInfo("higher", "mean MS-SSIM (torchmetrics; needs sides >= 161)"),
+        "lpips": MetricInfo("lower", "mean LPIPS v0.1 AlexNet"),
+        "rfid": MetricInfo("lower", "FID of reconstructions against the originals (8-bit PNGs)"),
+        "compression_ratio": MetricInfo("higher", "input elements / latent elements"),
+        "encode_ms": MetricInfo("lower", "encode wall time per sample", unit="ms"),
+        "decode_ms": MetricInfo("lower", "decode wall time per sample", unit="ms"),
+        "peak_memory_mb": MetricInfo("lower", "peak memory during the task", unit="MiB"),
+    }
+
+    def run(self, ctx) -> TaskOutput:
+        runner = AERunner(ctx)
+        lpips = self._lpips(ctx)
+        names = runner.data.names
+        per: dict[str, list] = {k: [] for k in ("name", "mse", "psnr", "ssim", "ms_ssim", "lpips")}
+        skipped = list(runner.data.skipped)
+        recon_files, orig_files = [], []
+        recon_dir = ctx.store.root / "samples" / "ae" / ctx.store_key(runner.source.model_id, runner.data)
+        latent_shape = None
+        enc_time = dec_time = 0.0
+        ratio = None
+        n_done = 0
+        if runner.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        for batch in runner.batches():
+            runner.sync()
+            t0 = time.perf_counter()
+            z = runner.encode(batch.x)
+            runner.sync()
+            t1 = time.perf_counter()
+            recon = runner.decode(z, batch.x)
+            runner.sync()
+            t2 = time.perf_counter()
+            enc_time, dec_time = enc_time + (t1 - t0), dec_time + (t2 - t1)
+            per_item_latent = z.reshape(len(batch.indices), -1)  # an image AE on video: all frames of an item
+            latent_shape = list(z.shape[1:]) if z.shape[0] == len(batch.indices) else [
+                z.shape[0] // len(batch.indices), *z.shape[1:]]
+            ratio = batch.x[0].numel() / per_item_latent[0].numel()
+            ok = _finite_rows(per_item_latent) & _finite_rows(recon)
+            for row, i in enumerate(batch.indices):
+                if not ok[row]:
+                    skipped.append({"file": names[i], "reason": "NaN or inf in the latent or the reconstruction"})
+            keep = [row for row in range(len(batch.indices)) if ok[row]]
+            if not keep:
+                continue
+            x01, r01 = batch.x[keep], recon[keep]
+            self._score(x01, r01, lpips, per)
+            per["name"].extend(names[batch.indices[r]] for r in keep)
+            n_done += len(keep)
+            if batch.x.ndim == 4:
+                for r in keep:
+                    recon_files.append(self._write_png(recon_dir / f"{batch.indices[r]:05d}.png", recon[r]))
+                    orig_files.append(runner.data.files[batch.indices[r]])
+        if ctx.options.strict and len(skipped) > len(runner.data.skipped):
+            raise InputError(f"{len(skipped)} sample(s) gave NaN/inf latents or reconstructions, e.g. "
+                             f"{skipped[-1]['file']}", "fix the autoencoder, or run without --strict")
+        if n_done == 0:
+            raise InputError(f"autoencoder {runner.source.spec} produced no finite reconstruction "
+                             f"({len(skipped)} skipped)", "check the autoencoder's outputs for NaN/inf")
+        mse = np.array(per["mse"])
+        metrics = {"psnr": imagemetrics.pooled_psnr(mse), "ssim": float(np.mean(per["ssim"])),
+                   "compression_ratio": float(ratio), "encode_ms": 1000 * enc_time / (n_done + 0.0),
+                   "decode_ms": 1000 * dec_time / (n_done + 0.0)}
+        details: dict[str, Any] = {"latent_shape": latent_shape, "psnr_infinite_samples": int(np.sum(mse == 0)),
+                                   "metric_space": "float reconstructions clamped to [0, 1]",
+                                   "timing_note": "wall time of whole batches divided by their size"}
+        if per["ms_ssim"] and per["ms_ssim"][0] is not None:
+            metrics["ms_ssim"] = float(np.mean(per["ms_ssim"]))
+        else:
+            details["ms_ssim_skipped"] = f"images under {imagemetrics.MS_SSIM_MIN_SIDE}px a side"
+        if lpips is not None and not isinstance(lpips, str):
+            metrics["lpips"] = float(np.mean(per["lpips"]))
+            details["lpips"] = lpips.provenance
+        else:
+            details["lpips_skipped"] = lpips
+        rfid, note = self._rfid(ctx, recon_files, orig_files)
+        if rfid is not None:
+            metrics["rfid"] = rfid
+        else:
+            details["rfid_skipped"] = note
+        metrics["peak_memory_mb"], details["peak_memory_kind"] = _peak_memory(runner.device)
+        per = {k: v for k, v in per.items() if v and v[0] is not None}
+        return TaskOutput(metrics=metrics, details=details, per_sample=per, skipped_samples=skipped,
+                          num_samples=n_done)
+
+    @staticmethod
+    def _lpips(ctx):
+        try:
+            return imagemetrics.LPIPS(ctx.device, ctx.options.offline)
+        except MissingWeightsError as exc:
+            return f"{exc.message}; fix: {exc.fix}"
+
+    @staticmethod
+    def _score(x: torch.Tensor, recon: torch.Tensor, lpips, per: dict) -> None:
+        """Per-sample metrics; a video's per-frame values are averaged over its frames."""
+        frames = x.shape[2] if x.ndim == 5 else 1
+        xf, rf = _frames01(x), _frames01(recon)
+
+        def per_video(values):
+            return None if values is None else np.asarray(values).reshape(-1, frames).mean(axis=1).tolist()
+
+        mse = imagemetrics.mse_per_sample(xf, rf)
+        per["mse"].extend(per_video(mse))
+        per["psnr"].extend(per_video(imagemetrics.psnr_from_mse(mse)))
+        per["ssim"].extend(per_video(imagemetrics.ssim_per_sample(xf, rf)))
+        ms = imagemetrics.ms_ssim_per_sample(xf, rf)
+        per["ms_ssim"].extend(per_video(ms) if ms is not None else [None] * len(x))
+        per["lpips"].extend(per_video(lpips(xf, rf)) if lpips is not None and not isinstance(lpips, str)
+                            else [None] * len(x))
+
+    @staticmethod
+    def _write_png(path, recon: torch.Tensor):
+        arr = (_to_01(recon).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+        from evalsuite.fsutil import atomic_write
+
+        atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"), suffix=".png.tmp")
+        return path
+
+    @staticmethod
+    def _rfid(ctx, recon_files, orig_files) -> tuple[float | None, str | None]:
+        if len(recon_files) < 2:
+            return None, "rFID needs at least 2 image reconstructions (video rFVD comes with the FVD task)"
+        spec = ctx.options.extractor or "inception"
+        try:
+            ctx.extractor(spec)
+        except TaskSkipped as skip:
+            return None, f"{skip.reason}; fix: {skip.fix}"
+        recon = ctx.features_of(recon_files, spec, "reconstruction")
+        orig = ctx.features_of(orig_files, spec, "original")
+        return frechet_distance(recon.stats.mean, recon.stats.cov(), orig.stats.mean, orig.stats.cov()), None
+
+
+@register
+class Spectral(Task):
+    name = "spectral"
+    version = "1"
+    family = "autoencoder"
+    sample_kind = "autoencoder"
+    description = "Blockwise-DCT and radial FFT spectra of latents vs RGB, with a plot"
+    metrics = {
+        "latent_high_freq_fraction": MetricInfo("lower", "fraction of latent power above half Nyquist",
+                                                primary=True),
+        "rgb_high_freq_fraction": MetricInfo("lower", "fraction of RGB power above half Nyquist (the data)"),
+        "latent_spectral_slope": MetricInfo("lower", "slope of log power vs log frequency of the latents"),
+        "rgb_spectral_slope": MetricInfo("lower", "slope of log power vs log frequency of the RGB inputs"),
+        "latent_dct_high_half": MetricInfo("lower", "mean DC-normalised DCT amplitude, upper half of the zigzag"),
+        "rgb_dct_high_half": MetricInfo("lower", "mean DC-normalised DCT amplitude, upper half, RGB"),
+    }
+
+    def run(self, ctx) -> TaskOutput:
+        runner = AERunner(ctx)
+        block = ctx.options.dct_block
+        rgb, latent = SpectrumAccumulator(block), SpectrumAccumulator(block)
+        n = 0
+        skipped = list(runner.data.skipped)
+        for batch in runner.batches():
+            z = runner.encode(batch.x)
+            if not torch.isfinite(z).all():
+                skipped.extend({"file": runner.data.names[i], "reason": "NaN or inf in the latent"}
+                               for i in batch.indices)
+                continue
+            rgb.update(batch.x.cpu().numpy())
+            latent.update(z.float().cpu().numpy())
+            n += len(batch.indices)
+        if n == 0:
+            raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
+        r, l = rgb.result(), latent.result()
+        if "dct_profile" not in l:
+            raise InputError(f"latents of shape {l['shape']} are smaller than the DCT block {block}",
+                             f"use a smaller --dct-block or a larger --resolution")
+        png = plot_spectra({"RGB input": r, f"latent ({runner.source.spec})": l},
+                           f"{runner.source.model_id} on {runner.data.spec} @ {runner.data.resolution}px")
+        metrics = {"latent_high_freq_fraction": l["high_freq_energy_fraction"],
+                   "rgb_high_freq_fraction": r["high_freq_energy_fraction"],
+                   "latent_spectral_slope": l["spectral_slope"], "rgb_spectral_slope": r["spectral_slope"],
+                   "latent_dct_high_half": l["dct_high_half_mean"], "rgb_dct_high_half": r["dct_high_half_mean"]}
+        return TaskOutput(metrics=metrics, details={"dct_block": block, "rgb": r, "latent": l},
+                          skipped_samples=skipped, num_samples=n, artifacts={"spectrum.png": png})
+
+
+def downsample(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Area (average-pool) downsampling by `s` over the last two axes, for (N, C, H, W) or (N, C, T, H, W)."""
+    if x.ndim == 5:
+        b, c, t, h, w = x.shape
+        y = F.avg_pool2d(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w), s)
+        return y.reshape(b, t, c, h // s, w // s).permute(0, 2, 1, 3, 4)
+    return F.avg_pool2d(x, s)
+
+
+@register
+class ScaleEquivariance(Task):
+    name = "scale-equivariance"
+    version = "1"
+    family = "autoencoder"
+    sample_kind = "autoencoder"
+    description = "Decoder scale-equivariance error ‖Dec(down_s z) − down_s Dec(z)‖, s in {2, 4}"
+    metrics = {
+        "eq_rel_mse_s2": MetricInfo("lower", "relative MSE, s = 2", primary=True),
+        "eq_psnr_s2": MetricInfo("higher", "PSNR between the two paths, s = 2 (range [-1, 1])", allow_inf=True,
+                                 unit="dB"),
+        "eq_rel_mse_s4": MetricInfo("lower", "relative MSE, s = 4"),
+        "eq_psnr_s4": MetricInfo("higher", "PSNR between the two paths, s = 4 (range [-1, 1])", allow_inf=True,
+                                 unit="dB"),
+    }
+    scales = (2, 4)
+
+    def run(self, ctx) -> TaskOutput:
+        runner = AERunner(ctx)
+        per: dict[str, list] = {"name": []}
+        sums = {s: [0.0, 0.0] for s in self.scales}  # squared error, squared reference
+        skipped = list(runner.data.skipped)
+        too_small: set[int] = set()
+        n = 0
+        for batch in runner.batches():
+            z = runner.encode(batch.x)
+            if not torch.isfinite(z).all():
+                skipped.extend({"file": runner.data.names[i], "reason": "NaN or inf in the latent"}
+                               for i in batch.indices)
+                continue
+            per["name"].extend(runner.data.names[i] for i in batch.indices)
+            for s in self.scales:
+                h, w = z.shape[-2:]
+                if h < s or w < s:
+                    too_small.add(s)
+                    continue
+                zc = z[..., : h - h % s, : w - w % s]
+                with torch.inference_mode():
+                    full = runner.ae.decode(zc)
+                    small = runner.ae.decode(downsample(zc, s))
+                target = downsample(full, s).double()
+                if small.shape != target.shape:
+                    raise InputError(f"Dec(down_{s}(z)) has shape {tuple(small.shape)} but down_{s}(Dec(z)) has "
+                                     f"{tuple(target.shape)}", "the decoder must upsample by a fixed factor")
+                err = ((small.double() - target) ** 2).reshape(len(target), -1).sum(1)
+                ref = (target ** 2).reshape(len(target), -1).sum(1)
+                count = target[0].numel()
+                sums[s][0] += float(err.sum())
+                sums[s][1] += float(ref.sum())
+                per.setdefault(f"rel_mse_s{s}", []).extend((err / ref.clamp_min(1e-30)).tolist())
+                per.setdefault(f"psnr_s{s}", []).extend(imagemetrics.psnr_from_mse(
+                    (err / count).cpu().numpy(), data_range=2.0).tolist())
+                per.setdefault(f"mse_s{s}", []).extend((err / count).tolist())
+            n += len(batch.indices)
+        if n == 0:
+            raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
+        metrics, details = {}, {"downsampling": "area (average pooling)", "latent_too_small_for": sorted(too_small)}
+        for s in self.scales:
+            if s in too_small or not per.get(f"mse_s{s}"):
+                continue
+            metrics[f"eq_rel_mse_s{s}"] = sums[s][0] / sums[s][1] if sums[s][1] > 0 else 0.0
+            metrics[f"eq_psnr_s{s}"] = imagemetrics.pooled_psnr(np.array(per[f"mse_s{s}"]), data_range=2.0)
+        if not metrics:
+            raise TaskSkipped(f"latents are smaller than every scale {self.scales}", "use a larger --resolution")
+        return TaskOutput(metrics=metrics, details=details, per_sample=per, skipped_samples=skipped, num_samples=n)
+
+
+register_suite("autoencoder", ["ae-recon", "spectral", "scale-equivariance"],
+               "Autoencoder: reconstruction quality, latent spectra, scale equivariance")
