@@ -103,7 +103,9 @@ class DiffusersAE:
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model.encode(x)
-        latent = getattr(out, "latent_dist", None) or getattr(out, "latents", None) or out[0]
+        latent = getattr(out, "latent_dist", None)  # `or` would ask a latents tensor for its truth value
+        latent = getattr(out, "latents", None) if latent is None else latent
+        latent = out[0] if latent is None else latent
         return latent.mode() if hasattr(latent, "mode") else latent
 
     @torch.inference_mode()
