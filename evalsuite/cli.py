@@ -21,9 +21,11 @@ app = typer.Typer(help="Evaluate efficient generative models: quality tasks, rep
 weights_app = typer.Typer(help="The weights store: list, fetch, import and verify weights files.", no_args_is_help=True)
 ref_app = typer.Typer(help="Reference statistics: list, build, import and show.", no_args_is_help=True)
 runs_app = typer.Typer(help="Stored runs: list and show.", no_args_is_help=True)
+leaderboard_app = typer.Typer(help="The static HTML leaderboard.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 app.add_typer(ref_app, name="ref")
 app.add_typer(runs_app, name="runs")
+app.add_typer(leaderboard_app, name="leaderboard")
 
 out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 140)  # printed strings may come from result files: never markup
 err = Console(stderr=True)
@@ -320,6 +322,52 @@ def runs_show(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = Jso
             rows.append([d["task"], None, None, None, d["status"], d.get("reason")])
     _table(f"run {docs[0]['run_id'] if docs else run_id}", ["task", "metric", "value", "n", "status", "weights/reason"],
            rows)
+
+
+# ------------------------------------------------------------------------------------------------ leaderboard, compare
+@leaderboard_app.command("build")
+@friendly
+def leaderboard_build(
+    store: Optional[Path] = StoreOpt,
+    out_dir: Path = typer.Option(Path("leaderboard-site"), "--out", help="Output folder (publish it as it is)."),
+    published: Optional[Path] = typer.Option(None, "--published", help="Paper-reported results (YAML); "
+                                             "default: the file shipped with evalsuite."),
+) -> None:
+    """Merge every stored result, the published figures and the on-device history into one static site."""
+    from leaderboard.site import build
+
+    index = build(_store(store), out_dir, published)
+    out.print(f"leaderboard written to {index}", soft_wrap=True)
+
+
+@app.command()
+@friendly
+def compare(
+    run_ids: list[str] = typer.Argument(..., help="Two or more run ids (the first is the baseline)."),
+    store: Optional[Path] = StoreOpt,
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write an HTML report here."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
+    n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Per-task deltas between runs with 95% bootstrap confidence intervals where per-sample results exist."""
+    from leaderboard import compare as cmp
+
+    if len(run_ids) < 2:
+        raise typer.BadParameter("give at least two run ids", param_hint="RUN_IDS")
+    report = cmp.compare(_store(store), run_ids, n_boot=n_boot, seed=seed)
+    if out_file:
+        path = cmp.write_html(report, out_file)
+        err.print(f"report written to {path}", markup=False, highlight=False, soft_wrap=True)
+    if as_json:
+        _print_json(report.to_json())
+    elif markdown:
+        sys.stdout.write(cmp.to_markdown(report))
+    elif not out_file:
+        _table("comparison (delta vs the first run)", ["task", "metric", "run", "value", "delta", "95% CI", ""],
+               [[r.task, r.metric, c.run_id, c.value, c.delta, c.ci_text, "*" if c.significant else ""]
+                for r in report.rows for c in r.cells])
 
 
 def main() -> None:

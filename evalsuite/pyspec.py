@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from evalsuite.errors import InputError
@@ -16,6 +18,8 @@ def load_object(target: str, what: str) -> Any:
             f"{what} spec 'python:{target}' is not of the form python:package.module:factory",
             "write e.g. python:my_models.snapgen:load (a module on PYTHONPATH and a callable in it)",
         )
+    if os.getcwd() not in sys.path:  # like `python -m`: modules next to where the user runs evalsuite import
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -170,6 +170,8 @@ class RunContext:
                              "statistics need at least 2 images; check the folder or the model's output")
 
     def sample_features(self, spec: str, keep_features: bool = False) -> FeatureResult:
+        if self.source.kind == "autoencoder":
+            self.sample_files()  # an autoencoder has no samples: its error, not a missing-weights skip
         self.extractor(spec)  # fail (skip) on missing weights before generating anything
         return self.features_of(self.sample_files(), spec, "sample", keep_features)
 

@@ -87,6 +87,19 @@ def _finite_rows(t: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
 
 
+def _finite_items(batch: AEBatch, z: torch.Tensor, names: list[str], skipped: list[dict]):
+    """The batch's items whose latents are finite, as (indices, x, z); the others are counted in `skipped`.
+    z's rows are per item, or per frame of each item (an image AE on video)."""
+    ok = _finite_rows(z.reshape(len(batch.indices), -1))
+    skipped.extend({"file": names[i], "reason": "NaN or inf in the latent"}
+                   for row, i in enumerate(batch.indices) if not ok[row])
+    if bool(ok.all()):
+        return batch.indices, batch.x, z
+    keep = ok.nonzero().flatten()
+    return ([batch.indices[int(r)] for r in keep], batch.x[keep],
+            z.reshape(len(batch.indices), -1, *z.shape[1:])[keep].flatten(0, 1))
+
+
 def _peak_memory(device: str) -> tuple[float, str]:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
@@ -115,10 +128,10 @@ class AERecon(Task):
     description = "Autoencoder reconstruction: PSNR, SSIM, MS-SSIM, LPIPS, rFID, compression, speed, memory"
     metrics = {
         "psnr": MetricInfo("higher", "PSNR of the pooled MSE over all samples (dB, range [0, 1])", primary=True,
-                           allow_inf=True, unit="dB"),
-        "ssim": MetricInfo("higher", "mean SSIM (torchmetrics, Gaussian 11, σ 1.5)"),
-        "ms_ssim": MetricInfo("higher", "mean MS-SSIM (torchmetrics; needs sides >= 161)"),
-        "lpips": MetricInfo("lower", "mean LPIPS v0.1 AlexNet"),
+                           allow_inf=True, unit="dB", per_sample="mse", aggregate="psnr_of_mean"),
+        "ssim": MetricInfo("higher", "mean SSIM (torchmetrics, Gaussian 11, σ 1.5)", per_sample="ssim"),
+        "ms_ssim": MetricInfo("higher", "mean MS-SSIM (torchmetrics; needs sides >= 161)", per_sample="ms_ssim"),
+        "lpips": MetricInfo("lower", "mean LPIPS v0.1 AlexNet", per_sample="lpips"),
         "rfid": MetricInfo("lower", "FID of reconstructions against the originals (8-bit PNGs)"),
         "compression_ratio": MetricInfo("higher", "input elements / latent elements"),
         "encode_ms": MetricInfo("lower", "encode wall time per sample", unit="ms"),
@@ -180,6 +193,7 @@ class AERecon(Task):
                    "compression_ratio": float(ratio), "encode_ms": 1000 * enc_time / (n_done + 0.0),
                    "decode_ms": 1000 * dec_time / (n_done + 0.0)}
         details: dict[str, Any] = {"latent_shape": latent_shape, "psnr_infinite_samples": int(np.sum(mse == 0)),
+                                   "reconstructions_dir": str(recon_dir.relative_to(ctx.store.root)),
                                    "metric_space": "float reconstructions clamped to [0, 1]",
                                    "timing_note": "wall time of whole batches divided by their size"}
         if per["ms_ssim"] and per["ms_ssim"][0] is not None:
@@ -272,14 +286,12 @@ class Spectral(Task):
         n = 0
         skipped = list(runner.data.skipped)
         for batch in runner.batches():
-            z = runner.encode(batch.x)
-            if not torch.isfinite(z).all():
-                skipped.extend({"file": runner.data.names[i], "reason": "NaN or inf in the latent"}
-                               for i in batch.indices)
+            indices, x, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
+            if not indices:
                 continue
-            rgb.update(batch.x.cpu().numpy())
+            rgb.update(x.cpu().numpy())
             latent.update(z.float().cpu().numpy())
-            n += len(batch.indices)
+            n += len(indices)
         if n == 0:
             raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
         r, l = rgb.result(), latent.result()
@@ -315,10 +327,10 @@ class ScaleEquivariance(Task):
     metrics = {
         "eq_rel_mse_s2": MetricInfo("lower", "relative MSE, s = 2", primary=True),
         "eq_psnr_s2": MetricInfo("higher", "PSNR between the two paths, s = 2 (range [-1, 1])", allow_inf=True,
-                                 unit="dB"),
+                                 unit="dB", per_sample="mse_s2", aggregate="psnr_of_mean", data_range=2.0),
         "eq_rel_mse_s4": MetricInfo("lower", "relative MSE, s = 4"),
         "eq_psnr_s4": MetricInfo("higher", "PSNR between the two paths, s = 4 (range [-1, 1])", allow_inf=True,
-                                 unit="dB"),
+                                 unit="dB", per_sample="mse_s4", aggregate="psnr_of_mean", data_range=2.0),
     }
     scales = (2, 4)
 
@@ -330,12 +342,10 @@ class ScaleEquivariance(Task):
         too_small: set[int] = set()
         n = 0
         for batch in runner.batches():
-            z = runner.encode(batch.x)
-            if not torch.isfinite(z).all():
-                skipped.extend({"file": runner.data.names[i], "reason": "NaN or inf in the latent"}
-                               for i in batch.indices)
+            indices, _, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
+            if not indices:
                 continue
-            per["name"].extend(runner.data.names[i] for i in batch.indices)
+            per["name"].extend(runner.data.names[i] for i in indices)
             for s in self.scales:
                 h, w = z.shape[-2:]
                 if h < s or w < s:
@@ -349,16 +359,17 @@ class ScaleEquivariance(Task):
                 if small.shape != target.shape:
                     raise InputError(f"Dec(down_{s}(z)) has shape {tuple(small.shape)} but down_{s}(Dec(z)) has "
                                      f"{tuple(target.shape)}", "the decoder must upsample by a fixed factor")
-                err = ((small.double() - target) ** 2).reshape(len(target), -1).sum(1)
-                ref = (target ** 2).reshape(len(target), -1).sum(1)
-                count = target[0].numel()
+                # one value per item: an image AE on video decodes frames, summed here over each video
+                err = ((small.double() - target) ** 2).reshape(len(indices), -1).sum(1)
+                ref = (target ** 2).reshape(len(indices), -1).sum(1)
+                count = target.numel() // len(indices)
                 sums[s][0] += float(err.sum())
                 sums[s][1] += float(ref.sum())
                 per.setdefault(f"rel_mse_s{s}", []).extend((err / ref.clamp_min(1e-30)).tolist())
                 per.setdefault(f"psnr_s{s}", []).extend(imagemetrics.psnr_from_mse(
                     (err / count).cpu().numpy(), data_range=2.0).tolist())
                 per.setdefault(f"mse_s{s}", []).extend((err / count).tolist())
-            n += len(batch.indices)
+            n += len(indices)
         if n == 0:
             raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
         metrics, details = {}, {"downsampling": "area (average pooling)", "latent_too_small_for": sorted(too_small)}

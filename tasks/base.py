@@ -19,6 +19,10 @@ class MetricInfo:
     primary: bool = False
     allow_inf: bool = False  # +inf is a meaningful value (e.g. PSNR of identical images)
     unit: str = ""
+    # how reports bootstrap it: the per-sample list it is computed from, and the statistic over that list
+    per_sample: str | None = None
+    aggregate: str = "mean"  # "mean" or "psnr_of_mean" (see evalsuite.bootstrap.STATISTICS)
+    data_range: float = 1.0
 
 
 @dataclass

@@ -106,7 +106,7 @@ class DiffusersAE:
         latent = getattr(out, "latent_dist", None)  # `or` would ask a latents tensor for its truth value
         latent = getattr(out, "latents", None) if latent is None else latent
         latent = out[0] if latent is None else latent
-        return latent.mode() if hasattr(latent, "mode") else latent
+        return latent if isinstance(latent, torch.Tensor) else latent.mode()  # a Tensor's .mode() is statistics
 
     @torch.inference_mode()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

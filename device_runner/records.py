@@ -1,0 +1,115 @@
+"""The on-device timing record: one JSON document per measurement, validated on write, stored under
+`<store>/device/`. The leaderboard's on-device section reads these; the device runner (and `device ingest`) writes
+them. Schema `evalsuite.timing/1`:
+
+| field | type | meaning |
+|---|---|---|
+| model, model_hash | str | model name; hash of the package's `Data/` (Core ML) or of the weights |
+| variant | str | e.g. fp16, palettize4, int8 |
+| backend | str | host-torch, coreml-mac, iphone, executorch |
+| compute_unit | str | ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY, cpu, cuda |
+| device_model, os_version | str | e.g. iPhone17,2 and 18.1 |
+| thermal_state | str | nominal, fair, serious, critical, unknown |
+| warmup, iterations | int | counts |
+| latencies_ms | list[float] | every steady-state iteration |
+| median_ms, p90_ms, trimmed_mean_ms | float | derived from latencies_ms (80% trimmed mean) |
+| throughput, throughput_unit | float, str | images/s, or video frames per second of wall time |
+| load_ms, compile_ms, first_predict_ms | float or null | |
+| release, git_sha | str | the release tag and code revision measured |
+| timestamp | str | ISO 8601, UTC |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from evalsuite.errors import InputError
+from evalsuite.fsutil import atomic_write_bytes
+from evalsuite.hashing import sha256_json
+
+SCHEMA = "evalsuite.timing/1"
+
+
+@dataclass
+class TimingRecord:
+    model: str
+    variant: str
+    backend: str
+    device_model: str
+    latencies_ms: list[float]
+    release: str
+    model_hash: str = ""
+    compute_unit: str = ""
+    os_version: str = ""
+    thermal_state: str = "unknown"
+    warmup: int = 0
+    iterations: int = 0
+    median_ms: float = 0.0
+    p90_ms: float = 0.0
+    trimmed_mean_ms: float = 0.0
+    throughput: float | None = None
+    throughput_unit: str = "images/s"
+    load_ms: float | None = None
+    compile_ms: float | None = None
+    first_predict_ms: float | None = None
+    git_sha: str = ""
+    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema: str = SCHEMA
+
+    def __post_init__(self) -> None:
+        lat = np.asarray(self.latencies_ms, dtype=np.float64)
+        if lat.ndim != 1 or len(lat) == 0 or not np.isfinite(lat).all() or (lat <= 0).any():
+            raise InputError(f"timing record for {self.model}/{self.variant} has unusable latencies "
+                             f"({len(self.latencies_ms)} values; all must be finite and > 0)",
+                             "record every steady-state iteration in milliseconds")
+        self.latencies_ms = lat.tolist()
+        self.iterations = self.iterations or len(lat)
+        self.median_ms = float(np.median(lat))
+        self.p90_ms = float(np.percentile(lat, 90))
+        self.trimmed_mean_ms = trimmed_mean(lat, 0.1)
+        if self.throughput is None:
+            self.throughput = 1000.0 / self.median_ms
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "record") -> "TimingRecord":
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("model", "variant", "backend", "device_model", "latencies_ms", "release")
+                   if k not in data]
+        if missing:
+            raise InputError(f"{source} lacks the field(s) {', '.join(missing)}",
+                             f"a timing record needs model, variant, backend, device_model, latencies_ms, release "
+                             f"(schema {SCHEMA})")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def trimmed_mean(values: np.ndarray, cut: float) -> float:
+    """Mean after dropping the lowest and highest `cut` fraction (0.1 each side: the 80% trimmed mean)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    k = int(len(v) * cut)
+    return float(v[k: len(v) - k].mean()) if len(v) > 2 * k else float(v.mean())
+
+
+def write(store: str | Path, record: TimingRecord) -> Path:
+    """Store one record (validated by construction), atomically, never overwriting."""
+    data = asdict(record)
+    name = f"{record.timestamp.replace(':', '')}-{sha256_json(data)[:12]}.json"
+    path = Path(store) / "device" / name
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode(), overwrite=False, durable=True)
+    return path
+
+
+def load_all(store: str | Path) -> list[TimingRecord]:
+    """Every record in the store, oldest first; unreadable files are reported, not silently dropped."""
+    folder = Path(store) / "device"
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(TimingRecord.from_dict(json.loads(path.read_text()), str(path)))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InputError(f"timing record {path} is not valid: {exc}", "fix or remove the file") from exc
+    return sorted(records, key=lambda r: r.timestamp)

@@ -1,0 +1,164 @@
+"""Leaderboard data: measured results (latest run per model and task), paper-reported rows (kept apart, never
+merged), and on-device timing series. Columns come from each result's stored metric metadata, so a new task
+appears without changes here."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalsuite.errors import InputError
+from evalsuite.results import ResultsStore, decode_nonfinite
+
+PUBLISHED_FILE = Path(__file__).resolve().parent / "published.yaml"
+FAMILIES = {"image-quality": "Image quality", "text-image": "Text-image alignment", "video": "Video",
+            "autoencoder": "Autoencoder", "on-device": "On-device speed"}
+
+
+@dataclass(frozen=True)
+class Column:
+    family: str
+    task: str
+    metric: str
+    direction: str
+    description: str = ""
+    unit: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.metric}"
+
+
+@dataclass
+class Cell:
+    value: float
+    n: int | None = None
+    run_id: str | None = None
+    provenance: str | None = None  # relative link to the provenance page
+    note: str = ""
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    kind: str  # "measured" or "reported"
+    model_id: str = ""
+    citation: str = ""
+    setting: str = ""
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    family: str
+    title: str
+    columns: list[Column]
+    rows: list[Row]
+
+    def best(self) -> dict[str, str]:
+        """Column key -> row key of the best measured value (reported rows are not reproduced: never 'best')."""
+        out = {}
+        for col in self.columns:
+            values = [(r.cells[col.key].value, r.key) for r in self.rows
+                      if r.kind == "measured" and col.key in r.cells and not math.isnan(r.cells[col.key].value)]
+            if values:
+                pick = min if col.direction == "lower" else max
+                out[col.key] = pick(values)[1]
+        return out
+
+
+def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
+    """The latest ok document per (model id, task), and the columns their metric metadata declare."""
+    latest: dict[tuple[str, str], dict] = {}
+    for row in store.rows():
+        if row["status"] != "ok":
+            continue
+        doc = decode_nonfinite(json.loads((store.root / row["path"]).read_text()))
+        key = (doc["model"]["id"], doc["task"])
+        if key not in latest or doc["created_at"] > latest[key]["created_at"]:
+            latest[key] = doc
+    columns: dict[str, Column] = {}
+    for doc in latest.values():
+        for metric, info in doc.get("metric_info", {}).items():
+            if metric in doc["metrics"]:
+                col = Column(doc.get("family", "other"), doc["task"], metric, info.get("direction", "lower"),
+                             info.get("description", ""), info.get("unit", ""))
+                columns.setdefault(col.key, col)
+    return list(latest.values()), columns
+
+
+def load_published(path: Path | None = None) -> list[dict]:
+    """Paper-reported results; every entry needs model, task, metric, value, direction, family and citation."""
+    path = path or PUBLISHED_FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read published results {path}: {exc}", "fix the YAML file") from exc
+    entries = data.get("results", []) if isinstance(data, dict) else []
+    required = ("model", "task", "metric", "value", "direction", "family", "citation")
+    for i, entry in enumerate(entries):
+        missing = [k for k in required if k not in entry]
+        if missing:
+            raise InputError(f"{path}: entry {i} ({entry.get('model', '?')}) lacks {', '.join(missing)}",
+                             f"each published result needs {', '.join(required)}")
+    return entries
+
+
+def build_tables(store: ResultsStore, published: list[dict], device_rows: list[Row] | None = None,
+                 device_columns: list[Column] | None = None) -> list[Table]:
+    """One table per family: measured rows (one per model), then reported rows (one per paper and model)."""
+    docs, columns = measured(store)
+    for entry in published:
+        col = Column(entry["family"], entry["task"], entry["metric"], entry["direction"],
+                     entry.get("setting", ""), entry.get("unit", ""))
+        columns.setdefault(col.key, col)
+    for col in device_columns or []:
+        columns.setdefault(col.key, col)
+    rows: dict[str, dict[str, Row]] = {}
+    for doc in docs:
+        family = doc.get("family", "other")
+        model = doc["model"]
+        row = rows.setdefault(family, {}).setdefault(
+            f"measured:{model['id']}", Row(f"measured:{model['id']}", model["spec"], "measured", model["id"]))
+        for metric, value in doc["metrics"].items():
+            key = f"{doc['task']}/{metric}"
+            row.cells[key] = Cell(float(value), doc.get("num_samples"), doc["run_id"],
+                                  provenance_href(doc["run_id"], doc["task"]))
+    for entry in published:  # keyed apart from measured rows: a shared model name never merges
+        key = f"reported:{entry['model']}|{entry['citation']}"
+        row = rows.setdefault(entry["family"], {}).setdefault(
+            key, Row(key, str(entry["model"]), "reported", citation=str(entry["citation"])))
+        row.cells[f"{entry['task']}/{entry['metric']}"] = Cell(
+            float(entry["value"]), note=_published_note(entry))
+        row.setting = "; ".join(filter(None, [row.setting, str(entry.get("setting", ""))]))
+    for row in device_rows or []:
+        rows.setdefault("on-device", {})[row.key] = row
+    tables = []
+    for family in list(FAMILIES) + sorted(set(rows) - set(FAMILIES)):
+        fam_cols = [c for c in columns.values() if c.family == family]
+        if not fam_cols or family not in rows:
+            continue
+        fam_cols.sort(key=lambda c: (c.task, c.metric))
+        ordered = sorted(rows[family].values(), key=lambda r: (r.kind != "measured", r.label.lower()))
+        tables.append(Table(family, FAMILIES.get(family, family), fam_cols, ordered))
+    return tables
+
+
+def _published_note(entry: dict) -> str:
+    bound = {"upper": "at most", "lower": "at least"}.get(entry.get("bound", ""), "")
+    return " ".join(filter(None, [bound, str(entry.get("setting", ""))]))
+
+
+def provenance_href(run_id: str, task: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{run_id}__{task}")
+    return f"provenance/{safe}.html"
+
+
+def doc_for(store: ResultsStore, run_id: str, task: str) -> dict[str, Any]:
+    return next(d for d in store.load_run(run_id) if d["task"] == task)
