@@ -229,3 +229,10 @@ def test_lpips_backbone_comes_from_the_weights_store(tmp_path, monkeypatch):
     assert np.all(d > 0) and np.allclose(d, lpips(b, a), rtol=1e-5)
     (doc,) = score("demo-ae:f=4", _opts(tasks=["ae-recon"])).results
     assert doc["metrics"]["lpips"] > 0 and doc["details"]["lpips"]["backbone_sha256"] == spec.sha256
+
+
+def test_latents_smaller_than_the_dct_block_keep_the_fft_view():
+    (doc,) = score("demo-ae:f=8", _opts(tasks=["spectral"], resolution=32)).results  # 4x4 latents, 8x8 blocks
+    assert doc["status"] == "ok"
+    assert "latent_dct_high_half" not in doc["metrics"] and "latent_high_freq_fraction" in doc["metrics"]
+    assert "smaller than the DCT block 8" in doc["details"]["latent_dct_skipped"]
