@@ -17,6 +17,9 @@ them. Schema `evalsuite.timing/1`:
 | load_ms, compile_ms, first_predict_ms | float or null | |
 | release, git_sha | str | the release tag and code revision measured |
 | timestamp | str | ISO 8601, UTC |
+| steps, frames | int or null | end-to-end generation timing: denoising steps, frames per sample (video) |
+| components_ms | dict or null | end-to-end generation timing: median ms of text_encoder, denoise_step, decoder |
+| notes | str | free text (e.g. "aggregates only" for ExecuTorch imports) |
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class TimingRecord:
     compile_ms: float | None = None
     first_predict_ms: float | None = None
     git_sha: str = ""
+    steps: int | None = None
+    frames: int | None = None
+    components_ms: dict | None = None
+    notes: str = ""
     timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: str = SCHEMA
 

@@ -1,0 +1,66 @@
+"""`host-torch`: eager PyTorch on this machine (CPU or CUDA), under inference_mode; available everywhere."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+from device_runner.backends import DeviceError, TimingSettings, TimingTarget, register
+from device_runner.records import TimingRecord
+from evalsuite.provenance import environment
+
+
+class HostTorchBackend:
+    name = "host-torch"
+
+    def check_available(self) -> None:
+        return None
+
+    @staticmethod
+    def _sync(device: str) -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def measure(self, fn, settings: TimingSettings) -> tuple[float, list[float]]:
+        """(first call ms, steady-state ms per iteration after `warmup` more calls)."""
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            fn()
+            self._sync(settings.device)
+            first = (time.perf_counter() - t0) * 1000
+            for _ in range(settings.warmup):
+                fn()
+            self._sync(settings.device)
+            latencies = []
+            for _ in range(settings.iterations):
+                t0 = time.perf_counter()
+                fn()
+                self._sync(settings.device)
+                latencies.append((time.perf_counter() - t0) * 1000)
+        return first, latencies
+
+    def time(self, target: TimingTarget, settings: TimingSettings) -> list[TimingRecord]:
+        if target.module is None:
+            raise DeviceError(f"host-torch times torch modules; {target.model} has none",
+                              "pass a torch model spec (demo or python:...)")
+        device = settings.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise DeviceError("host-torch on cuda was asked for, but no CUDA device is available", "use --device cpu")
+        t0 = time.perf_counter()
+        module = target.module.to(device).eval()
+        inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in target.example_inputs]
+        self._sync(device)
+        load_ms = (time.perf_counter() - t0) * 1000
+        first, latencies = self.measure(lambda: module(*inputs), settings)
+        env = environment(device)
+        return [TimingRecord(
+            model=target.model, model_hash=target.model_hash, variant=target.variant, backend=self.name,
+            compute_unit=device, device_model=env.get("gpu") or env["cpu"], os_version=platform.platform(),
+            thermal_state="unknown", warmup=settings.warmup, iterations=settings.iterations, latencies_ms=latencies,
+            load_ms=load_ms, first_predict_ms=first, release=settings.release, git_sha=settings.git_sha,
+            notes=f"torch {torch.__version__}, {torch.get_num_threads()} threads")]
+
+
+register("host-torch", HostTorchBackend)
