@@ -67,6 +67,25 @@ register(WeightsSpec(
     licence="BSD-3-Clause (torchvision)",
     description="torchvision AlexNet ImageNet weights: the LPIPS v0.1 'alex' backbone (linear heads ship with torchmetrics)",
 ))
+register(WeightsSpec(
+    name="clip-vit-l-14-openai",
+    filename="ViT-L-14.pt",
+    url="https://openaipublic.azureedge.net/clip/models/"
+    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+    sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+    size_bytes=None,
+    licence="MIT (OpenAI CLIP)",
+    description="OpenAI CLIP ViT-L/14: GenEval's zero-shot colour classifier",
+))
+register(WeightsSpec(
+    name="maskrcnn-v2-coco",
+    filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+    sha256="73cbd0190fcbe3ba339921fbce2c3a0b6bb9126c9a133c85e43a2a8e060a109e",
+    size_bytes=185_828_065,
+    licence="BSD-3-Clause (torchvision)",
+    description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO: the installable GenEval/counting detector protocol",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:
