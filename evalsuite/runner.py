@@ -53,6 +53,14 @@ class ScoreOptions:
     resolution: int = 256
     frames: int = 16
     dct_block: int = 8
+    # text-image tasks
+    images_per_prompt: int = 4
+    detector: str = "torchvision-maskrcnn"
+    color: str = "clip-vit-l-14"
+    vqa: str | None = None
+    dpg: str | None = None
+    clip_backbone: str = "ViT-B-32"
+    max_prompts: int | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -97,6 +105,8 @@ class RunContext:
         self.weights_used: dict[str, str] = {}
         self._ae_source: ModelSource | None = None
         self._ae_data = None
+        self._sample_prompts: list[str | None] | None = None
+        self.layouts: dict[str, Path] = {}
 
     # ------------------------------------------------------------------ samples
     def prompts(self, source: ModelSource | None = None) -> list[str]:
@@ -131,12 +141,49 @@ class RunContext:
                                                progress=self.options.progress)
         if source is self.source:
             self.generated += generated
+            self._sample_prompts = [r.prompt for r in requests]
         return paths
 
     def sample_files(self) -> list[Path]:
         if self._files is None:
             self._files = self._source_files(self.source, self.options.seed)
         return self._files
+
+    def sample_prompts(self) -> list[str | None]:
+        """The prompt of each sample file: from generation, or a folder's prompts.jsonl (None where unknown)."""
+        files = self.sample_files()
+        if self._sample_prompts is None:
+            from evalsuite.models.folder import read_prompts_jsonl
+
+            table = {}
+            if self.source.kind == "folder" and (self.source.folder / "prompts.jsonl").is_file():
+                table = read_prompts_jsonl(self.source.folder / "prompts.jsonl")
+            self._sample_prompts = [table.get(str(f.relative_to(self.source.folder)), {}).get("prompt")
+                                    if self.source.kind == "folder" else None for f in files]
+        return self._sample_prompts
+
+    def prompt_samples(self, prompts: list[dict], label: str) -> list:
+        """N images per prompt in GenEval's layout: generated through the sample store (seeds recorded), or read
+        from a `folder:` model that is already in that layout (its own metadata then defines the prompts)."""
+        from tasks.t2i import layout
+
+        per_prompt = self.options.images_per_prompt
+        if self.source.kind == "folder":
+            if not layout.is_layout(self.source.folder):
+                raise InputError(f"folder {self.source.folder} is not in GenEval's layout (<NNNNN>/metadata.jsonl + "
+                                 "samples/)", "generate with a model spec, or lay the images out as GenEval does")
+            self.layouts[label] = self.source.folder
+            return layout.read_layout(self.source.folder, per_prompt)
+        if self.source.kind != "generator":
+            raise InputError(f"model {self.source.spec} is not a text-to-image generator",
+                             "score a generator (demo, python:..., diffusers:...) or a GenEval-layout folder")
+        folder, generated = layout.write_layout(
+            self.store.root / "layouts" / label, self.source.generator, self.source.model_id, prompts, per_prompt,
+            self.options.seed, SampleStore(self.store.root / "samples", self.source.model_id),
+            batch_size=self.options.batch_size, progress=self.options.progress)
+        self.generated += generated
+        self.layouts[label] = folder
+        return layout.read_layout(folder, per_prompt)
 
     # ------------------------------------------------------------------ features
     def extractor(self, spec: str) -> extractors.Extractor:
