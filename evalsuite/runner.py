@@ -113,8 +113,8 @@ class RunContext:
         source = source or self.source
         if self.options.prompts:
             return read_prompts(Path(self.options.prompts))
-        if source.info.get("prompts"):
-            return list(source.info["prompts"])
+        if source.prompts:
+            return list(source.prompts)
         return read_prompts(DEFAULT_PROMPTS_FILE)
 
     def _source_files(self, source: ModelSource, seed: int, is_reference: bool = False) -> list[Path]:

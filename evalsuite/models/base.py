@@ -28,6 +28,7 @@ class ModelSource:
     autoencoder: Any = None
     folder: Path | None = None
     default_suite: str = "default"
+    prompts: list[str] | None = None  # the model's own default prompt list (the demo's shape prompts)
     info: dict = field(default_factory=dict)  # provenance: weights sha256, paths, versions
 
 

@@ -82,7 +82,8 @@ def _resolve(arg: str) -> ModelSource:
     size = int(arg) if arg else 128
     gen = DemoGenerator(size)
     return ModelSource(spec="demo" + (f":{arg}" if arg else ""), model_id=gen.model_id, kind="generator",
-                       generator=gen, default_suite="demo", info={"weights": "none (procedural)", "size": size})
+                       generator=gen, default_suite="demo", info={"weights": "none (procedural)", "size": size},
+                       prompts=DEMO_PROMPTS)
 
 
 register_scheme("demo", _resolve)

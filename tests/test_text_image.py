@@ -1,0 +1,97 @@
+"""Text-image plumbing and CLIPScore: the GenEval layout (written from the sample store, read back, missing images
+counted) and CLIPScore's convention checked against a direct computation with a tiny stand-in CLIP."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evalsuite import weights
+from evalsuite.hashing import sha256_file
+from evalsuite.models import resolve_model
+from evalsuite.runner import ScoreOptions, score
+from evalsuite.samples import SampleStore
+from tasks.t2i import layout
+
+open_clip = pytest.importorskip("open_clip")
+
+PROMPTS = [{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"},
+           {"tag": "counting", "include": [{"class": "cat", "count": 2}], "exclude": [{"class": "cat", "count": 3}],
+            "prompt": "a photo of two cats"}]
+
+
+def test_layout_written_from_the_sample_store_and_read_back(tmp_path):
+    source = resolve_model("demo")
+    store = SampleStore(tmp_path / "samples", source.model_id)
+    folder, generated = layout.write_layout(tmp_path / "layouts", source.generator, source.model_id, PROMPTS, 3,
+                                            seed=10, sample_store=store, progress=False)
+    assert generated == 6
+    assert sorted(p.name for p in folder.iterdir()) == ["00000", "00001"]
+    meta = json.loads((folder / "00001" / "metadata.jsonl").read_text())
+    assert meta["prompt"] == "a photo of two cats" and meta["seeds"] == [13, 14, 15]
+    items = layout.read_layout(folder, 3)
+    assert [len(i.images) for i in items] == [3, 3] and items[1].seeds == [13, 14, 15]
+    # the files are the sample store's samples (hard links), and a rerun generates nothing
+    assert items[0].images[0].read_bytes() == store.path_for(store_req := __import__(
+        "evalsuite.samples", fromlist=["SampleRequest"]).SampleRequest("a photo of a dog", 10)).read_bytes()
+    _, again = layout.write_layout(tmp_path / "layouts", source.generator, source.model_id, PROMPTS, 3, seed=10,
+                                   sample_store=store, progress=False)
+    assert again == 0 and store_req.seed == 10
+
+
+def test_missing_images_are_counted_not_dropped(tmp_path):
+    folder = tmp_path / "geneval"
+    for i, meta in enumerate(PROMPTS):
+        (folder / f"{i:05d}" / "samples").mkdir(parents=True)
+        (folder / f"{i:05d}" / "metadata.jsonl").write_text(json.dumps(meta) + "\n")
+    Image.new("RGB", (8, 8)).save(folder / "00000" / "samples" / "0000.png")
+    items = layout.read_layout(folder, 4)
+    assert [i.missing for i in items] == [3, 4]
+    assert not layout.is_layout(tmp_path)
+    with pytest.raises(Exception, match="layout"):
+        layout.read_layout(tmp_path / "nothing")
+
+
+@pytest.fixture
+def tiny_clip(tmp_path, monkeypatch):
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=224),
+                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1))
+    path = tmp_path / "ViT-B-32.pt"
+    torch.save(model.state_dict(), path)
+    spec = dataclasses.replace(weights.REGISTRY["clip-vit-b-32-openai"], sha256=sha256_file(path))
+    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
+    weights.import_file(spec.name, path)
+    return path
+
+
+def test_clipscore_convention_and_per_sample(tiny_clip):
+    summary = score("demo", ScoreOptions(tasks=["clipscore"], num_samples=6, num_workers=0, progress=False,
+                                         batch_size=4))
+    (doc,) = summary.results
+    assert doc["status"] == "ok" and doc["num_samples"] == 6
+    per = doc["per_sample"]
+    # independent computation: open_clip's own loader, preprocessing and tokenizer, then 100·max(cos, 0)
+    model = open_clip.load_openai_model(str(tiny_clip), precision="fp32", device="cpu").eval()
+    pre = open_clip.image_transform(224, is_train=False)
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    with torch.inference_mode():
+        img = model.encode_image(torch.stack([pre(Image.open(p).convert("RGB")) for p in per["name"]]))
+        txt = model.encode_text(tok(per["prompt"]))
+    cos = torch.nn.functional.cosine_similarity(img, txt).numpy()
+    expected = 100 * np.maximum(cos, 0)
+    np.testing.assert_allclose(per["clipscore"], expected, rtol=1e-5, atol=1e-5)
+    assert doc["metrics"]["clipscore"] == pytest.approx(expected.mean(), rel=1e-5)
+    assert per["prompt"][0] == "a red circle"
+
+
+def test_clipscore_skips_without_weights_or_prompts(tmp_path):
+    (doc,) = score("demo", ScoreOptions(tasks=["clipscore"], num_samples=2, num_workers=0, progress=False)).results
+    assert doc["status"] == "skipped" and "ViT-B-32.pt" in doc["reason"]
