@@ -97,6 +97,14 @@ def score(
     resolution: int = typer.Option(256, "--resolution", min=8, help="Autoencoder data: square crop size."),
     frames: int = typer.Option(16, "--frames", min=1, help="Autoencoder video data: frames per clip."),
     dct_block: int = typer.Option(8, "--dct-block", min=2, help="Spectral task: DCT block size."),
+    images_per_prompt: int = typer.Option(4, "--images-per-prompt", min=1, help="Text-image tasks: images per prompt."),
+    detector: str = typer.Option("torchvision-maskrcnn", "--detector", help="GenEval/counting detector: "
+                                 "torchvision-maskrcnn | mask2former:CONFIG,CHECKPOINT | python:module:factory"),
+    color: str = typer.Option("clip-vit-l-14", "--color", help="GenEval colour classifier."),
+    vqa: Optional[str] = typer.Option(None, "--vqa", help="DPG-Bench VQA: mplug | transformers:PATH | python:..."),
+    dpg: Optional[str] = typer.Option(None, "--dpg", help="DPG-Bench folder (ELLA's dpg_bench) or its CSV."),
+    clip_backbone: str = typer.Option("ViT-B-32", "--clip-backbone", help="CLIPScore backbone: ViT-B-32 | ViT-L-14"),
+    max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Text-image tasks: first N prompts."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
@@ -107,7 +115,8 @@ def score(
         num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
         extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
         num_workers=workers, progress=not as_json, autoencoder=autoencoder, data=data, resolution=resolution,
-        frames=frames, dct_block=dct_block,
+        frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
+        vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts,
     )
     summary = run_score(model, options)
     if as_json:

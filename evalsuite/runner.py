@@ -381,6 +381,8 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
                        skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
             if out.per_sample is not None:
                 doc["per_sample"] = out.per_sample
+            if out.protocol:
+                doc["protocol"] = out.protocol
             if out.artifacts:
                 doc["artifacts"] = [store.write_artifact(run_id, f"{name}.{fname}", data)
                                     for fname, data in out.artifacts.items()]

@@ -123,6 +123,8 @@ def compare(store_dir: str | Path, run_ids: list[str], *, n_boot: int = 2000, se
                 cell = CompareCell(rid, value)
                 if doc is None or value is None:
                     cell.ci_text = "not scored"
+                elif rid != with_task[0] and doc.get("protocol") != base.get("protocol"):
+                    cell.ci_text = f"not comparable: protocol {doc.get('protocol')} vs {base.get('protocol')}"
                 elif rid != with_task[0]:
                     cell.delta = value - base["metrics"][metric] if math.isfinite(value) and math.isfinite(
                         base["metrics"][metric]) else None

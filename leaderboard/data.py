@@ -80,14 +80,14 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
         if row["status"] != "ok":
             continue
         doc = decode_nonfinite(json.loads((store.root / row["path"]).read_text()))
-        key = (doc["model"]["id"], doc["task"])
+        key = (doc["model"]["id"], column_task(doc))
         if key not in latest or doc["created_at"] > latest[key]["created_at"]:
             latest[key] = doc
     columns: dict[str, Column] = {}
     for doc in latest.values():
         for metric, info in doc.get("metric_info", {}).items():
             if metric in doc["metrics"]:
-                col = Column(doc.get("family", "other"), doc["task"], metric, info.get("direction", "lower"),
+                col = Column(doc.get("family", "other"), column_task(doc), metric, info.get("direction", "lower"),
                              info.get("description", ""), info.get("unit", ""))
                 columns.setdefault(col.key, col)
     return list(latest.values()), columns
@@ -127,7 +127,7 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
         row = rows.setdefault(family, {}).setdefault(
             f"measured:{model['id']}", Row(f"measured:{model['id']}", model["spec"], "measured", model["id"]))
         for metric, value in doc["metrics"].items():
-            key = f"{doc['task']}/{metric}"
+            key = f"{column_task(doc)}/{metric}"
             row.cells[key] = Cell(float(value), doc.get("num_samples"), doc["run_id"],
                                   provenance_href(doc["run_id"], doc["task"]))
     for entry in published:  # keyed apart from measured rows: a shared model name never merges
@@ -153,6 +153,11 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
 def _published_note(entry: dict) -> str:
     bound = {"upper": "at most", "lower": "at least"}.get(entry.get("bound", ""), "")
     return " ".join(filter(None, [bound, str(entry.get("setting", ""))]))
+
+
+def column_task(doc: dict) -> str:
+    """A task's column group: results of different scoring protocols (detector, VQA model) never share one."""
+    return f"{doc['task']} [{doc['protocol']}]" if doc.get("protocol") else doc["task"]
 
 
 def provenance_href(run_id: str, task: str) -> str:

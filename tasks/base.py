@@ -37,6 +37,7 @@ class TaskOutput:
     reference: dict | None = None
     extractor: dict | None = None
     artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes, stored beside the result
+    protocol: str | None = None  # the scoring backend(s); results of different protocols never share a column
 
 
 @dataclass(frozen=True)

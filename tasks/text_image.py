@@ -72,3 +72,220 @@ class CLIPScoreTask(Task):
                           details={"protocol": scorer.protocol, "backbone": ctx.options.clip_backbone},
                           per_sample={"name": names, "prompt": texts, "clipscore": values},
                           skipped_samples=skipped, num_samples=len(values))
+
+
+def _resolve_backend(kind: str, spec: str, ctx) -> Any:
+    """A detector / colour / VQA backend; absent weights or an uninstallable official backend make a skip."""
+    from tasks.t2i import backends
+
+    import tasks.t2i.dpg  # noqa: F401  (registers the VQA backends)
+    import tasks.t2i.geneval  # noqa: F401  (registers detectors and the colour classifier)
+
+    try:
+        return _backend(backends.resolve, kind, spec, device=ctx.device, offline=ctx.options.offline)
+    except InputError as exc:
+        raise TaskSkipped(f"{kind} backend {spec} is not available: {exc.message}", exc.fix) from exc
+
+
+def _open(path) -> Image.Image | str:
+    """The image, or the reason it cannot be read."""
+    try:
+        return Image.fromarray(read_rgb(path))
+    except InputError as exc:
+        return exc.message
+
+
+def _default_weights(options, detector: bool = True, color: bool = False) -> tuple[str, ...]:
+    needed = []
+    if detector and options.detector == "torchvision-maskrcnn":
+        needed.append("maskrcnn-v2-coco")
+    if color and options.color == "clip-vit-l-14":
+        needed.append("clip-vit-l-14-openai")
+    return tuple(needed)
+
+
+@register
+class GenEvalTask(Task):
+    name = "geneval"
+    version = "1"
+    family = "text-image"
+    sample_kind = "image"
+    description = "GenEval (official rule; detector and colour classifier named as the protocol)"
+    metrics = {
+        "overall": MetricInfo("higher", "unweighted mean of the six task accuracies", primary=True),
+        "image_accuracy": MetricInfo("higher", "fraction of correct images", per_sample="correct"),
+        **{tag: MetricInfo("higher", f"{tag} accuracy") for tag in
+           ("single_object", "two_object", "counting", "colors", "position", "color_attr")},
+    }
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(weights=_default_weights(options, detector=True, color=True))
+
+    def run(self, ctx) -> TaskOutput:
+        from tasks.t2i import geneval
+
+        detector = _resolve_backend("detector", ctx.options.detector, ctx)
+        color = _resolve_backend("color", ctx.options.color, ctx)
+        if ctx.options.prompts and str(ctx.options.prompts).endswith(".jsonl"):
+            prompts, prompt_set = geneval.load_prompts(ctx.options.prompts), f"file:{ctx.options.prompts}"
+        else:
+            prompts, prompt_set = geneval.generate_prompts(43), "evalsuite generate_prompts(seed=43)"
+        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
+        items = ctx.prompt_samples(prompts, "geneval")
+        rows, missing = [], 0
+        for item in items:
+            for path in item.images:
+                name = f"{item.index:05d}/samples/{path.name}"
+                image = _open(path)
+                if isinstance(image, str):
+                    rows.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
+                    missing += 1
+                else:
+                    rows += geneval.score_images([(name, image, item.metadata)], detector, color)
+            for k in range(item.missing):
+                rows.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
+                missing += 1
+        if ctx.options.strict and missing:
+            raise InputError(f"{missing} GenEval image(s) are missing or unreadable", "regenerate them, or drop --strict")
+        summary = geneval.summarize(rows)
+        metrics = {"overall": summary["overall"], "image_accuracy": summary["image_accuracy"],
+                   **{tag: t["accuracy"] for tag, t in summary["tasks"].items()}}
+        results = "".join(__import__("json").dumps(r) + "\n" for r in rows).encode()
+        return TaskOutput(
+            metrics=metrics, protocol=f"{detector.protocol}+{color.protocol}",
+            details={"tasks": summary["tasks"], "prompts_any_correct": summary["prompts_any_correct"],
+                     "prompt_accuracy": summary["prompt_accuracy"], "prompt_set": prompt_set,
+                     "num_prompts": summary["num_prompts"], "images_per_prompt": ctx.options.images_per_prompt,
+                     "missing_or_unreadable_images": missing, "layout": str(ctx.layouts.get("geneval")),
+                     "per_prompt": summary["per_prompt"]},
+            per_sample={"name": [r["filename"] for r in rows], "tag": [r["tag"] for r in rows],
+                        "correct": [float(r["correct"]) for r in rows]},
+            num_samples=len(rows), artifacts={"results.jsonl": results})
+
+
+def _failed_row(filename: str, metadata: dict, reason: str) -> dict:
+    """An image that cannot be scored stays in the denominator as incorrect (official results.jsonl schema)."""
+    import json
+
+    return {"filename": filename, "tag": metadata["tag"], "prompt": metadata["prompt"], "correct": False,
+            "reason": reason, "metadata": json.dumps(metadata), "details": "{}"}
+
+
+COUNTING_CLASSES = ("apple", "dog", "cat", "bird", "car", "cup", "banana", "orange", "person", "chair")
+
+
+def counting_prompts(classes=COUNTING_CLASSES, max_count: int = 10) -> list[dict]:
+    """'a photo of seven apples' for counts 1..10 of each class (class-major), with GenEval-style metadata plus
+    `target_class` and `target_count`."""
+    from tasks.t2i.geneval import noun_phrase
+
+    return [{"tag": "counting", "include": [{"class": cls, "count": n}], "exclude": [{"class": cls, "count": n + 1}],
+             "prompt": f"a photo of {noun_phrase(cls, n)}", "target_class": cls, "target_count": n}
+            for cls in classes for n in range(1, max_count + 1)]
+
+
+@register
+class CountingTask(Task):
+    name = "counting"
+    version = "1"
+    family = "text-image"
+    sample_kind = "image"
+    description = "Object counting 1-10: exact accuracy, mean absolute error, off-by-one rate, per target count"
+    metrics = {
+        "accuracy": MetricInfo("higher", "exact-count accuracy", primary=True, per_sample="correct"),
+        "mae": MetricInfo("lower", "mean absolute count error", per_sample="abs_error"),
+        "off_by_one": MetricInfo("lower", "fraction of images off by exactly one", per_sample="off_by_one"),
+    }
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(weights=_default_weights(options))
+
+    def run(self, ctx) -> TaskOutput:
+        from tasks.t2i import geneval
+
+        detector = _resolve_backend("detector", ctx.options.detector, ctx)
+        prompts = counting_prompts()
+        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
+        items = ctx.prompt_samples(prompts, "counting")
+        per: dict[str, list] = {k: [] for k in ("name", "target", "predicted", "correct", "abs_error", "off_by_one")}
+        missing = 0
+        for item in items:
+            meta = item.metadata
+            target, cls = int(meta.get("target_count", meta["include"][0]["count"])), meta.get(
+                "target_class", meta["include"][0]["class"])
+            for j in range(len(item.images) + item.missing):
+                image = _open(item.images[j]) if j < len(item.images) else "missing image"
+                if isinstance(image, str):
+                    predicted, missing = 0, missing + 1  # missing images stay in the denominator, counted as 0
+                else:
+                    kept = geneval.filter_detections(detector.detect(image), "counting")
+                    predicted = len(kept.get(cls, []))
+                err = abs(predicted - target)
+                per["name"].append(f"{item.index:05d}/{j:04d}")
+                per["target"].append(target)
+                per["predicted"].append(predicted)
+                per["correct"].append(float(err == 0))
+                per["abs_error"].append(float(err))
+                per["off_by_one"].append(float(err == 1))
+        if not per["name"]:
+            raise InputError("no counting images were produced", "check --images-per-prompt and the model")
+        targets = np.array(per["target"])
+        per_count = {str(n): float(np.mean(np.array(per["correct"])[targets == n])) for n in sorted(set(per["target"]))}
+        per_count_mae = {str(n): float(np.mean(np.array(per["abs_error"])[targets == n]))
+                         for n in sorted(set(per["target"]))}
+        return TaskOutput(
+            metrics={"accuracy": float(np.mean(per["correct"])), "mae": float(np.mean(per["abs_error"])),
+                     "off_by_one": float(np.mean(per["off_by_one"]))},
+            protocol=detector.protocol,
+            details={"per_count": per_count, "per_count_mae": per_count_mae, "threshold": geneval.COUNTING_THRESHOLD,
+                     "counter": f"{detector.protocol} detections of the target class at confidence > "
+                                f"{geneval.COUNTING_THRESHOLD}", "missing_or_unreadable_images": missing,
+                     "images_per_prompt": ctx.options.images_per_prompt, "num_prompts": len(items)},
+            per_sample=per, num_samples=len(per["name"]))
+
+
+@register
+class DPGBenchTask(Task):
+    name = "dpg-bench"
+    version = "1"
+    family = "text-image"
+    sample_kind = "image"
+    description = "DPG-Bench: VQA of dense prompts' propositions with the dependency rule (x100)"
+    metrics = {"overall": MetricInfo("higher", "mean over prompts of the mean question score, x100", primary=True,
+                                     per_sample="score")}
+
+    def run(self, ctx) -> TaskOutput:
+        from tasks.t2i import dpg
+        from tasks.t2i import layout as t2i_layout
+
+        if not ctx.options.dpg:
+            raise TaskSkipped("DPG-Bench's prompts are not shipped with evalsuite",
+                              "pass --dpg PATH (the ELLA repo's dpg_bench folder or its CSV)")
+        if not ctx.options.vqa:
+            raise TaskSkipped("DPG-Bench needs a VQA backend",
+                              "pass --vqa mplug (official, needs modelscope) or --vqa transformers:/path/to/model")
+        vqa = _resolve_backend("vqa", ctx.options.vqa, ctx)
+        prompts = dpg.load_dpg(ctx.options.dpg)
+        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
+        if ctx.source.kind == "folder" and not t2i_layout.is_layout(ctx.source.folder):
+            images = dpg.load_dpg_images(ctx.source.folder, prompts)
+        else:
+            items = ctx.prompt_samples([{"tag": "dpg", "prompt": p.prompt, "item_id": p.item_id} for p in prompts],
+                                       "dpg-bench")
+            by_prompt = {item.metadata.get("item_id"): item for item in items}
+            images = {p.item_id: [img for img in (_open(f) for f in by_prompt[p.item_id].images)
+                                  if not isinstance(img, str)] for p in prompts if p.item_id in by_prompt}
+        result = dpg.score_dpg(prompts, images, vqa)
+        metrics = {"overall": result.score, **{f"cat_{k}": v for k, v in result.categories_broad.items()}}
+        ids = list(result.per_prompt)
+        return TaskOutput(metrics=metrics, protocol=vqa.protocol,
+                          details={"categories_detailed": result.categories_detailed, "missing": result.missing,
+                                   "note": "category scores after the dependency rule (the official script uses "
+                                           "pre-dependency scores of the last image, ELLA #60)",
+                                   "answers": result.to_dict().get("answers")},
+                          per_sample={"name": ids, "score": [100 * result.per_prompt[i] for i in ids]},
+                          num_samples=len(ids))
+
+
+register_suite("text-image", ["clipscore", "geneval", "counting"],
+               "Text-image alignment: CLIPScore, GenEval and counting (add dpg-bench with --dpg and --vqa)")

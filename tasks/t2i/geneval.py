@@ -60,7 +60,8 @@ _COLOR_SET = frozenset(COLORS)
 # Prompts
 # ---------------------------------------------------------------------------------------------------------------
 
-_NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+_NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
+                 10: "ten"}
 # nouns that name a pair ("a pair of skis"); their plural is "pairs of ..."
 _PAIR_NOUNS = frozenset({"skis", "scissors"})
 _IRREGULAR_PLURALS = {
