@@ -1,0 +1,421 @@
+// The measurement: per compute unit, compile the package with MLModel.compileModel(at:), load it twice (first
+// load = device specialisation, then a warm load), predict once, run `warmup` untimed and `iterations` timed
+// predictions on random inputs. Every time comes from mach_absolute_time, converted with mach_timebase_info.
+
+import CoreML
+import CoreVideo
+import Darwin
+import Foundation
+
+// MARK: - Device
+
+struct DeviceInfo: Sendable {
+    let machine: String     // utsname.machine, e.g. iPhone17,2
+    let osVersion: String   // UIDevice.current.systemVersion, e.g. 18.1
+    let appVersion: String  // CFBundleShortVersionString (CFBundleVersion)
+
+    static func machineCode() -> String {
+        if let simulated = ProcessInfo.processInfo.environment["SIMULATOR_MODEL_IDENTIFIER"] {
+            return simulated  // the simulator reports the Mac's architecture in utsname
+        }
+        var info = utsname()
+        uname(&info)
+        return withUnsafeBytes(of: &info.machine) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+}
+
+// MARK: - Clock and thermal state
+
+enum Clock {
+    static let timebase: mach_timebase_info_data_t = {
+        var info = mach_timebase_info_data_t()
+        mach_timebase_info(&info)
+        return info
+    }()
+
+    @inline(__always) static func now() -> UInt64 { mach_absolute_time() }
+
+    /// Milliseconds between two mach_absolute_time readings.
+    static func ms(_ start: UInt64, _ end: UInt64) -> Double {
+        let ticks = end >= start ? end - start : 0
+        return Double(ticks) * Double(timebase.numer) / Double(timebase.denom) / 1_000_000.0
+    }
+}
+
+func thermalName(_ state: ProcessInfo.ThermalState) -> String {
+    switch state {
+    case .nominal: return "nominal"
+    case .fair: return "fair"
+    case .serious: return "serious"
+    case .critical: return "critical"
+    @unknown default: return "unknown"
+    }
+}
+
+/// The worst (highest) thermal state seen since creation.
+struct ThermalWatch {
+    private(set) var worst = ProcessInfo.processInfo.thermalState
+
+    mutating func sample() {
+        let now = ProcessInfo.processInfo.thermalState
+        if now.rawValue > worst.rawValue { worst = now }
+    }
+
+    var name: String { thermalName(worst) }
+}
+
+// MARK: - Random inputs
+
+/// Small, seeded, dependency-free generator (SplitMix64): the same inputs on every run.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    mutating func nextSigned() -> Float {
+        Float(next() >> 40) / Float(1 << 24) * 2 - 1
+    }
+}
+
+func multiArrayType(_ dtype: String) throws -> MLMultiArrayDataType {
+    switch dtype {
+    case "float32": return .float32
+    case "float16": return .float16
+    case "float64": return .double
+    case "int32": return .int32
+    default: throw BenchError.badRequest("input dtype \(dtype) (use float32, float16, float64 or int32)")
+    }
+}
+
+func randomArray(shape: [Int], dataType: MLMultiArrayDataType, seed: UInt64) throws -> MLMultiArray {
+    guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else {
+        throw BenchError.badRequest("input shape \(shape) is not a list of positive sizes")
+    }
+    let array = try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: dataType)
+    var rng = SplitMix64(seed: seed)
+    switch dataType {
+    case .float32:
+        array.withUnsafeMutableBufferPointer(ofType: Float.self) { buffer, _ in
+            for i in buffer.indices { buffer[i] = rng.nextSigned() }
+        }
+    case .double:
+        array.withUnsafeMutableBufferPointer(ofType: Double.self) { buffer, _ in
+            for i in buffer.indices { buffer[i] = Double(rng.nextSigned()) }
+        }
+    case .int32:
+        array.withUnsafeMutableBufferPointer(ofType: Int32.self) { buffer, _ in
+            for i in buffer.indices { buffer[i] = Int32(rng.next() % 10) }  // small: safe as ids or indices
+        }
+    case .float16:
+        #if arch(arm64)
+        array.withUnsafeMutableBufferPointer(ofType: Float16.self) { buffer, _ in
+            for i in buffer.indices { buffer[i] = Float16(rng.nextSigned()) }
+        }
+        #else
+        array.withUnsafeMutableBufferPointer(ofType: UInt16.self) { buffer, _ in
+            for i in buffer.indices { buffer[i] = 0x3C00 }  // 1.0 (Float16 is arm64-only in Swift)
+        }
+        #endif
+    default:
+        throw BenchError.unsupported("multi-array data type \(dataType.rawValue)")
+    }
+    return array
+}
+
+func randomPixelBuffer(width: Int, height: Int, format: OSType, seed: UInt64) throws -> CVPixelBuffer {
+    var created: CVPixelBuffer?
+    let attributes = [kCVPixelBufferIOSurfacePropertiesKey: [:] as CFDictionary] as CFDictionary
+    let status = CVPixelBufferCreate(kCFAllocatorDefault, width, height, format, attributes, &created)
+    guard status == kCVReturnSuccess, let buffer = created else {
+        throw BenchError.unsupported("cannot create a \(width)x\(height) pixel buffer of format \(format) " +
+                                     "(CVReturn \(status))")
+    }
+    CVPixelBufferLockBaseAddress(buffer, [])
+    defer { CVPixelBufferUnlockBaseAddress(buffer, []) }
+    if let base = CVPixelBufferGetBaseAddress(buffer) {
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
+        var rng = SplitMix64(seed: seed)
+        for i in 0..<(CVPixelBufferGetBytesPerRow(buffer) * height) {
+            bytes[i] = UInt8(truncatingIfNeeded: rng.next())
+        }
+    }
+    return buffer
+}
+
+/// A concrete shape for a multi-array input: the constraint's default, else the first enumerated shape, else the
+/// lower bound of each flexible dimension.
+func concreteShape(_ constraint: MLMultiArrayConstraint) -> [Int] {
+    let shape = constraint.shape.map { $0.intValue }
+    if !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) { return shape }
+    let flexible = constraint.shapeConstraint
+    if flexible.type == .enumerated, let first = flexible.enumeratedShapes.first {
+        return first.map { $0.intValue }
+    }
+    if flexible.type == .range {
+        return flexible.sizeRangeForDimension.map { max(1, $0.rangeValue.location) }
+    }
+    return shape
+}
+
+/// Random values for every input: the request's spec where it names the input, else the model's description.
+func makeInputs(for model: MLModel, specs: [InputSpec]) throws -> MLFeatureProvider {
+    let described = model.modelDescription.inputDescriptionsByName
+    for spec in specs where described[spec.name] == nil {
+        throw BenchError.badRequest("the request names input \(spec.name), which the model does not have " +
+                                    "(it has \(described.keys.sorted().joined(separator: ", ")))")
+    }
+    var features: [String: MLFeatureValue] = [:]
+    for (index, name) in described.keys.sorted().enumerated() {
+        let seed = UInt64(index + 1)
+        if let spec = specs.first(where: { $0.name == name }) {
+            let array = try randomArray(shape: spec.shape, dataType: try multiArrayType(spec.dtype), seed: seed)
+            features[name] = MLFeatureValue(multiArray: array)
+            continue
+        }
+        guard let description = described[name] else { continue }
+        switch description.type {
+        case .multiArray:
+            guard let constraint = description.multiArrayConstraint else {
+                throw BenchError.unsupported("input \(name) has no multi-array constraint")
+            }
+            let array = try randomArray(shape: concreteShape(constraint), dataType: constraint.dataType, seed: seed)
+            features[name] = MLFeatureValue(multiArray: array)
+        case .image:
+            guard let constraint = description.imageConstraint else {
+                throw BenchError.unsupported("input \(name) has no image constraint")
+            }
+            let buffer = try randomPixelBuffer(width: constraint.pixelsWide, height: constraint.pixelsHigh,
+                                               format: constraint.pixelFormatType, seed: seed)
+            features[name] = MLFeatureValue(pixelBuffer: buffer)
+        default:
+            if description.isOptional { continue }
+            throw BenchError.unsupported("input \(name) has feature type \(description.type.rawValue); give it a " +
+                                         "multi-array spec in the request or time a model with array/image inputs")
+        }
+    }
+    return try MLDictionaryFeatureProvider(dictionary: features)
+}
+
+// MARK: - The measurement
+
+func computeUnits(named name: String) throws -> MLComputeUnits {
+    switch name {
+    case "ALL": return .all
+    case "CPU_AND_NE": return .cpuAndNeuralEngine
+    case "CPU_AND_GPU": return .cpuAndGPU
+    case "CPU_ONLY": return .cpuOnly
+    default: throw BenchError.badRequest("unknown compute unit \(name)")
+    }
+}
+
+final class Benchmark {
+    let request: BenchRequest
+    let documents: URL
+    let progress: ProgressLog
+    private let scratch: URL
+
+    init(request: BenchRequest, documents: URL, progress: ProgressLog) {
+        self.request = request
+        self.documents = documents
+        self.progress = progress
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent(request.requestId, isDirectory: true)
+    }
+
+    /// One result per requested compute unit, in the request's order.
+    func run() async throws -> [UnitResult] {
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let package = try preparePackage()
+        var results: [UnitResult] = []
+        for name in request.computeUnits {
+            results.append(try await measure(package: package, unitName: name))
+        }
+        return results
+    }
+
+    /// The .mlpackage to compile: extracted from the pushed stored zip, or a package folder already in Documents.
+    func preparePackage() throws -> URL {
+        let source = documents.appendingPathComponent(request.package)
+        guard FileManager.default.fileExists(atPath: source.path) else {
+            throw BenchError.badRequest("the package \(request.package) is not in the app's Documents folder")
+        }
+        guard source.pathExtension.lowercased() == "zip" else { return source }
+        let destination = scratch.appendingPathComponent("package", isDirectory: true)
+        try? FileManager.default.removeItem(at: destination)
+        let t0 = Clock.now()
+        try extractStoredZip(at: source, to: destination)
+        progress("extracted \(request.package) in \(String(format: "%.0f", Clock.ms(t0, Clock.now()))) ms")
+        let entries = try FileManager.default.contentsOfDirectory(at: destination, includingPropertiesForKeys: nil)
+        guard let package = entries.first(where: { $0.pathExtension == "mlpackage" }) else {
+            throw BenchError.badRequest("\(request.package) holds no .mlpackage folder")
+        }
+        return package
+    }
+
+    func measure(package: URL, unitName: String) async throws -> UnitResult {
+        let units = try computeUnits(named: unitName)
+        var thermal = ThermalWatch()
+
+        progress("[\(unitName)] compiling \(package.lastPathComponent)")
+        var t0 = Clock.now()
+        let compiled = try await MLModel.compileModel(at: package)
+        let compileMs = Clock.ms(t0, Clock.now())
+        defer { try? FileManager.default.removeItem(at: compiled) }
+        progress("[\(unitName)] compiled in \(fmt(compileMs)) ms; first load (device specialisation)")
+
+        let configuration = MLModelConfiguration()
+        configuration.computeUnits = units
+        let firstLoadMs: Double
+        do {
+            t0 = Clock.now()
+            let cold = try await MLModel.load(contentsOf: compiled, configuration: configuration)
+            firstLoadMs = Clock.ms(t0, Clock.now())
+            _ = cold.modelDescription  // released at the end of this scope, before the warm load
+        }
+        thermal.sample()
+        progress("[\(unitName)] first load \(fmt(firstLoadMs)) ms; warm load")
+
+        t0 = Clock.now()
+        let model = try await MLModel.load(contentsOf: compiled, configuration: configuration)
+        let warmLoadMs = Clock.ms(t0, Clock.now())
+        let inputs = try makeInputs(for: model, specs: request.inputs)
+        progress("[\(unitName)] warm load \(fmt(warmLoadMs)) ms; first prediction")
+
+        t0 = Clock.now()
+        try autoreleasepool { _ = try model.prediction(from: inputs) }
+        let firstPredictMs = Clock.ms(t0, Clock.now())
+        progress("[\(unitName)] first prediction \(fmt(firstPredictMs)) ms; \(request.warmup) warmup, " +
+            "\(request.iterations) timed")
+
+        for _ in 0..<request.warmup {
+            try autoreleasepool { _ = try model.prediction(from: inputs) }
+        }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(request.iterations)
+        for i in 0..<request.iterations {
+            let start = Clock.now()
+            try autoreleasepool { _ = try model.prediction(from: inputs) }
+            latencies.append(Clock.ms(start, Clock.now()))
+            if i % 10 == 9 { thermal.sample() }
+        }
+        thermal.sample()
+        let sorted = latencies.sorted()
+        progress("[\(unitName)] median \(fmt(sorted[sorted.count / 2])) ms over \(latencies.count); " +
+                 "thermal \(thermal.name)")
+        return UnitResult(computeUnit: unitName, compileMs: compileMs, firstLoadMs: firstLoadMs,
+                          warmLoadMs: warmLoadMs, firstPredictMs: firstPredictMs, latenciesMs: latencies,
+                          thermalState: thermal.name)
+    }
+}
+
+func fmt(_ ms: Double) -> String { String(format: "%.1f", ms) }
+
+// MARK: - Progress log
+
+/// Progress lines: appended to Documents/<request_id>.log (the host pulls it on a time-out or crash), sent to the
+/// system log (NSLog: `pymobiledevice3 syslog live` shows them as EvalsuiteBench[pid]) and to the screen.
+final class ProgressLog: @unchecked Sendable {
+    private let url: URL
+    private let echo: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private let stamp = ISO8601DateFormatter()
+
+    init(url: URL, echo: @escaping @Sendable (String) -> Void) {
+        self.url = url
+        self.echo = echo
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+    }
+
+    func callAsFunction(_ message: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        let line = "\(stamp.string(from: Date())) \(message)"
+        NSLog("EvalsuiteBench: %@", message)
+        echo(line)
+        guard let handle = try? FileHandle(forWritingTo: url) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data((line + "\n").utf8))
+    }
+}
+
+// MARK: - One request, start to finish
+
+enum BenchmarkRun {
+    static var documents: URL {
+        FileManager.default.urls(for: .documentDirectory, in: .userDomainMask)[0]
+    }
+
+    /// `--request` paths are as the host pushed them: relative to the app container (house_arrest's root, e.g.
+    /// /Documents/x.request.json), or a bare file name in Documents.
+    static func resolve(_ path: String) -> URL {
+        guard path.hasPrefix("/") else { return documents.appendingPathComponent(path) }
+        let inContainer = URL(fileURLWithPath: NSHomeDirectory(), isDirectory: true)
+            .appendingPathComponent(String(path.dropFirst()))
+        if FileManager.default.fileExists(atPath: inContainer.path) { return inContainer }
+        return URL(fileURLWithPath: path)
+    }
+
+    /// Runs the request and always leaves a result file (status ok or error) unless the process dies; a fatal
+    /// signal leaves one with a `crash` marker (CrashMarker). Returns a line for the screen.
+    static func execute(requestPath: String, device: DeviceInfo,
+                        echo: @escaping @Sendable (String) -> Void) async -> String {
+        let requestURL = resolve(requestPath)
+        // Until the request is read, name the result after the request file: <id>.request.json -> <id>.result.json
+        var requestId = requestURL.lastPathComponent.replacingOccurrences(of: ".request.json", with: "")
+        var resultURL = documents.appendingPathComponent("\(requestId).result.json")
+        var request: BenchRequest?
+        let startThermal = thermalName(ProcessInfo.processInfo.thermalState)
+        do {
+            let loaded = try BenchRequest.load(from: requestURL)
+            request = loaded
+            requestId = loaded.requestId
+            resultURL = documents.appendingPathComponent(loaded.resultFile)
+            try? FileManager.default.removeItem(at: resultURL)  // never leave an older result to be pulled
+            let progress = ProgressLog(url: documents.appendingPathComponent(loaded.logFile), echo: echo)
+            CrashMarker.arm(resultURL: resultURL, requestId: requestId, device: device, meta: loaded.meta)
+            progress("request \(requestId) on \(device.machine) iOS \(device.osVersion), thermal \(startThermal)")
+            let units = try await Benchmark(request: loaded, documents: documents, progress: progress).run()
+            CrashMarker.disarm()
+            try BenchResult(requestId: requestId, status: "ok", error: nil, device: device,
+                            thermalState: startThermal, iterations: loaded.iterations, warmup: loaded.warmup,
+                            meta: loaded.meta, computeUnits: units).write(to: resultURL)
+            progress("wrote \(resultURL.lastPathComponent)")
+            cleanUp(loaded)
+            return "done: \(resultURL.lastPathComponent)"
+        } catch {
+            CrashMarker.disarm()
+            let message = describe(error)
+            NSLog("EvalsuiteBench: error: %@", message)
+            echo("error: \(message)")
+            let failed = BenchResult(requestId: requestId, status: "error", error: message, device: device,
+                                     thermalState: startThermal, iterations: request?.iterations ?? 0,
+                                     warmup: request?.warmup ?? 0, meta: request?.meta ?? [:], computeUnits: [])
+            do {
+                try failed.write(to: resultURL)
+            } catch {
+                NSLog("EvalsuiteBench: cannot write %@: %@", resultURL.path, describe(error))
+            }
+            if let request { cleanUp(request) }
+            return "error: \(message)"
+        }
+    }
+
+    /// The pushed package and request are removed after the run (packages are large); result and log stay.
+    static func cleanUp(_ request: BenchRequest) {
+        if request.package.lowercased().hasSuffix(".zip") {
+            try? FileManager.default.removeItem(at: documents.appendingPathComponent(request.package))
+        }
+        try? FileManager.default.removeItem(at: documents.appendingPathComponent("\(request.requestId).request.json"))
+    }
+}

@@ -1,0 +1,466 @@
+"""The versioned protocol between the host and the iPhone benchmark app (`device_runner/ios/`), its conversion into
+timing records (`device_runner.records`, schema `evalsuite.timing/1`), and the import of results produced elsewhere
+(`evalsuite device ingest`). `device_runner/ios/PROTOCOL.md` documents the same schemas for the Swift side.
+
+Transport (see `device_runner.backends.iphone`): the host pushes files into the app's `Documents/` folder over
+house_arrest (`pymobiledevice3 apps push`), launches the app with `--request /Documents/<request_id>.request.json`,
+and polls (`apps pull`) for `/Documents/<result_file>`. Remote paths are relative to the app container, which is what
+house_arrest exposes; the app resolves them against `NSHomeDirectory()`.
+
+Request, schema `evalsuite.ios-request/1` (host -> app):
+
+| field | type | meaning |
+|---|---|---|
+| schema | str | `evalsuite.ios-request/1` |
+| request_id | str | unique per run (UTC time + random suffix); names every file of the run |
+| package | str | file in Documents: `<request_id>.mlpackage.zip` (see below) or a `X.mlpackage` folder already there |
+| result_file | str | file in Documents the app writes its result to: `<request_id>.result.json` |
+| log_file | str | file in Documents the app appends progress lines to: `<request_id>.log` |
+| iterations | int | steady-state predictions timed, >= 1 |
+| warmup | int | untimed predictions before them, >= 0 |
+| compute_units | list[str] | ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY (no repeats), measured in this order |
+| inputs | list[{name, shape, dtype}] | random inputs to build; dtype float32, float16, float64 or int32 |
+| meta | {model, variant, model_hash, release, git_sha} | opaque to the app; echoed in the result |
+
+The package zip is *stored* (uncompressed) and holds one `X.mlpackage/` folder. Inputs the request leaves out are
+built from the compiled model's own description (multi-arrays and images). `meta` is echoed so that a result file
+alone can be ingested.
+
+Result, schema `evalsuite.ios-result/1` (app -> host):
+
+| field | type | meaning |
+|---|---|---|
+| schema | str | `evalsuite.ios-result/1` |
+| request_id | str | the request's |
+| status | str | `ok` or `error` |
+| error | str or null | the app's message when status is `error` |
+| crash | str, optional | only when the app's signal handler wrote the file (e.g. `SIGSEGV`): the app crashed |
+| device_model | str | `utsname.machine`, e.g. `iPhone17,2` |
+| os_version | str | `UIDevice.current.systemVersion`, e.g. `18.1` |
+| thermal_state | str | `ProcessInfo.thermalState` at start: nominal, fair, serious, critical, unknown |
+| app_version | str, optional | `CFBundleShortVersionString (CFBundleVersion)` |
+| timestamp | str, optional | ISO 8601 UTC time the run finished |
+| iterations, warmup | int | as run |
+| meta | object | the request's, echoed |
+| compute_units | list[object] | status ok: one per compute unit, fields below |
+
+Per compute unit: compute_unit; compile_ms, first_load_ms, warm_load_ms, first_predict_ms (numbers, or null);
+latencies_ms (every steady-state prediction, ms); thermal_state (optional: the worst seen while measuring the unit).
+
+compile_ms is `MLModel.compileModel(at:)` on the phone (the app compiles a fresh copy per compute unit, so every
+first load is a first load); first_load_ms is the first `MLModel.load` of that copy (device specialisation; the
+record's `load_ms`); warm_load_ms a second load (kept in the record's `notes`); first_predict_ms the first prediction.
+All times use `mach_absolute_time` converted with `mach_timebase_info`.
+
+ExecuTorch benchmark JSON (what ExecuTorch's Android/iOS benchmark apps upload; `parse_executorch`): a list of
+entries `{"benchmarkModel": {"name", "backend", "quantization"}, "metric", "actualValue", "deviceInfo": {"arch",
+"device", "os", "availMem", "totalMem"}}`. Entries are grouped per model, backend, quantization and device into one
+record: model = name, variant = quantization (`fp32` when empty), compute_unit = the ExecuTorch backend (e.g.
+xnnpack, coreml, mps), device_model = deviceInfo.arch (the phone model), else deviceInfo.device, os_version =
+deviceInfo.os as given (e.g. `iOS 17.2`). ExecuTorch reports aggregates, not every iteration: latencies_ms holds the
+`trimmean_inference_latency(ms)` value(s) (else `avg_inference_latency(ms)`), one per run in the file, so median_ms
+and p90_ms are over runs; the record's notes say so. load_ms = mean `model_load_time(ms)`. Groups whose
+`load_status` is non-zero (the model failed to load) are left out; a file with no usable group is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from device_runner import records
+from device_runner.backends import DeviceError
+from device_runner.records import TimingRecord
+from evalsuite.errors import InputError
+
+REQUEST_SCHEMA = "evalsuite.ios-request/1"
+RESULT_SCHEMA = "evalsuite.ios-result/1"
+COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+DTYPES = ("float32", "float16", "float64", "int32")
+THERMAL_STATES = ("nominal", "fair", "serious", "critical", "unknown")
+UNIT_FIELDS = ("compute_unit", "compile_ms", "first_load_ms", "warm_load_ms", "first_predict_ms", "latencies_ms")
+META_FIELDS = ("model", "variant", "model_hash", "release", "git_sha")
+ET_LATENCY_METRICS = ("trimmean_inference_latency(ms)", "avg_inference_latency(ms)")
+ET_LOAD_METRIC = "model_load_time(ms)"
+ET_STATUS_METRIC = "load_status"
+PROTOCOL_DOC = "device_runner/ios/PROTOCOL.md"
+
+
+# ----------------------------------------------------------------------------------------------------- requests
+
+def new_request_id() -> str:
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def normalise_compute_units(value: str | Iterable[str]) -> list[str]:
+    """`"ALL"`, `"cpu_and_ne,cpu_only"`, `"each"` (all four) or a list of names -> validated upper-case names."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("each", "every", "all-units"):
+            return list(COMPUTE_UNITS)
+        value = [v for v in value.split(",") if v.strip()]
+    units = [str(v).strip().upper() for v in value]
+    unknown = [u for u in units if u not in COMPUTE_UNITS]
+    if unknown or not units:
+        raise InputError(f"unknown compute unit(s) {', '.join(unknown) or '(none given)'}",
+                         f"use one or more of {', '.join(COMPUTE_UNITS)} (comma-separated), or 'each'")
+    if len(set(units)) != len(units):
+        raise InputError(f"compute unit repeated in {', '.join(units)}", "name each compute unit once")
+    return units
+
+
+def _check_input_specs(inputs: Sequence[dict]) -> list[dict]:
+    out = []
+    for i, spec in enumerate(inputs):
+        if not isinstance(spec, dict):
+            raise InputError(f"input spec #{i} is not an object: {spec!r}", "give {name, shape, dtype} per input")
+        missing = [k for k in ("name", "shape", "dtype") if k not in spec]
+        if missing:
+            raise InputError(f"input spec #{i} lacks {', '.join(missing)}", "give {name, shape, dtype} per input")
+        shape = spec["shape"]
+        if (not isinstance(shape, (list, tuple)) or not shape
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+            raise InputError(f"input {spec['name']!r} has an unusable shape {shape!r}",
+                             "give a non-empty list of positive integers")
+        dtype = str(spec["dtype"]).lower()
+        if dtype not in DTYPES:
+            raise InputError(f"input {spec['name']!r} has dtype {spec['dtype']!r}", f"use one of {', '.join(DTYPES)}")
+        out.append({"name": str(spec["name"]), "shape": [int(d) for d in shape], "dtype": dtype})
+    if len({s["name"] for s in out}) != len(out):
+        raise InputError("input specs name an input twice", "give each input once")
+    return out
+
+
+def make_request(package: str, *, iterations: int, warmup: int, compute_units: str | Iterable[str],
+                 inputs: Sequence[dict] = (), request_id: str | None = None, meta: dict | None = None) -> dict:
+    """A request document (schema `evalsuite.ios-request/1`); `package` is the file name in the app's Documents."""
+    if not package or "/" in package or package in (".", ".."):
+        raise InputError(f"package name {package!r} is not a plain file name",
+                         "pass the name of the file pushed into the app's Documents folder")
+    if not isinstance(iterations, int) or iterations < 1:
+        raise InputError(f"iterations must be a positive integer, not {iterations!r}", "time at least 1 iteration")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise InputError(f"warmup must be a non-negative integer, not {warmup!r}", "use 0 or more warmup runs")
+    request_id = request_id or new_request_id()
+    if "/" in request_id:
+        raise InputError(f"request id {request_id!r} contains '/'", "use letters, digits, '-' and '_'")
+    meta = {k: ("" if v is None else str(v)) for k, v in (meta or {}).items()}
+    return {
+        "schema": REQUEST_SCHEMA,
+        "request_id": request_id,
+        "package": package,
+        "result_file": f"{request_id}.result.json",
+        "log_file": f"{request_id}.log",
+        "iterations": iterations,
+        "warmup": warmup,
+        "compute_units": normalise_compute_units(compute_units),
+        "inputs": _check_input_specs(inputs),
+        "meta": meta,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ results
+
+def _load_json(data: Any, source: str) -> Any:
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source} is not UTF-8 text ({exc})", "pass the JSON file the app wrote") from exc
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source} is not valid JSON ({exc})",
+                             "pass the JSON file the app wrote (a crash can leave a truncated file; rerun)") from exc
+    return data
+
+
+def _number(value: Any, where: str, nullable: bool = True) -> float | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(f"{where} is {value!r}, not a finite non-negative number", f"see {PROTOCOL_DOC}")
+    return float(value)
+
+
+def _thermal(value: Any, where: str) -> str:
+    state = str(value).lower()
+    if state not in THERMAL_STATES:
+        raise InputError(f"{where} is {value!r}", f"use one of {', '.join(THERMAL_STATES)}")
+    return state
+
+
+def _timestamp(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{where} {value!r} is not an ISO 8601 time", "write e.g. 2025-01-31T12:00:00Z") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_schema(data: Any, source: str) -> dict:
+    """The result document as a dict, or InputError naming the schema it has and the one this code reads."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source} is a JSON {type(data).__name__}, not an {RESULT_SCHEMA} object",
+                         f"see {PROTOCOL_DOC}")
+    schema = data.get("schema")
+    if schema is None:
+        raise InputError(f"{source} lacks the field schema", f"an app result carries schema {RESULT_SCHEMA!r}")
+    if schema != RESULT_SCHEMA:
+        if isinstance(schema, str) and schema.startswith("evalsuite.ios-result/"):
+            raise InputError(f"{source} uses result schema version {schema!r}; this evalsuite supports only "
+                             f"{RESULT_SCHEMA!r}",
+                             "use the evalsuite release that matches the benchmark app, or rebuild the app from "
+                             "device_runner/ios/ of this checkout")
+        raise InputError(f"{source} has schema {schema!r}, not an app result ({RESULT_SCHEMA!r})",
+                         f"see {PROTOCOL_DOC}")
+    return data
+
+
+def parse_result(data: Any, *, model: str | None = None, variant: str | None = None, model_hash: str | None = None,
+                 release: str | None = None, git_sha: str | None = None, source: str = "iPhone result",
+                 request_id: str | None = None) -> list[TimingRecord]:
+    """One TimingRecord per compute unit of an `evalsuite.ios-result/1` document (a dict, or its JSON text/bytes).
+
+    Keyword values win over the result's echoed `meta`. Unknown schema, a request id other than `request_id`,
+    missing or ill-typed fields -> InputError; status `error` or a crash marker -> DeviceError with the app's message.
+    """
+    data = check_schema(_load_json(data, source), source)
+    if request_id is not None and data.get("request_id") != request_id:
+        raise InputError(f"{source} answers request {data.get('request_id')!r}, not {request_id!r}",
+                         "a stale result from another run; rerun")
+    if data.get("crash"):
+        raise DeviceError(f"the benchmark app crashed on the iPhone ({data['crash']})"
+                          + (f": {data['error']}" if data.get("error") else ""),
+                          "see the log below; a crash in prediction often means an input the model cannot take or "
+                          "too little memory: try a smaller variant or another compute unit")
+    status = data.get("status")
+    if status == "error":
+        raise DeviceError(f"the benchmark app reported an error: {data.get('error') or '(no message)'}",
+                          "fix what the app reports (the package, the inputs, the compute unit) and rerun")
+    if status != "ok":
+        raise InputError(f"{source} has status {status!r}", "status is 'ok' or 'error'")
+
+    missing = [k for k in ("request_id", "device_model", "os_version", "thermal_state", "compute_units")
+               if k not in data]
+    units = data.get("compute_units")
+    if isinstance(units, list):
+        for i, unit in enumerate(units):
+            if not isinstance(unit, dict):
+                missing.append(f"compute_units[{i}] (not an object)")
+                continue
+            missing += [f"compute_units[{i}].{k}" for k in UNIT_FIELDS if k not in unit]
+    elif "compute_units" in data:
+        raise InputError(f"{source}: compute_units is not a list", f"see {PROTOCOL_DOC}")
+    if missing:
+        raise InputError(f"{source} lacks the field(s) {', '.join(missing)}",
+                         f"an {RESULT_SCHEMA} result with status ok needs them all (see {PROTOCOL_DOC})")
+    if not units:
+        raise InputError(f"{source} has no compute unit results", "the request named at least one compute unit")
+
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise InputError(f"{source}: meta is not an object", f"see {PROTOCOL_DOC}")
+    model = model or meta.get("model")
+    variant = variant or meta.get("variant")
+    lacking = [name for name, value in (("model", model), ("variant", variant)) if not value]
+    if lacking:
+        raise InputError(f"{source} does not say which {' and '.join(lacking)} it measured (no meta.{lacking[0]})",
+                         f"pass {', '.join(lacking)} explicitly")
+    model_hash = model_hash if model_hash is not None else str(meta.get("model_hash") or "")
+    release = release or meta.get("release") or "unreleased"
+    git_sha = git_sha if git_sha is not None else str(meta.get("git_sha") or "")
+    warmup = data.get("warmup", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise InputError(f"{source}: warmup is {warmup!r}", "a non-negative integer")
+    iterations = data.get("iterations")
+    top_thermal = _thermal(data["thermal_state"], f"{source}: thermal_state")
+    stamp = _timestamp(data.get("timestamp"), f"{source}: timestamp")
+    device_model, os_version = str(data["device_model"]), str(data["os_version"])
+    if not device_model:
+        raise InputError(f"{source}: device_model is empty", "the app records utsname.machine, e.g. iPhone17,2")
+
+    out, seen = [], set()
+    for i, unit in enumerate(units):
+        where = f"{source}: compute_units[{i}]"
+        name = str(unit["compute_unit"]).upper()
+        if name not in COMPUTE_UNITS:
+            raise InputError(f"{where}.compute_unit is {unit['compute_unit']!r}", f"one of {', '.join(COMPUTE_UNITS)}")
+        if name in seen:
+            raise InputError(f"{where} repeats compute unit {name}", "one result per compute unit")
+        seen.add(name)
+        lat = unit["latencies_ms"]
+        if not isinstance(lat, list):
+            raise InputError(f"{where}.latencies_ms is not a list", "every steady-state iteration in ms")
+        if isinstance(iterations, int) and iterations != len(lat):
+            raise InputError(f"{where} has {len(lat)} latencies but the run asked for {iterations} iterations",
+                             "the app records every steady-state iteration; rerun")
+        timings = {k: _number(unit[k], f"{where}.{k}") for k in UNIT_FIELDS[1:5]}
+        thermal = _thermal(unit["thermal_state"], f"{where}.thermal_state") if "thermal_state" in unit \
+            else top_thermal
+        notes = [f"warm load {timings['warm_load_ms']:.1f} ms" if timings["warm_load_ms"] is not None else "",
+                 f"app {data['app_version']}" if data.get("app_version") else ""]
+        kwargs: dict[str, Any] = dict(
+            model=str(model), variant=str(variant), backend="iphone", device_model=device_model, latencies_ms=lat,
+            release=str(release), model_hash=model_hash, compute_unit=name, os_version=os_version,
+            thermal_state=thermal, warmup=warmup, iterations=len(lat), load_ms=timings["first_load_ms"],
+            compile_ms=timings["compile_ms"], first_predict_ms=timings["first_predict_ms"], git_sha=git_sha,
+            notes="; ".join(n for n in notes if n))
+        if stamp:
+            kwargs["timestamp"] = stamp
+        try:
+            out.append(TimingRecord(**kwargs))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc.message}", exc.fix) from exc
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: {exc}", f"see {PROTOCOL_DOC}") from exc
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- ExecuTorch
+
+def parse_executorch(data: Any, *, model: str | None = None, variant: str | None = None, model_hash: str = "",
+                     release: str | None = None, git_sha: str = "", source: str = "ExecuTorch benchmark results",
+                     timestamp: str | None = None) -> list[TimingRecord]:
+    """Records from an ExecuTorch benchmark JSON (a list of metric entries), one per model/backend/quantization/
+    device group. Aggregates only: see the module docstring for what latencies_ms then holds."""
+    data = _load_json(data, source)
+    if not isinstance(data, list):
+        raise InputError(f"{source} is not a list of ExecuTorch benchmark entries",
+                         "ExecuTorch benchmark files are JSON lists of {benchmarkModel, metric, actualValue, "
+                         "deviceInfo}")
+    if not data:
+        raise InputError(f"{source} is an empty list", "pass a file with benchmark entries")
+    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for i, entry in enumerate(data):
+        where = f"{source}: entry #{i}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{where} is not an object", "each entry is {benchmarkModel, metric, actualValue, "
+                                                          "deviceInfo}")
+        missing = [k for k in ("benchmarkModel", "metric", "actualValue", "deviceInfo") if k not in entry]
+        bm, dev = entry.get("benchmarkModel"), entry.get("deviceInfo")
+        if isinstance(bm, dict):
+            missing += [f"benchmarkModel.{k}" for k in ("name", "backend") if k not in bm]
+        elif bm is not None:
+            missing.append("benchmarkModel (not an object)")
+        if isinstance(dev, dict):
+            if not (dev.get("arch") or dev.get("device")):
+                missing.append("deviceInfo.arch or deviceInfo.device")
+            if "os" not in dev:
+                missing.append("deviceInfo.os")
+        elif dev is not None:
+            missing.append("deviceInfo (not an object)")
+        if missing:
+            raise InputError(f"{where} lacks the field(s) {', '.join(missing)}",
+                             "ExecuTorch entries carry benchmarkModel{name, backend, quantization}, metric, "
+                             "actualValue, deviceInfo{arch, device, os}")
+        value = entry["actualValue"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{where}: actualValue is {value!r}, not a finite number", "fix or remove the entry")
+        key = (str(bm["name"]), str(bm["backend"]), str(bm.get("quantization") or ""),
+               str(dev.get("arch") or dev.get("device")), str(dev["os"]))
+        groups[key][str(entry["metric"])].append(float(value))
+
+    out, skipped = [], []
+    for (name, backend, quant, device, os_name), metrics in groups.items():
+        label = f"{name} ({backend}{', ' + quant if quant else ''}) on {device}"
+        if any(v != 0 for v in metrics.get(ET_STATUS_METRIC, [])):
+            skipped.append(f"{label}: load_status {metrics[ET_STATUS_METRIC]}")
+            continue
+        metric = next((m for m in ET_LATENCY_METRICS if metrics.get(m)), None)
+        if metric is None:
+            skipped.append(f"{label}: no latency metric")
+            continue
+        loads = [v for v in metrics.get(ET_LOAD_METRIC, []) if v > 0]
+        kwargs: dict[str, Any] = dict(
+            model=model or name, variant=variant or quant or "fp32", backend="executorch", device_model=device,
+            latencies_ms=metrics[metric], release=release or "unreleased", model_hash=model_hash,
+            compute_unit=backend, os_version=os_name, load_ms=sum(loads) / len(loads) if loads else None,
+            git_sha=git_sha,
+            notes=f"ExecuTorch aggregates only: latencies_ms holds the reported {metric} value(s), one per run, "
+                  f"not per-iteration samples")
+        if timestamp:
+            kwargs["timestamp"] = timestamp
+        try:
+            out.append(TimingRecord(**kwargs))
+        except InputError as exc:
+            raise InputError(f"{source}, {label}: {exc.message}", exc.fix) from exc
+    if not out:
+        raise InputError(f"{source} has no usable timing: {'; '.join(skipped)}",
+                         f"a group needs one of {', '.join(ET_LATENCY_METRICS)} and load_status 0")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- ingest
+
+def _validate(record: TimingRecord, source: str) -> None:
+    """Everything `records.write` and `records.load_all` will need: strict JSON and a clean round trip."""
+    try:
+        data = asdict(record)
+        json.dumps(data, allow_nan=False)
+        TimingRecord.from_dict(json.loads(json.dumps(data)), source)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: a record for {record.model}/{record.compute_unit} is not storable ({exc})",
+                         f"see {PROTOCOL_DOC}") from exc
+
+
+def convert(path: str | Path, release: str | None = None) -> list[TimingRecord]:
+    """Read and convert a result file (our app's, or ExecuTorch's) into validated records; stores nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file {path}", "pass the app's result JSON or an ExecuTorch benchmark JSON")
+    data = _load_json(path.read_bytes(), str(path))
+    if isinstance(data, list):
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+        recs = parse_executorch(data, release=release, source=str(path), timestamp=stamp)
+    elif isinstance(data, dict) and data.get("schema") == REQUEST_SCHEMA:
+        raise InputError(f"{path} is a benchmark request, not a result", "ingest the app's <id>.result.json")
+    elif isinstance(data, dict) and ("schema" in data or "compute_units" in data):
+        recs = parse_result(data, release=release, source=str(path))
+    else:
+        raise InputError(f"{path} is neither an {RESULT_SCHEMA} result nor an ExecuTorch benchmark list",
+                         f"see {PROTOCOL_DOC} for both formats")
+    for rec in recs:
+        _validate(rec, str(path))
+    return recs
+
+
+def ingest(path: str | Path, store: str | Path, release: str | None = None) -> list[Path]:
+    """Convert `path` and store every record, all or nothing: everything is validated before anything is written,
+    and records written before a failing write (e.g. a file ingested twice) are removed again."""
+    recs = convert(path, release)
+    written: list[Path] = []
+    try:
+        for rec in recs:
+            written.append(records.write(store, rec))
+    except FileExistsError as exc:
+        _remove(written)
+        raise InputError(f"{path} was already ingested ({exc.filename or exc} exists); nothing stored",
+                         "each result is stored once") from exc
+    except BaseException:
+        _remove(written)
+        raise
+    return written
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+__all__ = ["REQUEST_SCHEMA", "RESULT_SCHEMA", "COMPUTE_UNITS", "DTYPES", "make_request", "parse_result",
+           "parse_executorch", "ingest", "convert", "normalise_compute_units", "new_request_id"]
