@@ -105,6 +105,10 @@ def score(
     dpg: Optional[str] = typer.Option(None, "--dpg", help="DPG-Bench folder (ELLA's dpg_bench) or its CSV."),
     clip_backbone: str = typer.Option("ViT-B-32", "--clip-backbone", help="CLIPScore backbone: ViT-B-32 | ViT-L-14"),
     max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Text-image tasks: first N prompts."),
+    frame_stride: int = typer.Option(1, "--frame-stride", min=1, help="Video tasks: take every k-th frame."),
+    frame_start: int = typer.Option(0, "--frame-start", min=0, help="Video tasks: first frame index."),
+    vbench_python: Optional[str] = typer.Option(None, "--vbench-python", help="Interpreter of a VBench environment "
+                                                "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
@@ -116,7 +120,8 @@ def score(
         extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
         num_workers=workers, progress=not as_json, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
-        vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts,
+        vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
+        frame_start=frame_start, vbench_python=vbench_python,
     )
     summary = run_score(model, options)
     if as_json:

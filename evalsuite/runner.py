@@ -61,6 +61,10 @@ class ScoreOptions:
     dpg: str | None = None
     clip_backbone: str = "ViT-B-32"
     max_prompts: int | None = None
+    # video tasks: frame sampling (recorded in every video result)
+    frame_stride: int = 1
+    frame_start: int = 0
+    vbench_python: str | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -148,6 +152,42 @@ class RunContext:
         if self._files is None:
             self._files = self._source_files(self.source, self.options.seed)
         return self._files
+
+    def video_files(self, source: ModelSource | None = None, seed: int | None = None,
+                    is_reference: bool = False) -> list[Path]:
+        """Videos of a source: a folder's videos (the first --num-samples; fewer is an error, never reuse), or a
+        video generator's clips through the sample store (lossless MP4, seeds SEED + i)."""
+        from evalsuite.videoio import list_videos
+
+        source = source or self.source
+        n = self.options.num_samples
+        if source.kind == "folder":
+            files = list_videos(source.folder)
+            if n is not None and not is_reference:
+                if len(files) < n:
+                    raise InputError(f"folder {source.folder} holds {len(files)} videos, fewer than --num-samples {n}",
+                                     f"generate more videos, or pass --num-samples {len(files)}; videos are never "
+                                     "reused to make up the count")
+                files = files[:n]
+            return files
+        if source.kind != "generator" or not hasattr(source.generator, "generate_video"):
+            raise InputError(f"model {source.spec} does not generate videos",
+                             "score a video generator (demo-video, or a python: factory with generate_video) or a "
+                             "folder:PATH of videos")
+        n = n or DEFAULT_NUM_SAMPLES
+        requests = make_requests(self.prompts(source), n, self.options.seed if seed is None else seed)
+        store = SampleStore(self.store.root / "samples", source.model_id)
+        paths, generated = store.ensure(source.generator, requests, batch_size=self.options.batch_size,
+                                        progress=self.options.progress, media="video")
+        if source is self.source:
+            self.generated += generated
+            self._sample_prompts = [r.prompt for r in requests]
+        return paths
+
+    def frame_sampling(self) -> dict:
+        """The explicit, recorded frame sampling of video tasks."""
+        return {"num_frames": self.options.frames, "stride": self.options.frame_stride,
+                "start": self.options.frame_start}
 
     def sample_prompts(self) -> list[str | None]:
         """The prompt of each sample file: from generation, or a folder's prompts.jsonl (None where unknown)."""

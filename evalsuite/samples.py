@@ -42,37 +42,45 @@ class SampleStore:
         self.dir = Path(root) / sha256_json({"model_id": model_id})[:16]
         self.manifest = self.dir / "manifest.jsonl"
 
-    def path_for(self, req: SampleRequest) -> Path:
+    def path_for(self, req: SampleRequest, media: str = "image") -> Path:
         key = sha256_json({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed})[:24]
-        return self.dir / key[:2] / f"{key}.png"
+        return self.dir / key[:2] / f"{key}.{'mp4' if media == 'video' else 'png'}"
 
-    def missing(self, requests: Sequence[SampleRequest]) -> list[SampleRequest]:
-        return [r for r in requests if not self.path_for(r).is_file()]
+    def missing(self, requests: Sequence[SampleRequest], media: str = "image") -> list[SampleRequest]:
+        return [r for r in requests if not self.path_for(r, media).is_file()]
 
     def ensure(self, generator: Any, requests: Sequence[SampleRequest], *, batch_size: int = 8,
-               progress: bool = True) -> tuple[list[Path], int]:
-        """Generate what is missing (in batches, resumable) and return (paths in request order, number generated)."""
-        todo = self.missing(requests)
+               progress: bool = True, media: str = "image") -> tuple[list[Path], int]:
+        """Generate what is missing (in batches, resumable) and return (paths in request order, number generated).
+        `media="video"` calls `generator.generate_video` and stores lossless MP4s (decoded frames are exact)."""
+        todo = self.missing(requests, media)
         if todo:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "model.json").write_text(json.dumps({"model_id": self.model_id}) + "\n")
         with tqdm(total=len(todo), desc="generating", unit="img", disable=not progress or not todo) as bar:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start:start + batch_size]
-                images = generator.generate([r.prompt for r in chunk], [r.seed for r in chunk])
+                produce = generator.generate_video if media == "video" else generator.generate
+                images = produce([r.prompt for r in chunk], [r.seed for r in chunk])
                 if len(images) != len(chunk):
-                    raise InputError(f"model {self.model_id} returned {len(images)} images for {len(chunk)} requests",
-                                     "generate() must return one image per (prompt, seed) pair")
+                    raise InputError(f"model {self.model_id} returned {len(images)} samples for {len(chunk)} requests",
+                                     "the generator must return one sample per (prompt, seed) pair")
                 for req, image in zip(chunk, images):
-                    self._write(req, image)
+                    self._write(req, image, media, getattr(generator, "fps", 8))
                 bar.update(len(chunk))
-        return [self.path_for(r) for r in requests], len(todo)
+        return [self.path_for(r, media) for r in requests], len(todo)
 
-    def _write(self, req: SampleRequest, image: Any) -> None:
-        path = self.path_for(req)
+    def _write(self, req: SampleRequest, image: Any, media: str = "image", fps: int = 8) -> None:
+        path = self.path_for(req, media)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pil = _to_pil(image, self.model_id)
-        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"), suffix=".png.tmp")
+        if media == "video":
+            from evalsuite.videoio import write_video
+
+            frames = _to_frames(image, self.model_id)
+            atomic_write(path, lambda tmp: write_video(tmp, frames, fps=fps, lossless=True), suffix=".mp4")
+        else:
+            pil = _to_pil(image, self.model_id)
+            atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"), suffix=".png.tmp")
         line = json.dumps({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed,
                            "file": str(path.relative_to(self.dir)), "sha256": sha256_file(path)})
         with open(self.manifest, "a", encoding="utf-8") as fh:  # one short O_APPEND write per line: no interleaving
@@ -90,6 +98,22 @@ class SampleStore:
                 continue  # a torn last line from a killed process; the PNG check decides what exists
             rows[row["file"]] = row
         return list(rows.values())
+
+
+def _to_frames(video: Any, model_id: str) -> np.ndarray:
+    """(T, H, W, 3) uint8 from uint8 arrays, or float (T, 3, H, W) / (T, H, W, 3) in [0, 1] (rounded)."""
+    arr = video.detach().cpu().numpy() if hasattr(video, "detach") else np.asarray(video)
+    if arr.ndim == 4 and arr.shape[1] == 3 and arr.shape[3] != 3:
+        arr = arr.transpose(0, 2, 3, 1)
+    if arr.ndim != 4 or arr.shape[3] != 3:
+        raise InputError(f"model {model_id} produced a video of shape {arr.shape}",
+                         "generate_video() must return (T, H, W, 3) uint8 frames per video")
+    if arr.dtype != np.uint8:
+        if not np.isfinite(arr).all():
+            raise InputError(f"model {model_id} produced a video with NaN or inf values",
+                             "check the model's output; nothing was stored for this sample")
+        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
 
 
 def _to_pil(image: Any, model_id: str) -> Image.Image:

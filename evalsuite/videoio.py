@@ -39,16 +39,53 @@ def read_frames(path: str | Path, num_frames: int, stride: int = 1, start: int =
     return np.stack(frames)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
-    """Write (T, H, W, 3) uint8 frames as an H.264 MP4 (yuv420p; even sizes)."""
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 8, lossless: bool = False) -> None:
+    """Write (T, H, W, 3) uint8 frames as an H.264 MP4: yuv420p (even sizes) by default, or lossless RGB
+    (libx264rgb, qp 0) so decoded frames equal the written ones exactly (what the sample store uses)."""
     import av
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise InputError(f"cannot write video {path}: frames must be (T, H, W, 3) uint8 with T > 0, got "
+                         f"{frames.shape} {frames.dtype}", "return uint8 RGB frames from the generator")
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=fps)
         stream.height, stream.width = frames.shape[1], frames.shape[2]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        if lossless:
+            stream.options = {"qp": "0"}
         for arr in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def probe(path: str | Path) -> dict:
+    """Frame count (decoded), fps, width and height of a video; unreadable files raise InputError."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else None
+            count = sum(1 for _ in container.decode(stream))
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except (av.error.FFmpegError, IndexError, OSError, ValueError) as exc:
+        raise InputError(f"cannot decode video {path}: {exc}", "re-encode or remove this file") from exc
+    if count == 0:
+        raise InputError(f"video {path} has no frames", "re-encode or remove this file")
+    return {"frames": count, "fps": fps, "width": width, "height": height}
+
+
+def list_videos(folder: str | Path) -> list[Path]:
+    """Video files in `folder` (recursively), sorted; a missing or empty folder is an error naming it."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"video folder {root} does not exist", "pass an existing folder of videos")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not files:
+        raise InputError(f"video folder {root} holds no videos ({', '.join(VIDEO_EXTENSIONS)})",
+                         "point at the folder that holds the generated videos")
+    return files

@@ -48,7 +48,7 @@ def schemes() -> list[str]:
 
 def _load_builtin() -> None:
     from evalsuite.models import (  # noqa: F401  (each registers its schemes on import)
-        autoencoders, demo, diffusers_model, folder, python_model)
+        autoencoders, demo, demo_video, diffusers_model, folder, python_model)
 
 
 def resolve_model(spec: str) -> ModelSource:
