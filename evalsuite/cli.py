@@ -109,6 +109,8 @@ def score(
     frame_start: int = typer.Option(0, "--frame-start", min=0, help="Video tasks: first frame index."),
     vbench_python: Optional[str] = typer.Option(None, "--vbench-python", help="Interpreter of a VBench environment "
                                                 "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
+    video_model: Optional[str] = typer.Option(None, "--video-model", help="Video generator for the video tasks when "
+                                              "MODEL makes no videos (the demo suite uses demo-video)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
@@ -121,7 +123,7 @@ def score(
         num_workers=workers, progress=not as_json, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-        frame_start=frame_start, vbench_python=vbench_python,
+        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model,
     )
     summary = run_score(model, options)
     if as_json:

@@ -65,6 +65,7 @@ class ScoreOptions:
     frame_stride: int = 1
     frame_start: int = 0
     vbench_python: str | None = None
+    video_model: str | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -108,6 +109,7 @@ class RunContext:
         self.generated = 0
         self.weights_used: dict[str, str] = {}
         self._ae_source: ModelSource | None = None
+        self._video_source: ModelSource | None = None
         self._ae_data = None
         self._sample_prompts: list[str | None] | None = None
         self.layouts: dict[str, Path] = {}
@@ -153,13 +155,30 @@ class RunContext:
             self._files = self._source_files(self.source, self.options.seed)
         return self._files
 
+    def video_source(self) -> ModelSource:
+        """The video model under test: the model itself when it makes or holds videos, else --video-model (the demo
+        suite sets demo-video); video tasks' results are attributed to it."""
+        if self._video_source is None:
+            own = self.source
+            makes_video = own.kind == "generator" and hasattr(own.generator, "generate_video")
+            holds_video = own.kind == "folder" and _has_videos(own.folder)
+            if makes_video or holds_video:
+                self._video_source = own
+            elif self.options.video_model:
+                self._video_source = resolve_model(self.options.video_model)
+            else:
+                raise TaskSkipped(f"this task scores videos, and {own.spec} makes none",
+                                  "score a video generator (demo-video, python:...), a folder:PATH of videos, or "
+                                  "pass --video-model SPEC")
+        return self._video_source
+
     def video_files(self, source: ModelSource | None = None, seed: int | None = None,
                     is_reference: bool = False) -> list[Path]:
         """Videos of a source: a folder's videos (the first --num-samples; fewer is an error, never reuse), or a
         video generator's clips through the sample store (lossless MP4, seeds SEED + i)."""
         from evalsuite.videoio import list_videos
 
-        source = source or self.source
+        source = source or self.video_source()
         n = self.options.num_samples
         if source.kind == "folder":
             files = list_videos(source.folder)
@@ -303,6 +322,8 @@ class RunContext:
         """The model a task's result belongs to: the autoencoder for autoencoder tasks, else the scored model."""
         if task.sample_kind == "autoencoder" and self._ae_source is not None:
             return self._ae_source
+        if task.sample_kind == "video" and self._video_source is not None:
+            return self._video_source
         return self.source
 
     # ------------------------------------------------------------------ reference statistics
@@ -331,6 +352,12 @@ class RunContext:
             refstats.check_compatible(ref, ext.key)
         self._refs[memo] = ref
         return ref
+
+
+def _has_videos(folder: Path | None) -> bool:
+    from evalsuite.videoio import VIDEO_EXTENSIONS
+
+    return bool(folder) and any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).rglob("*") if p.is_file())
 
 
 @dataclass
