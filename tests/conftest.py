@@ -41,3 +41,31 @@ def image_folders(tmp_path):
     write_images(a, 40, seed=1)
     write_images(b, 40, seed=2, offset=30.0)
     return a, b
+
+
+def install_standin_weights(monkeypatch, name: str, path: Path) -> Path:
+    """Register a test-made stand-in file under a real weights name (its own sha256, for this test only) and import
+    it into the store: the wiring is exercised; the file is never presented as the real weights."""
+    import dataclasses
+
+    from evalsuite import weights
+    from evalsuite.hashing import sha256_file
+
+    spec = dataclasses.replace(weights.REGISTRY[name], sha256=sha256_file(path))
+    monkeypatch.setitem(weights.REGISTRY, name, spec)
+    return weights.import_file(name, path)
+
+
+@pytest.fixture
+def tiny_openai_clip(tmp_path, monkeypatch):
+    """A tiny CLIP in OpenAI's state-dict layout (random init, fixed seed) as `clip-vit-b-32-openai`."""
+    import torch
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(0)
+    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=224),
+                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1))
+    path = tmp_path / "ViT-B-32.pt"
+    torch.save(model.state_dict(), path)
+    install_standin_weights(monkeypatch, "clip-vit-b-32-openai", path)
+    return path

@@ -205,20 +205,17 @@ def test_rfid_and_lpips_when_an_extractor_is_given():
 def test_lpips_backbone_comes_from_the_weights_store(tmp_path, monkeypatch):
     """The real AlexNet file cannot be downloaded here: a seeded random AlexNet stands in (a fixture only), its
     sha256 registered for the test. LPIPS must load exactly those weights and behave as a distance."""
-    import dataclasses
-
     import torchvision
 
     from evalsuite import weights
-    from evalsuite.hashing import sha256_file
+    from tests.conftest import install_standin_weights
 
     torch.manual_seed(0)
     path = tmp_path / "alexnet-owt-7be5be79.pth"
     state = torchvision.models.alexnet(weights=None).state_dict()
     torch.save(state, path)
-    spec = dataclasses.replace(weights.REGISTRY["alexnet-imagenet"], sha256=sha256_file(path))
-    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
-    weights.import_file(spec.name, path)
+    install_standin_weights(monkeypatch, "alexnet-imagenet", path)
+    spec = weights.REGISTRY["alexnet-imagenet"]
     lpips = imagemetrics.LPIPS("cpu")
     assert torch.equal(lpips.net.net.slice1[0].weight, state["features.0.weight"])
     assert torch.equal(getattr(lpips.net.net.slice5, "10").bias, state["features.10.bias"])

@@ -7,7 +7,6 @@ with features computed independently: clean-fid's resizer, open_clip's own mean/
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -15,28 +14,11 @@ import torch
 from cleanfid.resize import make_resizer
 from PIL import Image
 
-from evalsuite import weights
-from evalsuite.hashing import sha256_file
 from evalsuite.metrics import frechet_distance
 from evalsuite.runner import ScoreOptions, score
 from tests.conftest import write_images
 
 open_clip = pytest.importorskip("open_clip")
-
-
-@pytest.fixture
-def tiny_clip_weights(tmp_path, monkeypatch):
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=224),
-                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1))
-    path = tmp_path / "ViT-B-32.pt"
-    torch.save(model.state_dict(), path)
-    spec = dataclasses.replace(weights.REGISTRY["clip-vit-b-32-openai"], sha256=sha256_file(path))
-    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
-    weights.import_file(spec.name, path)
-    return path
 
 
 def _independent_features(folder, weights_path):
@@ -52,14 +34,14 @@ def _independent_features(folder, weights_path):
         return model.encode_image((batch / 255.0 - mean) / std).double().numpy()
 
 
-def test_clip_fid_matches_independent_computation(tmp_path, tiny_clip_weights):
+def test_clip_fid_matches_independent_computation(tmp_path, tiny_openai_clip):
     a, b = tmp_path / "a", tmp_path / "b"
     write_images(a, 10, size=(40, 30), seed=1)
     write_images(b, 10, size=(40, 30), seed=2, offset=30.0)
     (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["clip-fid"], ref=f"folder:{b}", batch_size=4, num_workers=0,
                                                 progress=False)).results
     assert doc["status"] == "ok", doc.get("reason")
-    fa, fb = _independent_features(a, tiny_clip_weights), _independent_features(b, tiny_clip_weights)
+    fa, fb = _independent_features(a, tiny_openai_clip), _independent_features(b, tiny_openai_clip)
     expected = frechet_distance(fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0), np.cov(fb, rowvar=False))
     assert doc["metrics"]["clip-fid"] == pytest.approx(expected, rel=1e-5)
     assert doc["provenance"]["preprocessing"]["clip"] == "pil-float-bicubic@224x224:float255"

@@ -8,19 +8,15 @@ weights registry for the test only. Both tools then do the same arithmetic on it
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from evalsuite import weights
-from evalsuite.hashing import sha256_file
 from evalsuite.runner import ScoreOptions, score
-from tests.conftest import write_images
+from tests.conftest import install_standin_weights, write_images
 
 
 class _StandInInception(nn.Module):
@@ -42,9 +38,7 @@ def standin_weights(tmp_path, monkeypatch):
     folder.mkdir()
     path = folder / "inception-2015-12-05.pt"
     torch.jit.script(_StandInInception()).save(str(path))
-    spec = dataclasses.replace(weights.REGISTRY["inception-2015-12-05"], sha256=sha256_file(path))
-    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
-    weights.import_file(spec.name, path)
+    install_standin_weights(monkeypatch, "inception-2015-12-05", path)
     return folder
 
 

@@ -3,7 +3,6 @@ counted) and CLIPScore's convention checked against a direct computation with a 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,8 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from evalsuite import weights
-from evalsuite.hashing import sha256_file
 from evalsuite.models import resolve_model
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.samples import SampleStore
@@ -57,29 +54,14 @@ def test_missing_images_are_counted_not_dropped(tmp_path):
         layout.read_layout(tmp_path / "nothing")
 
 
-@pytest.fixture
-def tiny_clip(tmp_path, monkeypatch):
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(0)
-    model = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=224),
-                 text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1))
-    path = tmp_path / "ViT-B-32.pt"
-    torch.save(model.state_dict(), path)
-    spec = dataclasses.replace(weights.REGISTRY["clip-vit-b-32-openai"], sha256=sha256_file(path))
-    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
-    weights.import_file(spec.name, path)
-    return path
-
-
-def test_clipscore_convention_and_per_sample(tiny_clip):
+def test_clipscore_convention_and_per_sample(tiny_openai_clip):
     summary = score("demo", ScoreOptions(tasks=["clipscore"], num_samples=6, num_workers=0, progress=False,
                                          batch_size=4))
     (doc,) = summary.results
     assert doc["status"] == "ok" and doc["num_samples"] == 6
     per = doc["per_sample"]
     # independent computation: open_clip's own loader, preprocessing and tokenizer, then 100·max(cos, 0)
-    model = open_clip.load_openai_model(str(tiny_clip), precision="fp32", device="cpu").eval()
+    model = open_clip.load_openai_model(str(tiny_openai_clip), precision="fp32", device="cpu").eval()
     pre = open_clip.image_transform(224, is_train=False)
     tok = open_clip.get_tokenizer("ViT-B-32")
     with torch.inference_mode():
