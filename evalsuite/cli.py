@@ -23,11 +23,13 @@ ref_app = typer.Typer(help="Reference statistics: list, build, import and show."
 runs_app = typer.Typer(help="Stored runs: list and show.", no_args_is_help=True)
 leaderboard_app = typer.Typer(help="The static HTML leaderboard.", no_args_is_help=True)
 device_app = typer.Typer(help="On-device speed: Core ML builds, timing backends, history.", no_args_is_help=True)
+vbench_app = typer.Typer(help="VBench in its own environment.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 app.add_typer(ref_app, name="ref")
 app.add_typer(runs_app, name="runs")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(device_app, name="device")
+app.add_typer(vbench_app, name="vbench")
 
 out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 140)  # printed strings may come from result files: never markup
 err = Console(stderr=True)
@@ -114,18 +116,23 @@ def score(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
+    from evalsuite import distributed
     from evalsuite.runner import ScoreOptions, score as run_score
+
+    dist = distributed.init_from_env()
 
     options = ScoreOptions(
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
         num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
         extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-        num_workers=workers, progress=not as_json, autoencoder=autoencoder, data=data, resolution=resolution,
+        num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
         frame_start=frame_start, vbench_python=vbench_python, video_model=video_model,
     )
     summary = run_score(model, options)
+    if not dist.is_main:
+        return
     if as_json:
         _print_json({"run_id": summary.run_id, "store": str(summary.store), "results": summary.rows()})
         return
@@ -561,6 +568,30 @@ def device_history(
             err.print(f"regression: {s.label} at {s.releases[-1]}", markup=False, highlight=False)
     if regressed and fail_on_regression:
         raise typer.Exit(1)
+
+
+@vbench_app.command("setup")
+@friendly
+def vbench_setup(
+    path: Optional[Path] = typer.Option(None, "--path", help="Where to create it (default $EVALSUITE_HOME/vbench-env)."),
+    python: str = typer.Option("python3", "--python", help="Interpreter for the venv (Python <= 3.11)."),
+    force: bool = typer.Option(False, "--force", help="Recreate an existing environment."),
+    torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index for a CUDA build of torch."),
+) -> None:
+    """Create the separate VBench environment (vbench 0.1.5 with its pins); needs the package registries."""
+    from tasks.video_vbench import setup_command
+
+    setup_command(path=path, python=python, force=force, torch_index_url=torch_index_url, echo=out.print)
+
+
+@vbench_app.command("check")
+@friendly
+def vbench_check(python: Optional[str] = typer.Option(None, "--vbench-python")) -> None:
+    """Report what the VBench environment has (vbench version, torch, CUDA, detectron2)."""
+    from evalsuite.runner import ScoreOptions
+    from tasks.video_vbench import check_env, find_python
+
+    _print_json(check_env(find_python(ScoreOptions(vbench_python=python))))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import evalsuite
-from evalsuite import config, extractors, refstats
+from evalsuite import config, distributed, extractors, refstats
 from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped
 from evalsuite.features import FeatureResult, extract
 from evalsuite.imageio import list_images
@@ -101,7 +101,10 @@ class RunContext:
         self.source = source
         self.options = options
         self.store = store
+        self.dist = distributed.current()
         self.device = resolve_device(options.device)
+        if self.dist.enabled and self.device.startswith("cuda") and torch.cuda.device_count() > 1:
+            self.device = f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', self.dist.rank))}"
         self._files: list[Path] | None = None
         self._extractors: dict[str, extractors.Extractor] = {}
         self._features: dict[tuple[str, str], FeatureResult] = {}
@@ -143,12 +146,19 @@ class RunContext:
         n = n or DEFAULT_NUM_SAMPLES
         requests = make_requests(self.prompts(source), n, seed)
         sample_store = SampleStore(self.store.root / "samples", source.model_id)
-        paths, generated = sample_store.ensure(source.generator, requests, batch_size=self.options.batch_size,
-                                               progress=self.options.progress)
+        paths, generated = self._generate(sample_store, source.generator, requests, "image")
         if source is self.source:
             self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
         return paths
+
+    def _generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
+        """Generate what is missing; under torchrun each rank makes its shard, then all see every file."""
+        mine = self.dist.shard(requests)
+        _, generated = self.dist.collectively(
+            lambda: store.ensure(generator, mine, batch_size=self.options.batch_size,
+                                 progress=self.options.progress and self.dist.is_main, media=media), "generation")
+        return [store.path_for(r, media) for r in requests], sum(self.dist.gather(generated))
 
     def sample_files(self) -> list[Path]:
         if self._files is None:
@@ -196,8 +206,7 @@ class RunContext:
         n = n or DEFAULT_NUM_SAMPLES
         requests = make_requests(self.prompts(source), n, self.options.seed if seed is None else seed)
         store = SampleStore(self.store.root / "samples", source.model_id)
-        paths, generated = store.ensure(source.generator, requests, batch_size=self.options.batch_size,
-                                        progress=self.options.progress, media="video")
+        paths, generated = self._generate(store, source.generator, requests, "video")
         if source is self.source:
             self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
@@ -259,12 +268,32 @@ class RunContext:
         memo = (spec, label)
         cached = self._features.get(memo)
         if cached is None or (keep_features and cached.features is None):
-            cached = extract(files, self.extractor(spec), batch_size=self.options.batch_size,
-                             num_workers=self.options.num_workers, keep_features=keep_features,
-                             progress=self.options.progress, desc=f"{label} features")
+            ext = self.extractor(spec)
+            local = self.dist.collectively(lambda: extract(
+                self.dist.shard(files), ext, batch_size=self.options.batch_size,
+                num_workers=self.options.num_workers, keep_features=keep_features,
+                progress=self.options.progress and self.dist.is_main, desc=f"{label} features"), "feature extraction")
+            cached = self._merge_shards(local)
             self._check_skips(cached, label)
             self._features[memo] = cached
         return cached
+
+    def _merge_shards(self, local: FeatureResult) -> FeatureResult:
+        """All ranks' shards as one result in the original file order (identity for a single process)."""
+        if not self.dist.enabled:
+            return local
+        parts = self.dist.gather({"files": local.files, "sha": local.content_sha256, "skipped": local.skipped,
+                                  "features": local.features, "cached": local.n_cached, "computed": local.n_computed})
+        order = {f: i for i, f in enumerate(self.dist.unshard([p["files"] for p in parts]))}
+        files = sorted(order, key=order.get)
+        sha = dict(zip([f for p in parts for f in p["files"]], [s for p in parts for s in p["sha"]]))
+        features = None
+        if local.features is not None:
+            rows = {f: row for p in parts for f, row in zip(p["files"], p["features"])}
+            features = np.stack([rows[f] for f in files]) if files else local.features[:0]
+        return FeatureResult(local.key, self.dist.reduce_stats(local.stats), files, [sha[f] for f in files],
+                             features, [s for p in parts for s in p["skipped"]],
+                             sum(p["cached"] for p in parts), sum(p["computed"] for p in parts))
 
     def _check_skips(self, result: FeatureResult, label: str) -> None:
         if result.skipped and self.options.strict:
@@ -424,10 +453,14 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
         if getattr(options, key) is None:
             setattr(options, key, value)
     store = ResultsStore(options.store)
-    run_id = new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name)
+    dist = distributed.current()
+    run_id = dist.broadcast(
+        new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name))
     ctx = RunContext(source, options, store)
     env = environment(ctx.device)
-    docs = []
+    if dist.enabled:
+        env["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend()}
+    docs, pending_artifacts = [], []
     for name in names:
         task = registry.get(name)()
         started = time.perf_counter()
@@ -437,7 +470,7 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            out = task.run(ctx)
+            out = dist.collectively(lambda: task.run(ctx), f"task {name}")
         except TaskSkipped as skip:
             doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
         except MissingWeightsError as exc:
@@ -451,14 +484,29 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
             if out.protocol:
                 doc["protocol"] = out.protocol
             if out.artifacts:
-                doc["artifacts"] = [store.write_artifact(run_id, f"{name}.{fname}", data)
-                                    for fname, data in out.artifacts.items()]
+                doc["artifacts"] = [str((store.runs_dir / run_id / f"{name}.{fname}").relative_to(store.root))
+                                    for fname in out.artifacts]
+                pending_artifacts += [(f"{name}.{fname}", data) for fname, data in out.artifacts.items()]
         model = ctx.source_for(task)
         doc["model"] = {"spec": model.spec, "id": model.model_id, "info": model.info}
         doc["provenance"] = _provenance(ctx, task, env, time.perf_counter() - started)
-        store.write(doc)
+        if not dist.enabled:
+            _write(store, run_id, doc, pending_artifacts)
+            pending_artifacts = []
         docs.append(doc)
+    if dist.enabled:  # all ranks finished every task: rank 0 stores the one result
+        dist.collectively(lambda: None, "the run")
+        if dist.is_main:
+            for i, doc in enumerate(docs):
+                _write(store, run_id, doc, pending_artifacts if i == len(docs) - 1 else [])
     return RunSummary(run_id, store.root, docs)
+
+
+def _write(store: ResultsStore, run_id: str, doc: dict, artifacts: list[tuple[str, bytes]]) -> None:
+    """Artifacts first, then the document that lists them."""
+    for fname, data in artifacts:
+        store.write_artifact(run_id, fname, data)
+    store.write(doc)
 
 
 def _check_finite(task: Any, metrics: dict[str, float]) -> None:
