@@ -113,6 +113,8 @@ def score(
                                                 "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
     video_model: Optional[str] = typer.Option(None, "--video-model", help="Video generator for the video tasks when "
                                               "MODEL makes no videos (the demo suite uses demo-video)."),
+    video_ref: Optional[str] = typer.Option(None, "--video-ref", help="FVD reference when it differs from --ref: "
+                                            "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
@@ -128,7 +130,7 @@ def score(
         num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model,
+        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref,
     )
     summary = run_score(model, options)
     if not dist.is_main:
@@ -178,7 +180,9 @@ def weights_list(as_json: bool = JsonOpt) -> None:
         _print_json(rows)
         return
     _table(f"weights (store: {config.weights_dir()})", ["name", "file", "present", "licence", "sha256"],
-           [[r["name"], r["filename"], r["present"], r["licence"], r["sha256"][:16] + "…"] for r in rows])
+           [[r["name"], r["filename"], r["present"], r["licence"],
+             r["sha256"][:16] + "…" if r["sha256"] else f"unpublished; pinned {(r['pinned_sha256'] or 'on first use')[:16]}"]
+            for r in rows])
 
 
 @weights_app.command("fetch")

@@ -66,6 +66,7 @@ class ScoreOptions:
     frame_start: int = 0
     vbench_python: str | None = None
     video_model: str | None = None
+    video_ref: str | None = None
 
 
 def resolve_device(device: str) -> str:

@@ -1,10 +1,14 @@
 """Weights store: a registry of known files (URL, sha256, size, licence) and a local, verified cache.
 
 Nothing is ever replaced by random weights: a missing file raises MissingWeightsError with both fixing commands.
+Where no digest has been published (`sha256=None`, e.g. StyleGAN-V's I3D), the first file fetched or imported is
+pinned (trust on first use) in `weights/pins.json`; later files must match the pin, and every result records the
+digest it used, so a changed file can never pass silently.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -13,19 +17,20 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from evalsuite import config
-from evalsuite.fsutil import atomic_write
+from evalsuite.fsutil import atomic_write, atomic_write_bytes
 from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError, WeightsIntegrityError
 from evalsuite.hashing import sha256_file
 
 
 @dataclass(frozen=True)
 class WeightsSpec:
-    """One downloadable weights file; `sha256` is the full digest the downloaded bytes must have."""
+    """One downloadable weights file; `sha256` is the full digest the downloaded bytes must have (None: no published
+    digest, so the first copy is pinned)."""
 
     name: str
     filename: str
     url: str
-    sha256: str
+    sha256: str | None
     size_bytes: int | None
     licence: str
     description: str
@@ -86,6 +91,15 @@ register(WeightsSpec(
     licence="BSD-3-Clause (torchvision)",
     description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO: the installable GenEval/counting detector protocol",
 ))
+register(WeightsSpec(
+    name="i3d-torchscript",
+    filename="i3d_torchscript.pt",
+    url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+    sha256=None,  # no digest is published for StyleGAN-V's file: the first copy is pinned (trust on first use)
+    size_bytes=None,
+    licence="Apache-2.0 (DeepMind I3D Kinetics-400); TorchScript port distributed with StyleGAN-V",
+    description="I3D Kinetics-400, TorchScript (StyleGAN-V fvd2048_16f), 400-d features for FVD",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:
@@ -107,25 +121,56 @@ def is_present(name: str) -> bool:
     return local_path(name).is_file()
 
 
+def _pins_path() -> Path:
+    return config.weights_dir() / "pins.json"
+
+
+def _pins() -> dict[str, str]:
+    try:
+        return json.loads(_pins_path().read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def expected_digest(name: str) -> str | None:
+    """The digest a file must have: the registry's, else the pinned one (None until something is pinned)."""
+    spec = get_spec(name)
+    return spec.sha256 or _pins().get(name)
+
+
 def _verify_digest(spec: WeightsSpec, path: Path, origin: str | Path | None = None) -> str:
-    """Check `path` against the registry; the error names `origin` (the user's file or the URL) if given."""
+    """Check `path` against the registry (or the pin); the error names `origin` (the user's file or the URL)."""
     digest = sha256_file(path)
-    if digest != spec.sha256:
+    expected = expected_digest(spec.name)
+    if expected is None:
+        return digest  # nothing published or pinned yet: _install pins it
+    if digest != expected:
+        source = "registry" if spec.sha256 else f"pin in {_pins_path()} (no published digest; first copy trusted)"
         raise WeightsIntegrityError(
-            f"{origin or path} has sha256 {digest}, but weights '{spec.name}' must have {spec.sha256}",
-            f"this is not the file {spec.filename} from {spec.url}; fetch or import the right one",
+            f"{origin or path} has sha256 {digest}, but weights '{spec.name}' must have {expected} ({source})",
+            f"this is not the file {spec.filename} from {spec.url}; fetch or import the right one"
+            + ("" if spec.sha256 else f", or delete the '{spec.name}' entry of {_pins_path()} to trust a new copy"),
         )
     return digest
+
+
+def _pin(spec: WeightsSpec, digest: str) -> None:
+    if spec.sha256 is None and spec.name not in _pins():
+        atomic_write_bytes(_pins_path(), json.dumps({**_pins(), spec.name: digest}, indent=1).encode())
 
 
 def _install(spec: WeightsSpec, source: Path) -> Path:
     """Copy `source` into the store atomically; the copy's digest is checked before it is moved into place."""
 
+    digest: list[str] = []
+
     def copy_and_verify(tmp: str) -> None:
         shutil.copyfile(source, tmp)
-        _verify_digest(spec, Path(tmp), origin=source)
+        digest.append(_verify_digest(spec, Path(tmp), origin=source))
 
-    return atomic_write(local_path(spec.name), copy_and_verify, suffix=".part")
+    path = atomic_write(local_path(spec.name), copy_and_verify, suffix=".part")
+    _pin(spec, digest[0])
+    return path
 
 
 def import_file(name: str, file: str | Path) -> Path:
@@ -146,6 +191,8 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
     if config.offline(offline):
         raise MissingWeightsError(name, spec.filename, str(dest), offline=True)
 
+    digest: list[str] = []
+
     def download_and_verify(tmp: str) -> None:
         with urllib.request.urlopen(spec.url, timeout=60) as resp, open(tmp, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or spec.size_bytes
@@ -153,12 +200,14 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
-        _verify_digest(spec, Path(tmp), origin=spec.url)
+        digest.append(_verify_digest(spec, Path(tmp), origin=spec.url))
 
     try:
-        return atomic_write(dest, download_and_verify, suffix=".download")
+        path = atomic_write(dest, download_and_verify, suffix=".download")
     except OSError as exc:
         raise MissingWeightsError(name, spec.filename, str(dest), offline=False) from exc
+    _pin(spec, digest[0])
+    return path
 
 
 def require(name: str, *, offline: bool | None = None) -> Path:
@@ -175,15 +224,17 @@ def verify(names: list[str] | None = None) -> list[dict]:
     for name in names or sorted(REGISTRY):
         spec = get_spec(name)
         path = local_path(name)
-        row = {"name": name, "file": str(path), "present": path.is_file(), "ok": None}
+        row = {"name": name, "file": str(path), "present": path.is_file(), "ok": None,
+               "published_digest": spec.sha256 is not None}
         if path.is_file():
             digest = sha256_file(path)
-            row["ok"] = digest == spec.sha256
+            row["ok"] = digest == expected_digest(name)
             row["sha256"] = digest
         rows.append(row)
     return rows
 
 
 def list_weights() -> list[dict]:
-    return [{**asdict(spec), "present": is_present(spec.name), "path": str(local_path(spec.name))}
+    return [{**asdict(spec), "present": is_present(spec.name), "path": str(local_path(spec.name)),
+             "pinned_sha256": None if spec.sha256 else _pins().get(spec.name)}
             for spec in sorted(REGISTRY.values(), key=lambda s: s.name)]

@@ -13,7 +13,8 @@ from importlib.metadata import entry_points
 from evalsuite.errors import UnknownNameError
 from tasks.base import MetricInfo, Task, TaskOutput
 
-BUILTIN_MODULES = ("tasks.image_quality", "tasks.autoencoder", "tasks.text_image", "tasks.video_native")
+BUILTIN_MODULES = ("tasks.image_quality", "tasks.autoencoder", "tasks.text_image", "tasks.video_native",
+                   "tasks.video_fvd", "tasks.video_vbench")
 
 _TASKS: dict[str, type[Task]] = {}
 _SUITES: dict[str, dict] = {}

@@ -93,7 +93,9 @@ class KID(_FeatureDistanceTask):
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
 register_suite("image-quality", ["fid", "kid", "clip-fid"], "FID, KID and CLIP-FID")
-register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance"],
-               "The offline demo: the demo model against its own samples at other seeds, and the demo-ae "
-               "autoencoder on scikit-image's photographs",
-               options={"ref": "model:demo", "num_samples": 64, "autoencoder": "demo-ae"})
+register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
+                        "temporal-flickering", "video-speed"],
+               "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "
+               "on scikit-image's photographs, and demo-video",
+               options={"ref": "model:demo", "num_samples": 64, "autoencoder": "demo-ae", "video_model": "demo-video",
+                        "video_ref": "model:demo-video"})

@@ -95,4 +95,4 @@ class VideoGenerationSpeed(Task):
 register_suite("video", ["fvd", "temporal-flickering", "video-speed"],
                "Video: FVD (fvd2048_16f protocol), VBench temporal flickering (native), host generation speed; "
                "add vbench for all 16 dimensions in its own environment",
-               options={"ref": "model:demo-video", "num_samples": 8})
+               options={"video_ref": "model:demo-video", "num_samples": 8})

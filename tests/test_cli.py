@@ -26,7 +26,8 @@ def test_score_demo_offline_lists_skips_with_fix(tmp_path):
     runs = json.loads(runner.invoke(app, ["runs", "list", "--json"]).stdout)
     assert len(runs) == 1
     assert runs[0]["tasks"] == {"fid": "skipped", "kid": "skipped", "clip-fid": "skipped", "ae-recon": "ok",
-                                "spectral": "ok", "scale-equivariance": "ok"}
+                                "spectral": "ok", "scale-equivariance": "ok", "fvd": "skipped",
+                                "temporal-flickering": "ok", "video-speed": "ok"}
 
 
 def test_score_demo_with_user_extractor_gives_numbers():
@@ -84,5 +85,7 @@ def test_two_concurrent_score_processes_lose_nothing(tmp_path, image_folders):
     listed = json.loads(runner.invoke(app, ["runs", "list", "--store", str(store), "--json"]).stdout)
     assert {r["run_id"] for r in listed} == run_ids
     assert len(list((store / "runs").glob("*/*.json"))) == 4
-    values = {json.loads(o[0])["results"][0]["value"] for o in outputs}
-    assert len(values) == 1  # same inputs, same FID
+    values = [json.loads(o[0])["results"][0]["value"] for o in outputs]
+    # same inputs, same FID; the two processes share the feature cache, so one may batch a mix of cached and fresh
+    # images, and the float32 network's output depends slightly on batch composition
+    assert values[0] == pytest.approx(values[1], rel=1e-6)

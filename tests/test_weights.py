@@ -216,3 +216,24 @@ def test_cli_list_json_shows_registered_entries(tiny, source_file):
     rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["weights", "list", "--json"]).stdout)}
     assert rows[NAME]["present"] is True
     assert rows[NAME]["path"] == str(weights.local_path(NAME))
+
+
+def test_unpublished_digest_is_pinned_on_first_use(tmp_path, monkeypatch):
+    """sha256=None (nothing published): the first copy is pinned; a different later copy is refused."""
+    from evalsuite import weights as w
+
+    spec = w.WeightsSpec(name="tofu-test", filename="tofu.bin", url="https://example.invalid/tofu.bin",
+                         sha256=None, size_bytes=None, licence="test", description="test")
+    monkeypatch.setitem(w.REGISTRY, spec.name, spec)
+    first = tmp_path / "first.bin"
+    first.write_bytes(b"first copy")
+    w.import_file("tofu-test", first)
+    assert w.expected_digest("tofu-test") == w.sha256_file(first)
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"another copy")
+    with pytest.raises(w.WeightsIntegrityError, match="pin"):
+        w.import_file("tofu-test", other)
+    assert w.local_path("tofu-test").read_bytes() == b"first copy"
+    (row,) = [r for r in w.verify(["tofu-test"])]
+    assert row["ok"] and not row["published_digest"]
+    assert next(r for r in w.list_weights() if r["name"] == "tofu-test")["pinned_sha256"] == w.sha256_file(first)

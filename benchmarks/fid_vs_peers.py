@@ -1,0 +1,258 @@
+"""FID, folder to number, with evalsuite and its peers on the same images and the same network.
+
+    python benchmarks/fid_vs_peers.py --n 1000 [--tools evalsuite,clean-fid,torch-fidelity,torchmetrics]
+        [--fd-dim 2048] [--memory-ns 1000,5000] [--json out.json]
+
+Every tool gets one folder pair of N generated 299×299 PNGs and the InceptionV3 *architecture* with fixed-seed
+random weights (nothing is downloaded; every tool does the same arithmetic), wrapped to take [0, 255] input:
+evalsuite (`--extractor python:benchmarks.fid_vs_peers:inception_random`), clean-fid (`custom_feat_extractor`),
+torch-fidelity (a registered feature extractor), torchmetrics (`feature=`). Each tool runs in its own process, so
+wall time and peak memory (ru_maxrss) are its own, start-up (imports) excluded. It also times the Fréchet step
+alone (ours: eigh of √Σ₁Σ₂√Σ₁; scipy `sqrtm` as clean-fid and pytorch-fid do) and evalsuite's second run on the
+same folder (feature cache). Prints a table: wall s, images/s, peak MiB, ratio to evalsuite, FID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = ("evalsuite", "clean-fid", "torch-fidelity", "torchmetrics")
+
+
+# ------------------------------------------------------------------------------------------------ shared network
+def inception_random():
+    """torchvision's InceptionV3 architecture, random weights (seed 0), pool features (2048-d); [0, 255] input."""
+    import torch
+    import torchvision
+    from torch import nn
+
+    class Wrapped(nn.Module):
+        num_features = 2048
+        preprocessing = {"resize": "none", "input_dtype": "float255"}  # images are already 299×299
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+            net.fc = nn.Identity()
+            with torch.no_grad():  # calibrate BatchNorm on a seeded batch so activations stay in range
+                for m in net.modules():
+                    if isinstance(m, nn.BatchNorm2d):
+                        m.reset_running_stats()
+                        m.momentum = None  # cumulative: one batch gives its exact statistics
+                net.train()
+                net(torch.randn(8, 3, 299, 299, generator=torch.Generator().manual_seed(1)))
+            self.net = net.eval()
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            return self.net((x.float() / 255.0 - self.mean) / self.std)
+
+    return Wrapped().eval()
+
+
+def make_images(folder: Path, n: int, seed: int) -> None:
+    """N deterministic 299×299 PNGs (the demo generator's shapes)."""
+    from evalsuite.models.demo import DEMO_PROMPTS, DemoGenerator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = DemoGenerator(299)
+    for i in range(n):
+        path = folder / f"{i:06d}.png"
+        if not path.exists():
+            gen.generate([DEMO_PROMPTS[i % len(DEMO_PROMPTS)]], [seed + i])[0].save(path)
+
+
+# ------------------------------------------------------------------------------------------------ one tool per process
+def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int) -> dict:
+    import torch
+
+    torch.set_grad_enabled(False)
+    out: dict = {"tool": tool}
+    start = time.perf_counter()
+    if tool == "evalsuite":
+        from evalsuite.runner import ScoreOptions, score
+
+        def once():
+            opts = ScoreOptions(tasks=["fid"], extractor="python:benchmarks.fid_vs_peers:inception_random",
+                                ref=f"folder:{b}", batch_size=batch, num_workers=workers, progress=False,
+                                store=Path(tempfile.mkdtemp()))
+            return score(f"folder:{a}", opts).results[0]["metrics"]["fid"]
+
+        out["fid"] = once()
+        out["wall_s"] = time.perf_counter() - start
+        t1 = time.perf_counter()
+        once()  # same folders again: every feature comes from the cache
+        out["second_run_s"] = time.perf_counter() - t1
+    elif tool == "clean-fid":
+        from cleanfid import fid as cleanfid
+
+        out["fid"] = float(cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=inception_random(),
+                                                batch_size=batch, num_workers=workers, device=torch.device("cpu"),
+                                                verbose=False, use_dataparallel=False))
+    elif tool == "torch-fidelity":
+        import torch_fidelity
+        from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+        class Extractor(FeatureExtractorBase):
+            def __init__(self, name, features_list, **kwargs):
+                super().__init__(name, features_list)
+                self.model = inception_random()
+
+            @staticmethod
+            def get_provided_features_list():
+                return ("2048",)
+
+            @staticmethod
+            def get_default_feature_layer_for_metric(metric):
+                return "2048"
+
+            @staticmethod
+            def can_be_compiled():
+                return False
+
+            @staticmethod
+            def get_dummy_input_for_compile():
+                return None
+
+            def forward(self, x):
+                return (self.model(x),)
+
+        torch_fidelity.register_feature_extractor("bench-inception-random", Extractor)
+        metrics = torch_fidelity.calculate_metrics(
+            input1=str(a), input2=str(b), fid=True, cuda=False, batch_size=batch, verbose=False, cache=False,
+            feature_extractor="bench-inception-random", feature_layer_fid="2048", save_cpu_ram=True)
+        out["fid"] = float(metrics["frechet_inception_distance"])
+    elif tool == "torchmetrics":
+        from PIL import Image
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        metric = FrechetInceptionDistance(feature=inception_random())
+        for folder, real in ((b, True), (a, False)):
+            files = sorted(folder.glob("*.png"))
+            for i in range(0, len(files), batch):
+                arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
+                metric.update(torch.from_numpy(arr).permute(0, 3, 1, 2), real=real)
+        out["fid"] = float(metric.compute())
+    else:
+        raise SystemExit(f"unknown tool {tool}")
+    out.setdefault("wall_s", time.perf_counter() - start)
+    out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, home: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EVALSUITE_HOME": str(home), "EVALSUITE_OFFLINE": "1"}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", tool, "--a", str(a), "--b", str(b),
+           "--batch", str(batch), "--workers", str(workers)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        return {"tool": tool, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ Fréchet step alone
+def frechet_step(dim: int) -> dict:
+    from cleanfid.fid import frechet_distance as sqrtm_fd
+
+    from evalsuite.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    stats = []
+    for shift in (0.0, 0.2):
+        x = rng.normal(size=(dim + 500, dim)) @ (rng.normal(size=(dim, dim)) / np.sqrt(dim)) + shift
+        stats.append((x.mean(0), np.cov(x, rowvar=False)))
+    t0 = time.perf_counter()
+    ours = frechet_distance(*stats[0], *stats[1])
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theirs = float(sqrtm_fd(*stats[0], *stats[1]))
+    t_sqrtm = time.perf_counter() - t0
+    return {"dim": dim, "evalsuite_s": t_ours, "scipy_sqrtm_s": t_sqrtm, "speedup": t_sqrtm / t_ours,
+            "relative_difference": abs(ours - theirs) / abs(theirs)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--tools", default=",".join(TOOLS))
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--fd-dim", type=int, default=2048)
+    p.add_argument("--memory-ns", default="", help="e.g. 1000,5000: evalsuite's peak memory at each N")
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--a", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--b", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers)))
+        return {}
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="fid-bench-"))
+    a, b = work / f"a{args.n}", work / f"b{args.n}"
+    make_images(a, args.n, 0)
+    make_images(b, args.n, 1_000_000)
+    rows = [run_in_subprocess(t, a, b, args.batch, args.workers, Path(tempfile.mkdtemp()))
+            for t in args.tools.split(",")]
+    base = next((r for r in rows if r["tool"] == "evalsuite" and "wall_s" in r), None)
+    for r in rows:
+        if "wall_s" in r:
+            r["images_per_s"] = 2 * args.n / r["wall_s"]
+            r["ratio_to_evalsuite"] = r["wall_s"] / base["wall_s"] if base else None
+    report = {"n": args.n, "machine": _machine(), "tools": rows, "frechet": frechet_step(args.fd_dim)}
+    if base and "second_run_s" in base:
+        report["cache_speedup"] = base["wall_s"] / base["second_run_s"]
+    if args.memory_ns:
+        mem = {}
+        for n in (int(v) for v in args.memory_ns.split(",")):
+            ma, mb = work / f"a{n}", work / f"b{n}"
+            make_images(ma, n, 0)
+            make_images(mb, n, 1_000_000)
+            mem[n] = run_in_subprocess("evalsuite", ma, mb, args.batch, args.workers, Path(tempfile.mkdtemp()))
+        report["memory_vs_n"] = {n: r.get("peak_mib") for n, r in mem.items()}
+    _print(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _machine() -> dict:
+    from evalsuite.provenance import environment
+
+    env = environment("cpu")
+    return {"cpu": env["cpu"], "cpu_count": env["cpu_count"], "torch": env["torch"], "platform": env["platform"]}
+
+
+def _print(report: dict) -> None:
+    print(f"FID folder->number, N={report['n']} per folder, {report['machine']['cpu']} x{report['machine']['cpu_count']}")
+    print(f"{'tool':<16}{'wall s':>10}{'images/s':>10}{'peak MiB':>10}{'x evalsuite':>12}{'FID':>14}")
+    for r in report["tools"]:
+        if "error" in r:
+            print(f"{r['tool']:<16}  failed: {r['error']}")
+            continue
+        print(f"{r['tool']:<16}{r['wall_s']:>10.2f}{r['images_per_s']:>10.1f}{r['peak_mib']:>10.0f}"
+              f"{(r['ratio_to_evalsuite'] or 0):>12.2f}{r['fid']:>14.6f}")
+    f = report["frechet"]
+    print(f"Fréchet step d={f['dim']}: evalsuite {f['evalsuite_s']:.3f} s, scipy sqrtm {f['scipy_sqrtm_s']:.3f} s "
+          f"({f['speedup']:.1f}x), relative difference {f['relative_difference']:.1e}")
+    if "cache_speedup" in report:
+        print(f"evalsuite second run (feature cache): {report['cache_speedup']:.1f}x faster")
+    if "memory_vs_n" in report:
+        print("evalsuite peak MiB by N: " + ", ".join(f"{n}: {m:.0f}" for n, m in report["memory_vs_n"].items()))
+
+
+if __name__ == "__main__":
+    main()
