@@ -113,6 +113,8 @@ def score(
                                                 "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
     video_model: Optional[str] = typer.Option(None, "--video-model", help="Video generator for the video tasks when "
                                               "MODEL makes no videos (the demo suite uses demo-video)."),
+    fast: bool = typer.Option(False, "--fast", help="TF32 + autocast feature extraction; the measured deviation "
+                              "from exact mode is recorded (off by default: fidelity first)."),
     video_ref: Optional[str] = typer.Option(None, "--video-ref", help="FVD reference when it differs from --ref: "
                                             "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
     as_json: bool = JsonOpt,
@@ -130,7 +132,7 @@ def score(
         num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref,
+        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,
     )
     summary = run_score(model, options)
     if not dist.is_main:

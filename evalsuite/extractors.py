@@ -31,12 +31,19 @@ class Extractor:
     dim: int
     forward: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    fast: bool = False  # opt-in: TF32 + autocast (fp16 on CUDA, bf16 on CPU); never the default
 
     @property
     def key(self) -> dict:
         """What identifies these features: cache key, and what reference statistics must share."""
-        return {"extractor": self.id, "weights_sha256": self.weights_sha256, "preprocessing": self.preprocessing.id,
-                "dim": self.dim}
+        key = {"extractor": self.id, "weights_sha256": self.weights_sha256, "preprocessing": self.preprocessing.id,
+               "dim": self.dim}
+        if self.fast:
+            key["precision"] = FAST_PRECISION
+        return key
+
+
+FAST_PRECISION = "fast: tf32 + autocast (fp16 cuda / bf16 cpu)"
 
 
 @dataclass(frozen=True)

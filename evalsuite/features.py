@@ -182,10 +182,13 @@ def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndar
     for i, arr in enumerate(inputs):
         groups.setdefault(arr.shape, []).append(i)
     out: list[np.ndarray | None] = [None] * len(inputs)
-    if extractor.device.type == "cuda":  # fidelity first: full float32 matmuls, no TF32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    with torch.inference_mode():
+    cuda = extractor.device.type == "cuda"
+    if cuda:  # fidelity first: full float32 matmuls, no TF32, unless fast mode was asked for
+        torch.backends.cuda.matmul.allow_tf32 = extractor.fast
+        torch.backends.cudnn.allow_tf32 = extractor.fast
+    autocast = torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.float16 if cuda else torch.bfloat16,
+                              enabled=extractor.fast)
+    with torch.inference_mode(), autocast:
         for idx in groups.values():
             batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(0, 3, 1, 2)
             batch = batch.to(extractor.device).contiguous(memory_format=torch.channels_last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ class ScoreOptions:
     vbench_python: str | None = None
     video_model: str | None = None
     video_ref: str | None = None
+    fast: bool = False  # opt-in TF32/autocast feature extraction; the deviation from exact mode is measured
 
 
 def resolve_device(device: str) -> str:
@@ -112,6 +114,8 @@ class RunContext:
         self._refs: dict[str, refstats.ReferenceStats] = {}
         self.generated = 0
         self.weights_used: dict[str, str] = {}
+        self.fast_mode: dict[str, dict] = {}
+        self.keep_features = False  # set when a task of the run needs every feature vector (KID)
         self._ae_source: ModelSource | None = None
         self._video_source: ModelSource | None = None
         self._ae_data = None
@@ -261,15 +265,20 @@ class RunContext:
                 ext = extractors.build(spec, self.device, self.options.offline)
             except MissingWeightsError as exc:
                 raise TaskSkipped(exc.message, exc.fix) from exc
+            if self.options.fast:
+                ext = dataclasses.replace(ext, fast=True)
             self._extractors[spec] = ext
             self.weights_used[ext.id] = ext.weights_sha256
         return self._extractors[spec]
 
     def features_of(self, files: list[Path], spec: str, label: str, keep_features: bool = False) -> FeatureResult:
         memo = (spec, label)
+        keep_features = keep_features or self.keep_features  # one pass serves FID and KID
         cached = self._features.get(memo)
         if cached is None or (keep_features and cached.features is None):
             ext = self.extractor(spec)
+            if ext.fast and spec not in self.fast_mode:
+                self.fast_mode[spec] = measure_fast_deviation(files, ext, self.options.batch_size)
             local = self.dist.collectively(lambda: extract(
                 self.dist.shard(files), ext, batch_size=self.options.batch_size,
                 num_workers=self.options.num_workers, keep_features=keep_features,
@@ -390,6 +399,20 @@ def _has_videos(folder: Path | None) -> bool:
     return bool(folder) and any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).rglob("*") if p.is_file())
 
 
+def measure_fast_deviation(files: list[Path], ext: extractors.Extractor, batch_size: int, count: int = 64) -> dict:
+    """Features of the first `count` files in fast and exact mode: the largest deviation, relative to the largest
+    exact feature magnitude, is recorded with every fast-mode result."""
+    probe = list(files[:count])
+    exact = extract(probe, dataclasses.replace(ext, fast=False), batch_size=batch_size, num_workers=0,
+                    keep_features=True, use_cache=False, progress=False)
+    fast = extract(probe, ext, batch_size=batch_size, num_workers=0, keep_features=True, use_cache=False,
+                   progress=False)
+    scale = float(np.abs(exact.features).max()) or 1.0
+    dev = float(np.abs(fast.features.astype(np.float64) - exact.features).max()) / scale if len(probe) else 0.0
+    return {"precision": extractors.FAST_PRECISION, "checked_files": len(probe),
+            "max_feature_deviation_relative": dev}
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -458,6 +481,7 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
     run_id = dist.broadcast(
         new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name))
     ctx = RunContext(source, options, store)
+    ctx.keep_features = any(registry.get(n).needs_all_features for n in names)
     env = environment(ctx.device)
     if dist.enabled:
         env["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend()}
@@ -532,6 +556,7 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
         "num_samples_requested": ctx.options.num_samples,
         "samples_generated_this_run": ctx.generated,
         "preprocessing": {spec: ext.preprocessing.id for spec, ext in ctx._extractors.items()},
+        "fast_mode": ctx.fast_mode or None,
         "hardware": env,
         "wall_time_s": round(wall_time, 3),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ctx.options).items()},

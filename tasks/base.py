@@ -57,6 +57,7 @@ class Task:
     sample_kind: ClassVar[str]  # "image", "video", "autoencoder"
     description: ClassVar[str]
     metrics: ClassVar[dict[str, MetricInfo]]
+    needs_all_features: ClassVar[bool] = False  # keeps every feature vector (KID); FID alone streams statistics
 
     def requirements(self, options: "ScoreOptions") -> Requirements:
         return Requirements()

@@ -68,6 +68,7 @@ class KID(_FeatureDistanceTask):
     name = "kid"
     version = "1"
     description = "Kernel Inception Distance: cubic-kernel unbiased MMD², 100 subsets of 1000, seeded (mean ± std)"
+    needs_all_features = True
     metrics = {"kid": MetricInfo("lower", "mean unbiased MMD² over subsets", primary=True),
                "kid_std": MetricInfo("lower", "standard deviation of MMD² over subsets")}
 

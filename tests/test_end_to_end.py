@@ -95,3 +95,22 @@ def test_cli_score_json(image_folders, tmp_path):
     shown = CliRunner().invoke(app, ["runs", "show", data["run_id"], "--json"])
     assert shown.exit_code == 0
     assert {d["task"] for d in json.loads(shown.stdout)} == {"fid", "kid"}
+
+
+def test_fid_and_kid_share_one_feature_pass(image_folders):
+    a, b = image_folders
+    fid, kid = score(f"folder:{a}", ScoreOptions(tasks=["fid", "kid"], extractor=EXTRACTOR, ref=f"folder:{b}",
+                                                 num_workers=0, progress=False)).results
+    assert fid["details"]["n_computed_features"] == 40 and kid["status"] == "ok"
+
+
+def test_fast_mode_is_opt_in_measured_and_cached_apart(image_folders):
+    a, b = image_folders
+    opts = dict(tasks=["fid"], extractor=EXTRACTOR, ref=f"folder:{b}", num_workers=0, progress=False)
+    (exact,) = score(f"folder:{a}", ScoreOptions(**opts)).results
+    (fast,) = score(f"folder:{a}", ScoreOptions(**opts, fast=True)).results
+    mode = fast["provenance"]["fast_mode"][EXTRACTOR]
+    assert mode["checked_files"] == 40 and 0 < mode["max_feature_deviation_relative"] < 0.1  # bf16 on the CPU
+    assert fast["details"]["n_cached_features"] == 0  # never served from the exact-mode cache
+    assert exact["provenance"]["fast_mode"] is None
+    assert fast["metrics"]["fid"] == pytest.approx(exact["metrics"]["fid"], rel=0.2)
