@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -126,35 +126,60 @@ def extract(
     progress: bool = True,
     desc: str = "features",
 ) -> FeatureResult:
-    """Featurise `files` in order; unreadable images and non-finite features are skipped and counted, not fatal."""
+    """Featurise image `files` in order; unreadable images and non-finite features are skipped and counted."""
     cache = FeatureCache(extractor.key, cache_root) if use_cache else None
     dataset = _FileDataset([Path(f) for f in files], extractor.preprocessing, cache)
+    return extract_dataset(dataset, extractor, cache, batch_size=batch_size, num_workers=num_workers,
+                           keep_features=keep_features, progress=progress, desc=desc)
+
+
+def extract_dataset(
+    dataset: Dataset,
+    extractor: Extractor,
+    cache: FeatureCache | None,
+    *,
+    batch_size: int,
+    num_workers: int | None,
+    keep_features: bool,
+    progress: bool,
+    desc: str,
+    unit: str = "img",
+    layout: str = "image",
+    prefetch_factor: int = 4,
+    on_kept: Callable[[dict], None] | None = None,
+) -> FeatureResult:
+    """The one feature loop for images and videos: workers return cached features, errors or preprocessed inputs
+    (items with index/sha/feature/error/input); the network runs here; statistics stream in float64."""
     workers = default_workers() if num_workers is None else num_workers
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-                        persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
+                        collate_fn=_collate, persistent_workers=False,
+                        prefetch_factor=prefetch_factor if workers > 0 else None)
+    files = dataset.files  # type: ignore[attr-defined]
     stats = StreamingStats(extractor.dim)
     kept_files: list[str] = []
     kept_sha: list[str] = []
     kept_feats: list[np.ndarray] = []
     skipped: list[dict] = []
     n_cached = n_computed = 0
-    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress) as bar:
+    with tqdm(total=len(dataset), desc=desc, unit=unit, disable=not progress) as bar:
         for batch in loader:
             feats: dict[int, np.ndarray] = {}
             to_compute = []
             for item in batch:
                 if "error" in item:
-                    skipped.append({"file": str(dataset.files[item["index"]]), "reason": item["error"]})
+                    skipped.append({"file": str(files[item["index"]]), "reason": item["error"]})
                 elif "feature" in item:
                     feats[item["index"]] = item["feature"]
                     n_cached += 1
                 else:
                     to_compute.append(item)
-            for item, feat in zip(to_compute, _run_network(extractor, [it["input"] for it in to_compute])):
+            computed = run_network(extractor, [it["input"] for it in to_compute], layout)
+            for item, feat in zip(to_compute, computed):
                 if not np.isfinite(feat).all():
-                    skipped.append({"file": str(dataset.files[item["index"]]),
+                    skipped.append({"file": str(files[item["index"]]),
                                     "reason": "feature vector holds NaN or inf (extractor output)"})
                     continue
+                feat = feat.astype(np.float32)
                 if cache is not None:
                     cache.put(item["sha"], feat)
                 feats[item["index"]] = feat
@@ -163,8 +188,11 @@ def extract(
             if ordered:
                 block = np.stack([feats[item["index"]] for item in ordered]).astype(np.float32)
                 stats.update(block)
-                kept_files.extend(str(dataset.files[item["index"]]) for item in ordered)
+                kept_files.extend(str(files[item["index"]]) for item in ordered)
                 kept_sha.extend(item["sha"] for item in ordered)
+                for item in ordered:
+                    if on_kept:
+                        on_kept(item)
                 if keep_features:
                     kept_feats.append(block)
             bar.update(len(batch))
@@ -174,8 +202,12 @@ def extract(
     return FeatureResult(extractor.key, stats, kept_files, kept_sha, features, skipped, n_cached, n_computed)
 
 
-def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run the network on preprocessed HWC arrays; equal shapes go as one batch, mixed shapes one by one."""
+_LAYOUTS = {"image": (0, 3, 1, 2), "video": (0, 4, 1, 2, 3)}  # NHWC -> NCHW; NTHWC -> NCTHW
+
+
+def run_network(extractor: Extractor, inputs: list[np.ndarray], layout: str = "image") -> list[np.ndarray]:
+    """Run the network on preprocessed arrays (HWC images or THWC clips); equal shapes go as one batch, mixed
+    shapes one by one. Exact float32 unless the extractor is in fast mode (TF32 + autocast)."""
     if not inputs:
         return []
     groups: dict[tuple, list[int]] = {}
@@ -188,16 +220,23 @@ def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndar
         torch.backends.cudnn.allow_tf32 = extractor.fast
     autocast = torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.float16 if cuda else torch.bfloat16,
                               enabled=extractor.fast)
+    unit = "clips" if layout == "video" else "images"
     with torch.inference_mode(), autocast:
         for idx in groups.values():
-            batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(0, 3, 1, 2)
-            batch = batch.to(extractor.device).contiguous(memory_format=torch.channels_last)
-            feats = extractor.forward(batch)
+            batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(*_LAYOUTS[layout])
+            memory = torch.channels_last if layout == "image" else torch.contiguous_format
+            batch = batch.to(extractor.device).contiguous(memory_format=memory)
+            try:
+                feats = extractor.forward(batch)
+            except RuntimeError as exc:
+                raise InputError(f"extractor {extractor.id} failed on {unit} of shape {tuple(batch.shape)}: {exc}",
+                                 "check the input size the network expects (for video networks, --frames) and "
+                                 "that the inputs are RGB") from exc
             if feats.ndim != 2 or feats.shape[0] != len(idx) or feats.shape[1] != extractor.dim:
                 raise InputError(
                     f"extractor {extractor.id} returned features of shape {tuple(feats.shape)}, "
                     f"expected ({len(idx)}, {extractor.dim})",
-                    "make the extractor return one flat feature vector per image",
+                    f"make the extractor return one flat feature vector per {unit[:-1]} and declare num_features",
                 )
             feats_np = feats.detach().float().cpu().numpy()
             for row, i in enumerate(idx):

@@ -34,7 +34,6 @@ Video extractors (specs):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,20 +41,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
-from evalsuite import config
 from evalsuite import weights as weights_store
-from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError
+from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.extractors import Extractor
-from evalsuite.features import FeatureCache, FeatureResult, default_workers
+from evalsuite.features import FeatureCache, FeatureResult, extract_dataset
 from evalsuite.hashing import sha256_file, sha256_state_dict
 from evalsuite.preprocess import Preprocessing
 from evalsuite.pyspec import load_object
-from evalsuite.stats import StreamingStats
 from evalsuite.videoio import read_frames
-from evalsuite.weights import WeightsSpec
 
 # ------------------------------------------------------------------------------------------------ weights
 I3D_WEIGHTS = "i3d-torchscript"
@@ -368,91 +363,17 @@ def extract_videos(
     prep: VideoPreprocessing = extractor.preprocessing  # type: ignore[assignment]
     cache = FeatureCache(extractor.key, cache_root) if use_cache else None
     dataset = _VideoDataset([Path(f) for f in files], prep, cache)
-    workers = default_workers() if num_workers is None else num_workers
-    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-                        collate_fn=_collate, persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
-    stats = StreamingStats(extractor.dim)
-    kept_files: list[str] = []
-    kept_sha: list[str] = []
-    kept_feats: list[np.ndarray] = []
-    skipped: list[dict] = []
     resolutions: dict[str, int] = {}
-    n_cached = n_computed = 0
-    with tqdm(total=len(dataset), desc=desc, unit="video", disable=not progress) as bar:
-        for batch in loader:
-            feats: dict[int, np.ndarray] = {}
-            to_compute = []
-            for item in batch:
-                if "error" in item:
-                    skipped.append({"file": str(dataset.files[item["index"]]), "reason": item["error"]})
-                elif "feature" in item:
-                    feats[item["index"]] = item["feature"]
-                    n_cached += 1
-                else:
-                    to_compute.append(item)
-            for item, feat in zip(to_compute, _run_network(extractor, [it["input"] for it in to_compute])):
-                if not np.isfinite(feat).all():
-                    skipped.append({"file": str(dataset.files[item["index"]]),
-                                    "reason": "feature vector holds NaN or inf (extractor output)"})
-                    continue
-                feat = feat.astype(np.float32)
-                if cache is not None:
-                    cache.put(item["sha"], feat)
-                feats[item["index"]] = feat
-                n_computed += 1
-            ordered = [item for item in batch if item["index"] in feats]
-            if ordered:
-                block = np.stack([feats[item["index"]] for item in ordered]).astype(np.float32)
-                stats.update(block)
-                kept_files.extend(str(dataset.files[item["index"]]) for item in ordered)
-                kept_sha.extend(item["sha"] for item in ordered)
-                for item in ordered:
-                    size = item.get("size")
-                    label = f"{size[1]}x{size[0]}" if size else "unknown"
-                    resolutions[label] = resolutions.get(label, 0) + 1
-                if keep_features:
-                    kept_feats.append(block)
-            bar.update(len(batch))
-    features = np.concatenate(kept_feats) if keep_features and kept_feats else None
-    if keep_features and features is None:
-        features = np.zeros((0, extractor.dim), dtype=np.float32)
-    return VideoFeatureResult(extractor.key, stats, kept_files, kept_sha, features, skipped, n_cached, n_computed,
-                              sampling=prep.sampling, resolutions=dict(sorted(resolutions.items())))
 
+    def count_resolution(item: dict) -> None:
+        size = item.get("size")
+        label = f"{size[1]}x{size[0]}" if size else "unknown"
+        resolutions[label] = resolutions.get(label, 0) + 1
 
-def _run_network(extractor: Extractor, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run the network on (T, H, W, 3) clips as (B, C, T, H, W) batches; equal shapes together, others one by one."""
-    if not inputs:
-        return []
-    groups: dict[tuple, list[int]] = {}
-    for i, arr in enumerate(inputs):
-        groups.setdefault(arr.shape, []).append(i)
-    out: list[np.ndarray | None] = [None] * len(inputs)
-    if extractor.device.type == "cuda":  # fidelity first: full float32 matmuls, no TF32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    with torch.inference_mode():
-        for idx in groups.values():
-            batch = torch.from_numpy(np.stack([inputs[i] for i in idx])).permute(0, 4, 1, 2, 3).contiguous()
-            batch = batch.to(extractor.device)
-            try:
-                feats = extractor.forward(batch)
-            except RuntimeError as exc:
-                raise InputError(
-                    f"video extractor {extractor.id} failed on clips of shape {tuple(batch.shape)} "
-                    f"(B, C, T, H, W): {exc}",
-                    "check --frames for this network (StyleGAN-V's I3D is run with 16 frames; very short clips "
-                    "can be too short for its temporal pooling) and that the videos are RGB") from exc
-            if feats.ndim != 2 or feats.shape[0] != len(idx) or feats.shape[1] != extractor.dim:
-                raise InputError(
-                    f"video extractor {extractor.id} returned features of shape {tuple(feats.shape)}, "
-                    f"expected ({len(idx)}, {extractor.dim})",
-                    "make the extractor return one flat feature vector per clip and declare num_features",
-                )
-            feats_np = feats.detach().float().cpu().numpy()
-            for row, i in enumerate(idx):
-                out[i] = feats_np[row]
-    return out  # type: ignore[return-value]
+    result = extract_dataset(dataset, extractor, cache, batch_size=batch_size, num_workers=num_workers,
+                             keep_features=keep_features, progress=progress, desc=desc, unit="video", layout="video",
+                             prefetch_factor=2, on_kept=count_resolution)
+    return VideoFeatureResult(**vars(result), sampling=prep.sampling, resolutions=dict(sorted(resolutions.items())))
 
 
 __all__ = ["DEFAULT_SAMPLING", "I3D_WEIGHTS", "VideoExtractorInfo",
