@@ -148,10 +148,13 @@ class RunContext:
                         f"generate more images, or pass --num-samples {len(files)} (or less)")
                 files = files[:n]
             return files
-        n = n or DEFAULT_NUM_SAMPLES
-        requests = make_requests(self.prompts(source), n, seed)
-        sample_store = SampleStore(self.store.root / "samples", source.model_id)
-        paths, generated = self._generate(sample_store, source.generator, requests, "image")
+        return self._generated(source, seed, "image")
+
+    def _generated(self, source: ModelSource, seed: int, media: str) -> list[Path]:
+        """--num-samples (default 1000) samples of a generator through the sample store: prompt i mod P, seed+i."""
+        requests = make_requests(self.prompts(source), self.options.num_samples or DEFAULT_NUM_SAMPLES, seed)
+        store = SampleStore(self.store.root / "samples", source.model_id)
+        paths, generated = self._generate(store, source.generator, requests, media)
         if source is self.source:
             self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
@@ -208,14 +211,7 @@ class RunContext:
             raise InputError(f"model {source.spec} does not generate videos",
                              "score a video generator (demo-video, or a python: factory with generate_video) or a "
                              "folder:PATH of videos")
-        n = n or DEFAULT_NUM_SAMPLES
-        requests = make_requests(self.prompts(source), n, self.options.seed if seed is None else seed)
-        store = SampleStore(self.store.root / "samples", source.model_id)
-        paths, generated = self._generate(store, source.generator, requests, "video")
-        if source is self.source:
-            self.generated += generated
-            self._sample_prompts = [r.prompt for r in requests]
-        return paths
+        return self._generated(source, self.options.seed if seed is None else seed, "video")
 
     def frame_sampling(self) -> dict:
         """The explicit, recorded frame sampling of video tasks."""
