@@ -134,7 +134,10 @@ def score(
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
         frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,
     )
-    summary = run_score(model, options)
+    try:
+        summary = run_score(model, options)
+    finally:
+        distributed.shutdown()
     if not dist.is_main:
         return
     if as_json:

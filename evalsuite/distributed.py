@@ -106,6 +106,14 @@ def current() -> Dist:
     return _STATE
 
 
+def shutdown() -> None:
+    """Leave the process group before the interpreter exits (a live gloo group aborts the process at exit)."""
+    global _STATE
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    _STATE = Dist()
+
+
 def init_from_env() -> Dist:
     """Join the process group torchrun describes (gloo on CPU, nccl when CUDA is used); single process otherwise."""
     global _STATE
