@@ -250,14 +250,19 @@ def ref_build(
     workers: Optional[int] = typer.Option(None, "--workers", min=0),
     offline: Optional[bool] = OfflineOpt,
     strict: bool = typer.Option(False, "--strict"),
+    frames: int = typer.Option(16, "--frames", min=1, help="Video extractors: frames per clip."),
+    frame_stride: int = typer.Option(1, "--frame-stride", min=1),
+    frame_start: int = typer.Option(0, "--frame-start", min=0),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Compute statistics (and KID features) of a folder of images and register them as NAME."""
+    """Compute statistics (and features) of a folder of images, or of videos with a video extractor (i3d,
+    videomae:PATH), and register them as NAME."""
     from evalsuite import refstats
     from evalsuite.runner import resolve_device
 
     entry = refstats.build(name, from_, extractor, device=resolve_device(device), batch_size=batch_size,
-                           num_workers=workers, offline=offline, strict=strict, progress=not as_json)
+                           num_workers=workers, offline=offline, strict=strict, progress=not as_json,
+                           sampling={"num_frames": frames, "stride": frame_stride, "start": frame_start})
     if as_json:
         _print_json(entry)
     else:

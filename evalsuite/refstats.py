@@ -188,23 +188,44 @@ def import_npz(name: str, file: str | Path, key: dict, source: str, covariance: 
 # ------------------------------------------------------------------------------------------------ building and comparing
 def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, device: str = "cpu",
           batch_size: int = 32, num_workers: int | None = None, offline: bool | None = None,
-          keep_features: bool = True, strict: bool = False, progress: bool = True) -> dict:
-    """Compute reference statistics (and features, for KID) of an image folder and register them as `name`."""
-    from evalsuite import extractors
-    from evalsuite.features import extract
-    from evalsuite.imageio import list_images
+          keep_features: bool = True, strict: bool = False, progress: bool = True,
+          sampling: dict | None = None) -> dict:
+    """Compute reference statistics (and features, for KID) of a folder and register them as `name`: images with an
+    image extractor, videos with a video one (i3d, videomae:PATH; `sampling` = frames, stride, start; the biased
+    covariance FVD uses)."""
+    from evalsuite import video_features
 
-    files = list_images(folder)
-    ext = extractors.build(extractor_spec, device, offline)
-    result = extract(files, ext, batch_size=batch_size, num_workers=num_workers, keep_features=keep_features,
-                     progress=progress, desc=f"reference {name}")
+    from evalsuite.videoio import VIDEO_EXTENSIONS
+
+    named_video = video_features.is_video_spec(extractor_spec) and not extractor_spec.startswith("python:")
+    holds_videos = any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).rglob("*") if p.is_file()) \
+        if Path(folder).is_dir() else False
+    video = named_video or (extractor_spec.startswith("python:") and holds_videos)  # python: nets by the data
+    if video:
+        from evalsuite.videoio import list_videos
+
+        files = list_videos(folder)
+        ext = video_features.build(extractor_spec, device, offline, video_features.normalize_sampling(sampling))
+        result = video_features.extract_videos(files, ext, None, batch_size=batch_size, num_workers=num_workers,
+                                               keep_features=keep_features, progress=progress,
+                                               desc=f"reference {name}")
+    else:
+        from evalsuite import extractors
+        from evalsuite.features import extract
+        from evalsuite.imageio import list_images
+
+        files = list_images(folder)
+        ext = extractors.build(extractor_spec, device, offline)
+        result = extract(files, ext, batch_size=batch_size, num_workers=num_workers, keep_features=keep_features,
+                         progress=progress, desc=f"reference {name}")
     if result.skipped and strict:
         first = result.skipped[0]
         raise InputError(f"{len(result.skipped)} file(s) in {folder} could not be used, e.g. {first['file']}: "
                          f"{first['reason']}", "fix or remove them, or run without --strict")
     if result.n < 2:
         raise InputError(f"only {result.n} usable image(s) in {folder}", "a reference needs at least 2 images")
-    ref = from_stream(name, result.stats, ext.key, source=f"folder:{Path(folder).resolve()}", feats=result.features)
+    ref = from_stream(name, result.stats, ext.key, source=f"folder:{Path(folder).resolve()}", feats=result.features,
+                      unbiased=not video)
     ref.meta["skipped_files"] = len(result.skipped)
     return register(ref)
 

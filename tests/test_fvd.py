@@ -4,6 +4,8 @@ computation, the feature cache, frame sampling in the key, counted skips, counts
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -353,3 +355,25 @@ def test_videomae_folder_extractor(tmp_path):
         np.testing.assert_allclose(feat, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(InputError, match="exactly 4 frames"):
         extract_videos(paths, ext, {"num_frames": 6}, num_workers=0, progress=False, use_cache=False)
+
+
+def test_ref_build_of_a_video_folder_feeds_fvd(tmp_path, i3d_standin):
+    """`evalsuite ref build NAME --from VIDEOS --extractor i3d` gives the same FVD as --video-ref folder:VIDEOS."""
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    real, gen = tmp_path / "real", tmp_path / "gen"
+    for folder, seed in ((real, 0), (gen, 50)):
+        folder.mkdir()
+        for i in range(4):
+            frames = np.random.default_rng(seed + i).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+            write_video(folder / f"{i}.mp4", frames, lossless=True)
+    built = CliRunner().invoke(app, ["ref", "build", "realvids", "--from", str(real), "--extractor", "i3d",
+                                     "--frames", "8", "--workers", "0", "--json"])
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.stdout)["covariance"] == "biased"
+    opts = dict(tasks=["fvd"], frames=8, num_workers=0, progress=False)
+    (by_name,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref="realvids")).results
+    (by_folder,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref=f"folder:{real}")).results
+    assert by_name["metrics"]["fvd"] == pytest.approx(by_folder["metrics"]["fvd"], rel=1e-10)
