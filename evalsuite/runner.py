@@ -194,12 +194,13 @@ class RunContext:
                     is_reference: bool = False) -> list[Path]:
         """Videos of a source: a folder's videos (the first --num-samples; fewer is an error, never reuse), or a
         video generator's clips through the sample store (lossless MP4, seeds SEED + i)."""
-        from evalsuite.videoio import list_videos
+        from evalsuite.videoio import check_one_frame_rate, list_videos
 
         source = source or self.video_source()
         n = self.options.num_samples
         if source.kind == "folder":
             files = list_videos(source.folder)
+            check_one_frame_rate(files)
             if n is not None and not is_reference:
                 if len(files) < n:
                     raise InputError(f"folder {source.folder} holds {len(files)} videos, fewer than --num-samples {n}",

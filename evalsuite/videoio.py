@@ -89,3 +89,30 @@ def list_videos(folder: str | Path) -> list[Path]:
         raise InputError(f"video folder {root} holds no videos ({', '.join(VIDEO_EXTENSIONS)})",
                          "point at the folder that holds the generated videos")
     return files
+
+
+def frame_rate(path: str | Path) -> float | None:
+    """The container's average frame rate from the header (no decoding); None when unreadable or unknown."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except (av.error.FFmpegError, IndexError, OSError, ValueError):
+        return None
+
+
+def check_one_frame_rate(files: list[Path]) -> float | None:
+    """Videos scored together must share a frame rate (temporal metrics depend on it); mixed rates are an error
+    naming an example of each. Unreadable files are left to the per-video counted skips."""
+    rates: dict[float, Path] = {}
+    for path in files:
+        rate = frame_rate(path)
+        if rate is not None:
+            rates.setdefault(round(rate, 2), path)
+    if len(rates) > 1:
+        examples = ", ".join(f"{p.name} at {r:g} fps" for r, p in sorted(rates.items()))
+        raise InputError(f"videos with different frame rates cannot be scored together: {examples}",
+                         "re-encode them to one frame rate (e.g. ffmpeg -r 8), or score each rate separately")
+    return next(iter(rates), None)

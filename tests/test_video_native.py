@@ -78,3 +78,13 @@ def test_demo_video_end_to_end_and_attribution(tmp_path):
 def test_video_task_on_an_image_model_is_a_skip():
     (doc,) = score("demo", ScoreOptions(tasks=["temporal-flickering"], num_samples=2, progress=False)).results
     assert doc["status"] == "skipped" and "--video-model" in doc["fix"]
+
+
+def test_mixed_frame_rates_are_a_clear_error(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    write_video(folder / "a.mp4", frames, fps=8, lossless=True)
+    write_video(folder / "b.mp4", frames, fps=24, lossless=True)
+    with pytest.raises(InputError, match="different frame rates"):
+        score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=4, progress=False))
