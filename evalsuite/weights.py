@@ -100,6 +100,15 @@ register(WeightsSpec(
     licence="Apache-2.0 (DeepMind I3D Kinetics-400); TorchScript port distributed with StyleGAN-V",
     description="I3D Kinetics-400, TorchScript (StyleGAN-V fvd2048_16f), 400-d features for FVD",
 ))
+register(WeightsSpec(
+    name="dino-vitb16",
+    filename="dino_vitbase16_pretrain.pth",
+    url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+    sha256=None,  # Meta publishes no digest for this file: the first copy is pinned (trust on first use)
+    size_bytes=None,
+    licence="Apache-2.0 (facebookresearch/dino)",
+    description="DINO ViT-B/16 backbone (torch.hub dino_vitb16), 768-d CLS token: VBench subject_consistency",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:

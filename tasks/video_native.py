@@ -1,5 +1,7 @@
 """Video tasks computed in our own environment: VBench's `temporal_flickering` exactly as VBench computes it (no
-weights needed), and host generation speed of video generators (frames of video per second of wall time)."""
+weights needed), VBench's `subject_consistency` (DINO ViT-B/16) and `background_consistency` (CLIP ViT-B/32) with
+VBench's preprocessing and formula, and host generation speed of video generators (frames of video per second of
+wall time)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ import time
 
 import numpy as np
 
-from evalsuite.errors import InputError
+from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.videoio import read_frames
 from tasks import register, register_suite
-from tasks.base import MetricInfo, Task, TaskOutput
+from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
 def flicker_score(frames: np.ndarray) -> float:
@@ -92,7 +94,207 @@ class VideoGenerationSpeed(Task):
                           num_samples=count)
 
 
-register_suite("video", ["fvd", "temporal-flickering", "video-speed"],
-               "Video: FVD (fvd2048_16f protocol), VBench temporal flickering (native), host generation speed; "
-               "add vbench for all 16 dimensions in its own environment",
+
+# ------------------------------------------------------------------------------------ VBench subject / background
+# VBench 0.1.5 (vbench/subject_consistency.py, vbench/background_consistency.py, vbench/utils.py), recomputed here:
+# per frame an L2-normalised feature; each frame after the first scores the mean of max(0, cos) with the previous
+# frame and with the first frame; a video scores the mean over its frames after the first, and the dimension is the
+# sum of every frame's score over the count of frames scored (with equal frame counts: the mean over videos).
+
+DINO_WEIGHTS = "dino-vitb16"
+CLIP_WEIGHTS = "clip-vit-b-32-openai"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def _pair_scores(features: np.ndarray) -> np.ndarray:
+    """Per frame after the first: (max(0, cos(f_i, f_{i-1})) + max(0, cos(f_i, f_0))) / 2, features L2-normalised
+    first (torch's F.normalize, eps 1e-12)."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise InputError("subject/background consistency needs at least 2 frames", "pass --frames 2 or more")
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    to_previous = np.maximum(0.0, np.sum(f[1:] * f[:-1], axis=1))
+    to_first = np.maximum(0.0, f[1:] @ f[0])
+    return (to_previous + to_first) / 2
+
+
+def consistency_score(features: np.ndarray) -> float:
+    """VBench subject_consistency / background_consistency of one clip from its (T, d) frame features: the mean
+    over frames i ≥ 1 of (max(0, cos(f_i, f_{i−1})) + max(0, cos(f_i, f_0))) / 2."""
+    return float(_pair_scores(features).mean())
+
+
+def _dino_architecture():
+    """The empty network DINO's checkpoint loads into: timm's ViT-B/16 without head (same keys as DINO's
+    VisionTransformer: patch_embed, cls_token, pos_embed, blocks, norm). Tests swap in a smaller ViT here."""
+    import timm
+
+    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
+
+
+def _dino_pos_embed(pos_embed, rows: int, cols: int, patch: int):
+    """DINO's interpolate_pos_encoding: the table as trained for a square 224 grid, else its patch part resized
+    bicubically by scale factors ((rows//patch + 0.1)/√N, (cols//patch + 0.1)/√N)."""
+    import math
+
+    import torch
+
+    n = pos_embed.shape[1] - 1
+    r0, c0 = rows // patch, cols // patch
+    if r0 * c0 == n and rows == cols:
+        return pos_embed
+    side, dim = int(math.sqrt(n)), pos_embed.shape[-1]
+    grid = pos_embed[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, scale_factor=((r0 + 0.1) / math.sqrt(n), (c0 + 0.1) / math.sqrt(n)),
+                                           mode="bicubic")
+    if grid.shape[-2:] != (r0, c0):
+        raise InputError(f"DINO position table resized to {tuple(grid.shape[-2:])}, not {(r0, c0)}",
+                         "report this frame size")
+    return torch.cat((pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
+
+
+class _DinoFrames:
+    """VBench's subject_consistency features: DINO ViT-B/16 CLS token (after the final norm) of frames given as
+    float tensors in 0..255, resized (shorter side 224, bilinear, no antialias, no crop) and normalised with the
+    ImageNet mean/std without dividing by 255 first — VBench's `dino_transform` exactly."""
+
+    weights = DINO_WEIGHTS
+    protocol = "vbench-subject-consistency-native-dino-vitb16"
+
+    def __init__(self, device: str, offline: bool | None):
+        import torch
+
+        from evalsuite import weights as weights_store
+
+        path = weights_store.require(DINO_WEIGHTS, offline=offline)
+        model = _dino_architecture()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.model = model.eval().to(device)
+        self.device = device
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        x = TF.resize(x, 224, interpolation=InterpolationMode.BILINEAR, antialias=False)
+        x = TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD).to(self.device)
+        m = self.model
+        with torch.inference_mode():
+            tokens = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # any frame size, as DINO's PatchEmbed
+            tokens = torch.cat((m.cls_token.expand(len(x), -1, -1), tokens), dim=1)
+            tokens = tokens + _dino_pos_embed(m.pos_embed, x.shape[-2], x.shape[-1], m.patch_embed.proj.stride[0])
+            for block in m.blocks:
+                tokens = block(tokens)
+            return m.norm(tokens)[:, 0].float().cpu().numpy()
+
+
+class _ClipFrames:
+    """VBench's background_consistency features: OpenAI CLIP ViT-B/32 `encode_image` of frames given as float
+    tensors in 0..255: bicubic resize of the shorter side to 224 (no antialias), centre crop 224, /255, CLIP
+    mean/std — VBench's `clip_transform` exactly. fp32 (VBench's clip.load runs fp16 on CUDA)."""
+
+    weights = CLIP_WEIGHTS
+    protocol = "vbench-background-consistency-native-clip-vitb32"
+
+    def __init__(self, device: str, offline: bool | None):
+        import open_clip
+
+        from evalsuite import weights as weights_store
+
+        path = weights_store.require(CLIP_WEIGHTS, offline=offline)
+        self.model = open_clip.load_openai_model(str(path), precision="fp32", device=device).eval()
+        self.device = device
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        x = TF.resize(x, 224, interpolation=InterpolationMode.BICUBIC, antialias=False)
+        x = TF.center_crop(x, [224, 224]).div(255.0)
+        x = TF.normalize(x, CLIP_MEAN, CLIP_STD).to(self.device)
+        with torch.inference_mode():
+            return self.model.encode_image(x).float().cpu().numpy()
+
+
+class _VBenchConsistency(Task):
+    """Shared run of the two VBench consistency dimensions; subclasses name the metric and the feature network."""
+
+    family = "video"
+    sample_kind = "video"
+    version = "1"
+    metric: str
+    backbone: type
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(weights=(self.backbone.weights,))
+
+    def run(self, ctx) -> TaskOutput:
+        from evalsuite import weights as weights_store
+
+        try:  # before any generation: missing weights skip the task
+            net = self.backbone(ctx.device, ctx.options.offline)
+        except MissingWeightsError as exc:
+            raise TaskSkipped(exc.message, exc.fix) from exc
+        ctx.weights_used[net.protocol] = weights_store.expected_digest(net.weights) or ""
+        files = ctx.video_files(ctx.video_source())
+        sampling = ctx.frame_sampling()
+        if sampling["num_frames"] < 2:
+            raise InputError(f"{self.name} compares frames, and --frames is {sampling['num_frames']}",
+                             "pass --frames 2 or more")
+        names, scores, pair_sum, pair_count, skipped = [], [], 0.0, 0, []
+        for path in files:
+            try:
+                frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
+            except InputError as exc:
+                skipped.append({"file": str(path), "reason": exc.message})
+                continue
+            pairs = _pair_scores(net(frames))
+            names.append(str(path))
+            scores.append(float(pairs.mean()))
+            pair_sum, pair_count = pair_sum + float(pairs.sum()), pair_count + len(pairs)
+        if ctx.options.strict and skipped:
+            raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
+                             f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
+        if not scores:
+            raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped)",
+                             "check the videos' length against --frames")
+        return TaskOutput(metrics={self.metric: pair_sum / pair_count},
+                          details={"sampling": sampling, "protocol": net.protocol, "weights": net.weights,
+                                   "note": "VBench reads every frame of each video; this native score uses the "
+                                           "recorded frame sampling (the dimension is the mean over all scored "
+                                           "frames, which equals the mean over videos here)"},
+                          per_sample={"name": names, self.metric: scores}, skipped_samples=skipped,
+                          num_samples=len(scores), protocol=net.protocol)
+
+
+@register
+class SubjectConsistency(_VBenchConsistency):
+    name = "subject-consistency"
+    metric = "subject_consistency"
+    backbone = _DinoFrames
+    description = "VBench subject_consistency, computed natively: DINO ViT-B/16 CLS-token similarity across frames"
+    metrics = {"subject_consistency": MetricInfo(
+        "higher", "mean over frames of (max(0, cos to previous) + max(0, cos to first))/2, DINO ViT-B/16",
+        primary=True, per_sample="subject_consistency")}
+
+
+@register
+class BackgroundConsistency(_VBenchConsistency):
+    name = "background-consistency"
+    metric = "background_consistency"
+    backbone = _ClipFrames
+    description = "VBench background_consistency, computed natively: CLIP ViT-B/32 image similarity across frames"
+    metrics = {"background_consistency": MetricInfo(
+        "higher", "mean over frames of (max(0, cos to previous) + max(0, cos to first))/2, CLIP ViT-B/32",
+        primary=True, per_sample="background_consistency")}
+
+
+register_suite("video", ["fvd", "temporal-flickering", "subject-consistency", "background-consistency", "video-speed"],
+               "Video: FVD (fvd2048_16f protocol), VBench temporal flickering and subject/background consistency "
+               "(native), host generation speed; add vbench for all 16 dimensions in its own environment",
                options={"video_ref": "model:demo-video", "num_samples": 8})
