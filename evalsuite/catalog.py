@@ -17,12 +17,18 @@ def task_rows(offline: bool | None = None) -> list[dict]:
         missing = [w for w in needs.weights if not weights.is_present(w)]
         if not missing:
             runnable = "yes" + (" (with --ref)" if needs.reference else "")
+            absent = [w for w in needs.optional_weights if not weights.is_present(w)]
+            if absent:
+                runnable += f"; without {', '.join(absent)} some metrics are skipped"
+            if needs.needs:
+                runnable += f"; needs {needs.needs}"
         elif is_offline:
             runnable = "no: needs weights " + ", ".join(missing)
         else:
             runnable = "yes, after downloading " + ", ".join(missing)
         rows.append({"task": cls.name, "version": cls.version, "family": cls.family, "sample_kind": cls.sample_kind,
                      "weights": list(needs.weights), "missing_weights": missing, "reference": needs.reference,
+                     "optional_weights": list(needs.optional_weights), "needs": needs.needs,
                      "runnable": runnable, "description": cls.description,
                      "metrics": {k: v.direction for k, v in cls.metrics.items()}})
     return rows

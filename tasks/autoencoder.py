@@ -21,7 +21,7 @@ from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.metrics import frechet_distance
 from evalsuite.spectral import SpectrumAccumulator, plot_spectra
 from tasks import register, register_suite
-from tasks.base import MetricInfo, Task, TaskOutput
+from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
 @dataclass
@@ -138,6 +138,12 @@ class AERecon(Task):
         "decode_ms": MetricInfo("lower", "decode wall time per sample", unit="ms"),
         "peak_memory_mb": MetricInfo("lower", "peak memory during the task", unit="MiB"),
     }
+
+    def requirements(self, options) -> Requirements:
+        from evalsuite import extractors
+
+        return Requirements(optional_weights=("alexnet-imagenet",
+                                              *extractors.weights_needed(options.extractor or "inception")))
 
     def run(self, ctx) -> TaskOutput:
         runner = AERunner(ctx)

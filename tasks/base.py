@@ -46,6 +46,8 @@ class Requirements:
 
     weights: tuple[str, ...] = ()
     reference: bool = False
+    optional_weights: tuple[str, ...] = ()  # parts of the task (e.g. LPIPS) that are skipped without them
+    needs: str = ""  # anything else, in words (a data path, a separate environment)
 
 
 class Task:

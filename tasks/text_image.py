@@ -254,6 +254,9 @@ class DPGBenchTask(Task):
     metrics = {"overall": MetricInfo("higher", "mean over prompts of the mean question score, x100", primary=True,
                                      per_sample="score")}
 
+    def requirements(self, options) -> Requirements:
+        return Requirements(needs="--dpg PATH (DPG-Bench's CSV and prompts) and --vqa SPEC")
+
     def run(self, ctx) -> TaskOutput:
         from tasks.t2i import dpg
         from tasks.t2i import layout as t2i_layout

@@ -66,7 +66,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from evalsuite import config
 from evalsuite.errors import EvalsuiteError, InputError, TaskSkipped
 from tasks import register
-from tasks.base import MetricInfo, Task, TaskOutput
+from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 VBENCH_VERSION = "0.1.5"
 VBENCH_PINS = ("transformers==4.33.2", "numpy<2", "timm<=1.0.12")
@@ -680,6 +680,9 @@ class VBenchTask(Task):
     description = (f"VBench {VBENCH_VERSION} (16 dimensions; Quality, Semantic and Total as VBench aggregates them), "
                    "run in its own environment")
     metrics = _METRICS
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(needs="a VBench environment (`evalsuite vbench setup` or --vbench-python) and a GPU")
 
     def run(self, ctx) -> TaskOutput:
         python = find_python(ctx.options)
