@@ -63,12 +63,12 @@ def inception_random():
     return Wrapped().eval()
 
 
-def make_images(folder: Path, n: int, seed: int) -> None:
-    """N deterministic 299×299 PNGs (the demo generator's shapes)."""
+def make_images(folder: Path, n: int, seed: int, size: int = 299) -> None:
+    """N deterministic size×size PNGs (the demo generator's shapes)."""
     from evalsuite.models.demo import DEMO_PROMPTS, DemoGenerator
 
     folder.mkdir(parents=True, exist_ok=True)
-    gen = DemoGenerator(299)
+    gen = DemoGenerator(size)
     for i in range(n):
         path = folder / f"{i:06d}.png"
         if not path.exists():
@@ -76,7 +76,27 @@ def make_images(folder: Path, n: int, seed: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ one tool per process
-def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int) -> dict:
+def tiny_random():
+    """A small conv net (random, seed 0) for the memory check: peak memory is about the pipeline, not the network."""
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        num_features = 2048
+        preprocessing = {"resize": "none", "input_dtype": "float255"}
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 2048, 8, stride=8)
+
+        def forward(self, x):
+            return torch.tanh(self.conv(x / 255.0)).mean(dim=(2, 3))
+
+    return Tiny().eval()
+
+
+def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str = "inception_random") -> dict:
     import torch
 
     torch.set_grad_enabled(False)
@@ -86,7 +106,7 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int) -> dict:
         from evalsuite.runner import ScoreOptions, score
 
         def once():
-            opts = ScoreOptions(tasks=["fid"], extractor="python:benchmarks.fid_vs_peers:inception_random",
+            opts = ScoreOptions(tasks=["fid"], extractor=f"python:benchmarks.fid_vs_peers:{network}",
                                 ref=f"folder:{b}", batch_size=batch, num_workers=workers, progress=False,
                                 store=Path(tempfile.mkdtemp()))
             return score(f"folder:{a}", opts).results[0]["metrics"]["fid"]
@@ -153,10 +173,11 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int) -> dict:
     return out
 
 
-def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, home: Path) -> dict:
+def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, home: Path,
+                      network: str = "inception_random") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "EVALSUITE_HOME": str(home), "EVALSUITE_OFFLINE": "1"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", tool, "--a", str(a), "--b", str(b),
-           "--batch", str(batch), "--workers", str(workers)]
+           "--batch", str(batch), "--workers", str(workers), "--network", network]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
         return {"tool": tool, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
@@ -191,7 +212,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--fd-dim", type=int, default=2048)
-    p.add_argument("--memory-ns", default="", help="e.g. 1000,5000: evalsuite's peak memory at each N")
+    p.add_argument("--memory-ns", default="", help="e.g. 10000,50000: evalsuite's peak memory at each N")
+    p.add_argument("--memory-network", default="inception", choices=("inception", "tiny"),
+                   help="network for the memory check: tiny (a small conv net on 64x64 images) keeps it fast")
+    p.add_argument("--network", default="inception_random", help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -199,14 +223,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--b", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers)))
+        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network)))
         return {}
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fid-bench-"))
     a, b = work / f"a{args.n}", work / f"b{args.n}"
     make_images(a, args.n, 0)
     make_images(b, args.n, 1_000_000)
     rows = [run_in_subprocess(t, a, b, args.batch, args.workers, Path(tempfile.mkdtemp()))
-            for t in args.tools.split(",")]
+            for t in args.tools.split(",") if t]
     base = next((r for r in rows if r["tool"] == "evalsuite" and "wall_s" in r), None)
     for r in rows:
         if "wall_s" in r:
@@ -217,12 +241,15 @@ def main(argv: list[str] | None = None) -> dict:
         report["cache_speedup"] = base["wall_s"] / base["second_run_s"]
     if args.memory_ns:
         mem = {}
+        tiny = args.memory_network == "tiny"
         for n in (int(v) for v in args.memory_ns.split(",")):
-            ma, mb = work / f"a{n}", work / f"b{n}"
-            make_images(ma, n, 0)
-            make_images(mb, n, 1_000_000)
-            mem[n] = run_in_subprocess("evalsuite", ma, mb, args.batch, args.workers, Path(tempfile.mkdtemp()))
+            ma, mb = work / f"mem-a{n}", work / f"mem-b{n}"
+            make_images(ma, n, 0, 64 if tiny else 299)
+            make_images(mb, n, 1_000_000, 64 if tiny else 299)
+            mem[n] = run_in_subprocess("evalsuite", ma, mb, args.batch, args.workers, Path(tempfile.mkdtemp()),
+                                       "tiny_random" if tiny else "inception_random")
         report["memory_vs_n"] = {n: r.get("peak_mib") for n, r in mem.items()}
+        report["memory_network"] = args.memory_network
     _print(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
