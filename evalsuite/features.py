@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,9 +23,8 @@ from evalsuite import config
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.extractors import Extractor
-from evalsuite.hashing import sha256_bytes, sha256_json
+from evalsuite.hashing import sha256_file, sha256_json
 from evalsuite.imageio import read_rgb
-from evalsuite.preprocess import Preprocessing
 from evalsuite.stats import StreamingStats
 
 
@@ -78,10 +77,11 @@ class FeatureResult:
         return self.stats.n
 
 
-class _FileDataset(Dataset):
-    """Worker-side work for one file: read bytes, hash, look up the cache, else decode and preprocess."""
+class CachedFileDataset(Dataset):
+    """Worker-side work for one file: hash it, return its cached feature if there is one, else `load` it (an
+    InputError becomes a counted skip). Subclasses say how a file becomes network input."""
 
-    def __init__(self, files: Sequence[Path], preprocessing: Preprocessing, cache: FeatureCache | None):
+    def __init__(self, files: Sequence[Path], preprocessing: Any, cache: FeatureCache | None):
         self.files = list(files)
         self.preprocessing = preprocessing
         self.cache = cache
@@ -89,21 +89,34 @@ class _FileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def load(self, path: Path) -> dict:
+        """{"input": array, ...extra fields}; raise InputError for an unusable file."""
+        raise NotImplementedError
+
+    def cached_extra(self, path: Path) -> dict:
+        """Fields to report for a file served from the cache (e.g. a video's resolution)."""
+        return {}
+
     def __getitem__(self, i: int) -> dict:
         path = self.files[i]
         try:
-            data = Path(path).read_bytes()
+            content_sha = sha256_file(path)
         except OSError as exc:
             return {"index": i, "error": f"cannot read {path}: {exc}"}
-        content_sha = sha256_bytes(data)
         cached = self.cache.get(content_sha) if self.cache else None
         if cached is not None:
-            return {"index": i, "sha": content_sha, "feature": cached}
+            return {"index": i, "sha": content_sha, "feature": cached, **self.cached_extra(path)}
         try:
-            rgb = read_rgb(path)
+            return {"index": i, "sha": content_sha, **self.load(path)}
         except InputError as exc:
             return {"index": i, "sha": content_sha, "error": exc.message}
-        return {"index": i, "sha": content_sha, "input": self.preprocessing(rgb)}
+
+
+class _FileDataset(CachedFileDataset):
+    """Images: decoded to RGB uint8 and preprocessed (resize) in the worker."""
+
+    def load(self, path: Path) -> dict:
+        return {"input": self.preprocessing(read_rgb(path))}
 
 
 def _collate(items: list[dict]) -> list[dict]:

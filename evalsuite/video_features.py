@@ -41,13 +41,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.extractors import Extractor
-from evalsuite.features import FeatureCache, FeatureResult, extract_dataset
-from evalsuite.hashing import sha256_file, sha256_state_dict
+from evalsuite.features import CachedFileDataset, FeatureCache, FeatureResult, extract_dataset
+from evalsuite.hashing import sha256_state_dict
 from evalsuite.preprocess import Preprocessing
 from evalsuite.pyspec import load_object
 from evalsuite.videoio import read_frames
@@ -307,36 +306,16 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-class _VideoDataset(Dataset):
-    """Worker-side work for one video: hash, look up the cache, else decode the sampled frames and preprocess."""
+class _VideoDataset(CachedFileDataset):
+    """Videos: the sampled frames decoded and preprocessed in the worker; the resolution is reported."""
 
-    def __init__(self, files: Sequence[Path], preprocessing: VideoPreprocessing, cache: FeatureCache | None):
-        self.files = list(files)
-        self.preprocessing = preprocessing
-        self.cache = cache
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> dict:
-        path = self.files[i]
-        try:
-            content_sha = sha256_file(path)
-        except OSError as exc:
-            return {"index": i, "error": f"cannot read {path}: {exc}"}
-        cached = self.cache.get(content_sha) if self.cache else None
-        if cached is not None:
-            return {"index": i, "sha": content_sha, "feature": cached, "size": _header_size(path)}
+    def load(self, path: Path) -> dict:
         prep = self.preprocessing
-        try:
-            frames = read_frames(path, prep.num_frames, prep.stride, prep.start)
-        except InputError as exc:
-            return {"index": i, "sha": content_sha, "error": exc.message}
-        return {"index": i, "sha": content_sha, "input": prep(frames), "size": tuple(frames.shape[1:3])}
+        frames = read_frames(path, prep.num_frames, prep.stride, prep.start)
+        return {"input": prep(frames), "size": tuple(frames.shape[1:3])}
 
-
-def _collate(items: list[dict]) -> list[dict]:
-    return items
+    def cached_extra(self, path: Path) -> dict:
+        return {"size": _header_size(path)}
 
 
 def extract_videos(
