@@ -319,12 +319,7 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
             notes="; ".join(n for n in notes if n))
         if stamp:
             kwargs["timestamp"] = stamp
-        try:
-            out.append(TimingRecord(**kwargs))
-        except InputError as exc:
-            raise InputError(f"{where}: {exc.message}", exc.fix) from exc
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: {exc}", f"see {PROTOCOL_DOC}") from exc
+        out.append(_record(kwargs, where))
     return out
 
 
@@ -392,10 +387,7 @@ def parse_executorch(data: Any, *, model: str | None = None, variant: str | None
                   f"not per-iteration samples")
         if timestamp:
             kwargs["timestamp"] = timestamp
-        try:
-            out.append(TimingRecord(**kwargs))
-        except InputError as exc:
-            raise InputError(f"{source}, {label}: {exc.message}", exc.fix) from exc
+        out.append(_record(kwargs, f"{source}, {label}"))
     if not out:
         raise InputError(f"{source} has no usable timing: {'; '.join(skipped)}",
                          f"a group needs one of {', '.join(ET_LATENCY_METRICS)} and load_status 0")
@@ -464,3 +456,13 @@ def _remove(paths: list[Path]) -> None:
 
 __all__ = ["REQUEST_SCHEMA", "RESULT_SCHEMA", "COMPUTE_UNITS", "DTYPES", "make_request", "parse_result",
            "parse_executorch", "ingest", "convert", "normalise_compute_units", "new_request_id"]
+
+
+def _record(kwargs: dict, where: str) -> TimingRecord:
+    """A validated TimingRecord; a validation error names where the values came from."""
+    try:
+        return TimingRecord(**kwargs)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc.message}", exc.fix) from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}", f"see {PROTOCOL_DOC}") from exc
