@@ -4,7 +4,6 @@ times, the decoder once), reported as seconds per image, or FPS for video, with 
 from __future__ import annotations
 
 import platform
-import time
 
 import numpy as np
 import torch

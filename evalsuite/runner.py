@@ -148,17 +148,20 @@ class RunContext:
                         f"generate more images, or pass --num-samples {len(files)} (or less)")
                 files = files[:n]
             return files
-        return self._generated(source, seed, "image")
+        return self._generated(source, seed, "image")[0]
 
-    def _generated(self, source: ModelSource, seed: int, media: str) -> list[Path]:
-        """--num-samples (default 1000) samples of a generator through the sample store: prompt i mod P, seed+i."""
-        requests = make_requests(self.prompts(source), self.options.num_samples or DEFAULT_NUM_SAMPLES, seed)
+    def _generated(self, source: ModelSource, seed: int, media: str,
+                   prompts: list[str] | None = None) -> tuple[list[Path], list[str]]:
+        """--num-samples (default 1000) samples of a generator through the sample store: prompt i mod P (from
+        `prompts`, else the run's prompt list), seed+i. Returns the paths and each sample's prompt."""
+        requests = make_requests(prompts or self.prompts(source), self.options.num_samples or DEFAULT_NUM_SAMPLES,
+                                 seed)
         store = SampleStore(self.store.root / "samples", source.model_id)
         paths, generated = self._generate(store, source.generator, requests, media)
         if source is self.source:
             self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
-        return paths
+        return paths, [r.prompt for r in requests]
 
     def _generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
         """Generate what is missing; under torchrun each rank makes its shard, then all see every file."""
@@ -192,8 +195,13 @@ class RunContext:
 
     def video_files(self, source: ModelSource | None = None, seed: int | None = None,
                     is_reference: bool = False) -> list[Path]:
-        """Videos of a source: a folder's videos (the first --num-samples; fewer is an error, never reuse), or a
-        video generator's clips through the sample store (lossless MP4, seeds SEED + i)."""
+        return self.video_samples(source, seed, is_reference)[0]
+
+    def video_samples(self, source: ModelSource | None = None, seed: int | None = None, is_reference: bool = False,
+                      prompts: list[str] | None = None) -> tuple[list[Path], list[str] | None]:
+        """Videos of a source and their prompts: a folder's videos (the first --num-samples; fewer is an error,
+        never reuse; prompts unknown here), or a video generator's clips through the sample store (lossless MP4,
+        seeds SEED + i, prompt i mod P from `prompts` or the run's list)."""
         from evalsuite.videoio import check_one_frame_rate, list_videos
 
         source = source or self.video_source()
@@ -207,12 +215,12 @@ class RunContext:
                                      f"generate more videos, or pass --num-samples {len(files)}; videos are never "
                                      "reused to make up the count")
                 files = files[:n]
-            return files
+            return files, None
         if source.kind != "generator" or not hasattr(source.generator, "generate_video"):
             raise InputError(f"model {source.spec} does not generate videos",
                              "score a video generator (demo-video, or a python: factory with generate_video) or a "
                              "folder:PATH of videos")
-        return self._generated(source, self.options.seed if seed is None else seed, "video")
+        return self._generated(source, self.options.seed if seed is None else seed, "video", prompts)
 
     def frame_sampling(self) -> dict:
         """The explicit, recorded frame sampling of video tasks."""
@@ -264,9 +272,17 @@ class RunContext:
                 raise TaskSkipped(exc.message, exc.fix) from exc
             if self.options.fast:
                 ext = dataclasses.replace(ext, fast=True)
-            self._extractors[spec] = ext
-            self.weights_used[ext.id] = ext.weights_sha256
+            self.record_extractor(spec, ext)
         return self._extractors[spec]
+
+    def record_extractor(self, label: str, ext: extractors.Extractor) -> None:
+        """List an extractor a task built itself (e.g. a video network) in the result's provenance."""
+        self._extractors[label] = ext
+        self.weights_used[ext.id] = ext.weights_sha256
+
+    def record_reference(self, key: str, ref: refstats.ReferenceStats) -> None:
+        """List reference statistics a task resolved itself in the result's provenance."""
+        self._refs[key] = ref
 
     def features_of(self, files: list[Path], spec: str, label: str, keep_features: bool = False) -> FeatureResult:
         memo = (spec, label)

@@ -4,7 +4,6 @@ call the autoencoder through one helper, so images and videos (frame by frame fo
 
 from __future__ import annotations
 
-import io
 import resource
 import sys
 import time

@@ -142,13 +142,6 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
     return ref, feats
 
 
-def _remember(ctx, attr: str, key: str, value) -> None:
-    """Record an extractor or reference in the run context so the result's provenance lists it like FID's."""
-    table = getattr(ctx, attr, None)
-    if isinstance(table, dict):
-        table[key] = value
-
-
 # ------------------------------------------------------------------------------------------------ task
 @register
 class FVD(Task):
@@ -176,8 +169,7 @@ class FVD(Task):
             ext = build(spec, ctx.device, opts.offline, sampling)
         except MissingWeightsError as exc:
             raise TaskSkipped(exc.message, exc.fix) from exc
-        _remember(ctx, "_extractors", f"video:{spec}", ext)
-        ctx.weights_used[ext.id] = ext.weights_sha256
+        ctx.record_extractor(f"video:{spec}", ext)
 
         # at most 256 frames per network batch (StyleGAN-V's budget): decoded full-size clips are large
         batch = max(1, min(opts.batch_size, FRAMES_PER_BATCH // sampling["num_frames"]))
@@ -188,7 +180,7 @@ class FVD(Task):
             ref_spec, ext, sampling, store_root=ctx.store.root, num_samples=opts.num_samples, seed=opts.seed,
             prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,
             progress=opts.progress, strict=opts.strict)
-        _remember(ctx, "_refs", f"video|{ref_spec}|{sha256_json(ext.key)[:16]}", ref)
+        ctx.record_reference(f"video|{ref_spec}|{sha256_json(ext.key)[:16]}", ref)
 
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased=False),
                                  ref.mu, ref.covariance(unbiased=False))

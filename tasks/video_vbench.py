@@ -713,27 +713,18 @@ class VBenchTask(Task):
     def _videos(self, ctx, source, standard: dict | None) -> tuple[list[Path], list[tuple[str, int]], str]:
         """The videos with their (prompt, index): a folder's (prompts.jsonl or VBench names), or a generator's,
         whose prompt i is prompts[i mod len] (the sample store's fixed assignment)."""
-        from evalsuite.samples import make_requests
-
         if source.kind == "folder":
             files = ctx.video_files(source)
             raw = _folder_prompts(Path(source.folder), files)
             return files, list(zip([p for p, _ in raw], _index_videos(raw))), "folder"
         inject = (standard is not None and ctx.options.prompts is None and source.kind == "generator"
                   and source.prompts is None)
-        if inject:  # VBench's own prompt list, for a generator without prompts of its own
-            source.prompts = list(standard)
-            try:
-                files = ctx.video_files(source)
-                base = list(standard)
-            finally:
-                source.prompts = None
+        # VBench's own prompt list, for a generator without prompts of its own
+        files, prompts = ctx.video_samples(source, prompts=list(standard) if inject else None)
+        if inject:
             prompts_from = "vbench-standard (the environment's VBench_full_info.json)"
         else:
-            files = ctx.video_files(source)
-            base = ctx.prompts(source)
             prompts_from = f"--prompts {ctx.options.prompts}" if ctx.options.prompts else "the model's prompts"
-        prompts = [r.prompt for r in make_requests(base, len(files), ctx.options.seed)]
         raw = [(p, None) for p in prompts]
         return files, list(zip(prompts, _index_videos(raw))), prompts_from
 
