@@ -93,6 +93,7 @@ def score(
     strict: bool = typer.Option(False, "--strict", help="Make skipped (unreadable) samples an error."),
     biased_cov: bool = typer.Option(False, "--biased-cov", help="Covariance divided by N (StyleGAN-V style)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
+    pr_k: int = typer.Option(3, "--pr-k", min=1, help="Precision/recall: k of the k-nearest-neighbour balls."),
     autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Autoencoder for the autoencoder tasks "
                                               "when MODEL is a generator: demo-ae | diffusers-ae:PATH | python:..."),
     data: Optional[str] = typer.Option(None, "--data", help="Autoencoder data: skimage (default) | folder:PATH"),
@@ -129,7 +130,7 @@ def score(
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
         num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
         extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-        num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
+        pr_neighbourhood=pr_k, num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
         frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,

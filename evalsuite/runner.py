@@ -46,6 +46,7 @@ class ScoreOptions:
     biased_cov: bool = False
     kid_subsets: int = 100
     kid_subset_size: int = 1000
+    pr_neighbourhood: int = 3  # precision/recall: k of the k-NN balls
     num_workers: int | None = None
     progress: bool = True
     # autoencoder tasks

@@ -1,12 +1,13 @@
-"""Distribution metrics on images: FID, KID and CLIP-FID. All three share one feature pass per extractor."""
+"""Distribution metrics on images: FID, KID, precision/recall and CLIP-FID. They share one feature pass per
+extractor."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from evalsuite import extractors
-from evalsuite.errors import TaskSkipped
-from evalsuite.metrics import frechet_distance, kernel_distance
+from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.metrics import frechet_distance, kernel_distance, precision_recall
 from tasks import register, register_suite
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
@@ -63,6 +64,16 @@ class CLIPFID(FID):
         return out
 
 
+def reference_features(ctx, spec: str, task: str):
+    """Reference statistics that keep every feature vector (KID and precision/recall need them, not mu/sigma)."""
+    ref = ctx.reference(spec, need_features=True)
+    if ref.feats is None:
+        raise TaskSkipped(f"reference '{ref.name}' stores no features (only mu/sigma), and {task} needs them",
+                          "build the reference with `evalsuite ref build NAME --from FOLDER` (it keeps features), "
+                          "pass --ref folder:PATH, or import clean-fid's *_kid.npz")
+    return ref
+
+
 @register
 class KID(_FeatureDistanceTask):
     name = "kid"
@@ -75,11 +86,7 @@ class KID(_FeatureDistanceTask):
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
         feats = ctx.sample_features(spec, keep_features=True)
-        ref = ctx.reference(spec, need_features=True)
-        if ref.feats is None:
-            raise TaskSkipped(f"reference '{ref.name}' stores no features (only mu/sigma), and KID needs them",
-                              "build the reference with `evalsuite ref build NAME --from FOLDER` (it keeps features)"
-                              " or import clean-fid's *_kid.npz")
+        ref = reference_features(ctx, spec, "KID")
         opts = ctx.options
         mean, std = kernel_distance(feats.features, ref.feats, num_subsets=opts.kid_subsets,
                                     subset_size=opts.kid_subset_size, seed=opts.seed)
@@ -92,8 +99,38 @@ class KID(_FeatureDistanceTask):
         )
 
 
+@register
+class PrecisionRecall(_FeatureDistanceTask):
+    name = "precision-recall"
+    version = "1"
+    description = ("Improved precision and recall (k-NN manifolds of the features, Kynkäänniemi et al. 2019; "
+                   "torch-fidelity's rule, k=3), on the run's FID features")
+    needs_all_features = True
+    metrics = {"precision": MetricInfo("higher", "share of generated samples inside the real k-NN manifold",
+                                       primary=True),
+               "recall": MetricInfo("higher", "share of real samples inside the generated k-NN manifold"),
+               "f_score": MetricInfo("higher", "2PR / (P + R)")}
+
+    def run(self, ctx) -> TaskOutput:
+        spec = self.extractor_spec(ctx.options)
+        feats = ctx.sample_features(spec, keep_features=True)
+        ref = reference_features(ctx, spec, "precision/recall")
+        k = ctx.options.pr_neighbourhood
+        if min(feats.n, len(ref.feats)) <= k:
+            raise InputError(f"precision/recall with k={k} needs more than {k} samples and reference images, got "
+                             f"{feats.n} and {len(ref.feats)}", f"score more samples, or pass --pr-k below {k}")
+        return TaskOutput(
+            metrics=precision_recall(feats.features, ref.feats, k),
+            details={"k": k, "distance": "euclidean, float64", "n_reference": len(ref.feats),
+                     "rule": "x is covered when ||x - y|| <= the distance from y to its k-th nearest neighbour, "
+                             "for some y of the other set"},
+            num_samples=feats.n, skipped_samples=feats.skipped,
+        )
+
+
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
-register_suite("image-quality", ["fid", "kid", "clip-fid"], "FID, KID and CLIP-FID")
+register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid"],
+               "FID, KID, precision/recall (one feature pass) and CLIP-FID")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "
