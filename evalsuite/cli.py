@@ -116,6 +116,9 @@ def score(
                                               "MODEL makes no videos (the demo suite uses demo-video)."),
     fast: bool = typer.Option(False, "--fast", help="TF32 + autocast feature extraction; the measured deviation "
                               "from exact mode is recorded (off by default: fidelity first)."),
+    graph_opt: bool = typer.Option(True, "--graph-opt/--no-graph-opt", help="Fold conv+BatchNorm, channels_last, "
+                                   "frozen TorchScript; checked against the network as written on the first batch "
+                                   "of each shape (deviation recorded). --no-graph-opt runs the network as written."),
     video_ref: Optional[str] = typer.Option(None, "--video-ref", help="FVD reference when it differs from --ref: "
                                             "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
     as_json: bool = JsonOpt,
@@ -134,6 +137,7 @@ def score(
         frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
         vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
         frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,
+        optimize_graph=graph_opt,
     )
     try:
         summary = run_score(model, options)

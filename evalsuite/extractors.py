@@ -17,6 +17,7 @@ from torch import nn
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.hashing import sha256_state_dict
+from evalsuite.inference import InferenceGraph
 from evalsuite.preprocess import Preprocessing, named
 from evalsuite.pyspec import load_object
 
@@ -32,6 +33,22 @@ class Extractor:
     forward: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     fast: bool = False  # opt-in: TF32 + autocast (fp16 on CUDA, bf16 on CPU); never the default
+    optimize_graph: bool = True  # folded conv+BN / channels_last / frozen TorchScript, checked against the original
+    _graph: InferenceGraph | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cache_key(self) -> dict:
+        """The feature cache's key: `key`, kept apart for runs that asked for the network exactly as written."""
+        return self.key if self.optimize_graph else {**self.key, "graph": "as written"}
+
+    def runner(self, layout: str = "image") -> InferenceGraph:
+        """What run_network calls: the optimised graph once it agreed with `forward`, else `forward` itself."""
+        if self._graph is None:
+            self._graph = InferenceGraph(self.forward, enabled=self.optimize_graph, channels_last=layout == "image")
+        return self._graph
+
+    def graph_report(self) -> dict | None:
+        return self._graph.report() if self._graph is not None else None
 
     @property
     def key(self) -> dict:
@@ -118,18 +135,26 @@ def _inception_identity(mode: str) -> tuple[str, Preprocessing, int]:
     return f"inception-2015-12-05/{mode}", named(mode, 299), 2048
 
 
+class _InceptionFeatures(nn.Module):
+    """pool3 features of the TorchScript FID Inception: the whole graph (it resizes and normalises itself) in
+    legacy_tensorflow mode, else its `layers` on (x − 128)/128 of an image resized beforehand."""
+
+    def __init__(self, net: nn.Module, resize_inside: bool):
+        super().__init__()
+        self.net = net
+        self.resize_inside = resize_inside
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize_inside:
+            return self.net(x, return_features=True).reshape(x.shape[0], -1)
+        return self.net.layers((x - 128.0) / 128.0).reshape(x.shape[0], -1)
+
+
 def _build_inception(mode: str, device: torch.device, offline: bool | None) -> Extractor:
     ext_id, preprocessing, dim = _inception_identity(mode)
     path = weights_store.require("inception-2015-12-05", offline=offline)
     net = torch.jit.load(str(path), map_location=device).eval()
-    layers = net.layers
-
-    if preprocessing.resize == "none":
-        def forward(x: torch.Tensor) -> torch.Tensor:  # the TorchScript graph resizes and normalises itself
-            return net(x, return_features=True).reshape(x.shape[0], -1)
-    else:
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return layers.forward((x - 128.0) / 128.0).reshape(x.shape[0], -1)
+    forward = _InceptionFeatures(net, resize_inside=preprocessing.resize == "none").eval()
 
     return Extractor(ext_id, weights_store.REGISTRY["inception-2015-12-05"].sha256, preprocessing, dim, forward,
                      device)

@@ -140,7 +140,7 @@ def extract(
     desc: str = "features",
 ) -> FeatureResult:
     """Featurise image `files` in order; unreadable images and non-finite features are skipped and counted."""
-    cache = FeatureCache(extractor.key, cache_root) if use_cache else None
+    cache = FeatureCache(extractor.cache_key, cache_root) if use_cache else None
     dataset = _FileDataset([Path(f) for f in files], extractor.preprocessing, cache)
     return extract_dataset(dataset, extractor, cache, batch_size=batch_size, num_workers=num_workers,
                            keep_features=keep_features, progress=progress, desc=desc)
@@ -240,7 +240,7 @@ def run_network(extractor: Extractor, inputs: list[np.ndarray], layout: str = "i
             memory = torch.channels_last if layout == "image" else torch.contiguous_format
             batch = batch.to(extractor.device).contiguous(memory_format=memory)
             try:
-                feats = extractor.forward(batch)
+                feats = extractor.runner(layout)(batch)
             except RuntimeError as exc:
                 raise InputError(f"extractor {extractor.id} failed on {unit} of shape {tuple(batch.shape)}: {exc}",
                                  "check the input size the network expects (for video networks, --frames) and "

@@ -70,6 +70,7 @@ class ScoreOptions:
     video_model: str | None = None
     video_ref: str | None = None
     fast: bool = False  # opt-in TF32/autocast feature extraction; the deviation from exact mode is measured
+    optimize_graph: bool = True  # folded conv+BN, channels_last, frozen TorchScript; checked, recorded, revertible
 
 
 def resolve_device(device: str) -> str:
@@ -271,8 +272,7 @@ class RunContext:
                 ext = extractors.build(spec, self.device, self.options.offline)
             except MissingWeightsError as exc:
                 raise TaskSkipped(exc.message, exc.fix) from exc
-            if self.options.fast:
-                ext = dataclasses.replace(ext, fast=True)
+            ext = dataclasses.replace(ext, fast=self.options.fast, optimize_graph=self.options.optimize_graph)
             self.record_extractor(spec, ext)
         return self._extractors[spec]
 
@@ -571,6 +571,8 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
         "samples_generated_this_run": ctx.generated,
         "preprocessing": {spec: ext.preprocessing.id for spec, ext in ctx._extractors.items()},
         "fast_mode": ctx.fast_mode or None,
+        "inference_graph": {spec: ext.graph_report() for spec, ext in ctx._extractors.items()
+                            if ext.graph_report() is not None},
         "hardware": env,
         "wall_time_s": round(wall_time, 3),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ctx.options).items()},

@@ -62,6 +62,9 @@ def test_inception_fid_equals_cleanfid(tmp_path, standin_weights, mode):
     assert doc["metrics"]["fid"] == pytest.approx(float(theirs), rel=1e-5)
     assert doc["provenance"]["preprocessing"][extractor] == (
         "pil-float-bicubic@299x299:float255" if mode == "clean" else "none:float255")
+    graph = doc["provenance"]["inference_graph"][extractor]  # the TorchScript network, frozen and checked
+    assert graph["applied"][0].startswith("TorchScript freeze"), graph
+    assert graph["max_feature_deviation_relative"] < 1e-5
 
 
 def test_wrong_weights_file_is_refused(tmp_path):

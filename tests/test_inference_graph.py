@@ -1,0 +1,134 @@
+"""The optimised inference graph (folded conv+BN, channels_last, frozen TorchScript) agrees with the network as
+written, falls back to it whenever it cannot be built or disagrees, and is recorded in provenance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from evalsuite import inference
+from evalsuite.inference import InferenceGraph, deviation
+from evalsuite.runner import ScoreOptions, score
+
+
+class ConvBN(nn.Module):
+    """Conv→BN→ReLU twice with non-trivial BN statistics (seeded): the pattern that gets folded."""
+
+    num_features = 12
+    preprocessing = {"resize": "none", "input_dtype": "uint8"}
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 12, 3, stride=2), nn.BatchNorm2d(12), nn.ReLU())
+        with torch.no_grad():
+            for m in self.body:
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-1, 1)
+                    m.running_var.uniform_(0.5, 2)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.5, 0.5)
+        self.eval()
+
+    def forward(self, x):
+        return self.body(x.float() / 255.0).mean(dim=(2, 3))
+
+
+class DataDependent(ConvBN):
+    """Python control flow on tensor values: torch.fx cannot trace it, so the network must run as written."""
+
+    def forward(self, x):
+        y = super().forward(x)
+        if y.sum() > 0:
+            return y
+        return -y
+
+
+def conv_bn():
+    return ConvBN()
+
+
+def _batch(n=6, size=20, seed=1):
+    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def test_folds_batchnorm_and_agrees_with_the_original():
+    net = ConvBN()
+    graph = InferenceGraph(net)
+    assert graph.candidate is not None
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in graph.candidate.modules())  # folded away
+    x = _batch()
+    with torch.inference_mode():
+        exact = net(x)
+        got = graph(x)
+        again = graph(_batch(seed=2))
+    assert deviation(exact, got) < 1e-5
+    assert torch.allclose(again, net(_batch(seed=2)), rtol=1e-5, atol=1e-6)
+    report = graph.report()
+    assert report["applied"][0].startswith("conv-batchnorm folding") and "channels_last weights" in report["applied"]
+    assert report["checked_input_shapes"] == 1 and 0 <= report["max_feature_deviation_relative"] < 1e-5
+    with torch.inference_mode():
+        graph(_batch(size=24))  # a new input shape is checked again
+    assert graph.report()["checked_input_shapes"] == 2
+
+
+def test_untraceable_network_runs_as_written():
+    net = DataDependent()
+    graph = InferenceGraph(net)
+    assert graph.candidate is None and "TraceError" in graph.report()["reason"]
+    with torch.inference_mode():
+        assert torch.equal(graph(_batch()), net(_batch()))
+
+
+def test_a_deviating_graph_is_dropped_and_the_exact_output_used(monkeypatch):
+    class OffByOne(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x) + 1.0
+
+    monkeypatch.setattr(inference, "optimized_copy", lambda m, cl: (OffByOne(m), ["broken"], None))
+    net = ConvBN()
+    graph = InferenceGraph(net)
+    with torch.inference_mode():
+        assert torch.equal(graph(_batch()), net(_batch()))
+        assert torch.equal(graph(_batch(seed=3)), net(_batch(seed=3)))  # and every batch after it
+    report = graph.report()
+    assert report["applied"] == [] and "deviated" in report["reason"] and "as written" in report["reason"]
+
+
+def test_nan_placement_must_match():
+    a = torch.tensor([[1.0, float("nan")], [2.0, 3.0]])
+    assert deviation(a, a.clone()) == 0.0
+    assert deviation(a, torch.tensor([[1.0, 0.0], [2.0, 3.0]])) is None
+    assert deviation(a, torch.tensor([[1.0, float("nan")], [2.0, 3.3]])) == pytest.approx(0.1)
+
+
+def test_torchscript_network_is_frozen():
+    net = torch.jit.script(ConvBN())
+    graph = InferenceGraph(net)
+    assert graph.candidate is not None and graph.report()["applied"][0].startswith("TorchScript freeze")
+    with torch.inference_mode():
+        assert deviation(net(_batch()), graph(_batch())) < 1e-5
+
+
+def test_disabled_and_functions_run_as_written():
+    assert InferenceGraph(ConvBN(), enabled=False).report() == {"applied": [], "reason": "disabled (--no-graph-opt)"}
+    assert "function" in InferenceGraph(lambda x: x.float()).report()["reason"]
+
+
+def test_score_records_the_graph_and_agrees_with_no_graph_opt(image_folders, tmp_path):
+    a, b = image_folders
+    spec = "python:tests.test_inference_graph:conv_bn"
+    opts = dict(tasks=["fid"], extractor=spec, ref=f"folder:{b}", num_workers=0, progress=False, batch_size=8)
+    (opt,) = score(f"folder:{a}", ScoreOptions(**opts, store=tmp_path / "s1")).results
+    (plain,) = score(f"folder:{a}", ScoreOptions(**opts, store=tmp_path / "s2", optimize_graph=False)).results
+    graph = opt["provenance"]["inference_graph"][spec]
+    assert graph["applied"] and graph["max_feature_deviation_relative"] < 1e-5
+    assert plain["provenance"]["inference_graph"][spec]["applied"] == []
+    assert plain["details"]["n_computed_features"] == 40  # never served the optimised graph's cached features
+    assert opt["metrics"]["fid"] == pytest.approx(plain["metrics"]["fid"], rel=1e-5)
