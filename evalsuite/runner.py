@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ from evalsuite.models import ModelSource, resolve_model
 from evalsuite.provenance import environment
 from evalsuite.results import ResultsStore, new_run_id
 from evalsuite.samples import SampleStore, make_requests
+
+T = TypeVar("T")
+R = TypeVar("R")
+F = TypeVar("F", bound=FeatureResult)
 
 DEFAULT_NUM_SAMPLES = 1000
 REFERENCE_SEED_OFFSET = 1_000_000  # `--ref model:SPEC` samples use seeds disjoint from the scored model's
@@ -173,6 +177,24 @@ class RunContext:
                                  progress=self.options.progress and self.dist.is_main, media=media), "generation")
         return [store.path_for(r, media) for r in requests], sum(self.dist.gather(generated))
 
+    def map_shards(self, items: Sequence[T], work: Callable[[list[T]], R], what: str) -> list[R]:
+        """Rank r runs `work` on items r, r+W, r+2W, ...; every rank gets each rank's result, in rank order (one
+        process: [work(items)]). A rank that raises ends the run on every rank."""
+        mine = self.dist.shard(items)
+        return self.dist.gather(self.dist.collectively(lambda: work(mine), what))
+
+    def map_samples(self, items: Sequence[T], score: Callable[[list[T]], list[R]], what: str) -> list[R]:
+        """Per-sample work sharded like features: every rank gets all results back in the items' order.
+        `score` returns one result per item of its shard."""
+        def checked(shard: list[T]) -> list[R]:
+            out = list(score(shard))
+            if len(out) != len(shard):
+                raise EvalsuiteError(f"{what} returned {len(out)} results for {len(shard)} samples",
+                                     "return exactly one result per sample")
+            return out
+
+        return self.dist.unshard(self.map_shards(items, checked, what))
+
     def sample_files(self) -> list[Path]:
         if self._files is None:
             self._files = self._source_files(self.source, self.options.seed)
@@ -257,10 +279,11 @@ class RunContext:
         if self.source.kind != "generator":
             raise InputError(f"model {self.source.spec} is not a text-to-image generator",
                              "score a generator (demo, python:..., diffusers:...) or a GenEval-layout folder")
+        store = SampleStore(self.store.root / "samples", self.source.model_id)
         folder, generated = layout.write_layout(
             self.store.root / "layouts" / label, self.source.generator, self.source.model_id, prompts, per_prompt,
-            self.options.seed, SampleStore(self.store.root / "samples", self.source.model_id),
-            batch_size=self.options.batch_size, progress=self.options.progress)
+            self.options.seed, store,
+            ensure=lambda requests: self._generate(store, self.source.generator, requests, "image"))
         self.generated += generated
         self.layouts[label] = folder
         return layout.read_layout(folder, per_prompt)
@@ -293,21 +316,25 @@ class RunContext:
             ext = self.extractor(spec)
             if ext.fast and spec not in self.fast_mode:
                 self.fast_mode[spec] = measure_fast_deviation(files, ext, self.options.batch_size)
-            local = self.dist.collectively(lambda: extract(
-                self.dist.shard(files), ext, batch_size=self.options.batch_size,
-                num_workers=self.options.num_workers, keep_features=keep_features,
-                progress=self.options.progress and self.dist.is_main, desc=f"{label} features"), "feature extraction")
-            cached = self._merge_shards(local)
+            cached = self.sharded_features(files, lambda shard: extract(
+                shard, ext, batch_size=self.options.batch_size, num_workers=self.options.num_workers,
+                keep_features=keep_features, progress=self.options.progress and self.dist.is_main,
+                desc=f"{label} features"), "feature extraction")
             self._check_skips(cached, label)
             self._features[memo] = cached
         return cached
 
-    def _merge_shards(self, local: FeatureResult) -> FeatureResult:
+    def sharded_features(self, files: Sequence[Path], extract_shard: Callable[[list[Path]], F], what: str) -> F:
+        """Feature extraction (image or video) sharded over ranks, merged back in file order; one process: all."""
+        return self._merge_shards(self.dist.collectively(lambda: extract_shard(self.dist.shard(files)), what))
+
+    def _merge_shards(self, local: F) -> F:
         """All ranks' shards as one result in the original file order (identity for a single process)."""
         if not self.dist.enabled:
             return local
         parts = self.dist.gather({"files": local.files, "sha": local.content_sha256, "skipped": local.skipped,
-                                  "features": local.features, "cached": local.n_cached, "computed": local.n_computed})
+                                  "features": local.features, "cached": local.n_cached, "computed": local.n_computed,
+                                  "resolutions": getattr(local, "resolutions", None)})
         order = {f: i for i, f in enumerate(self.dist.unshard([p["files"] for p in parts]))}
         files = sorted(order, key=order.get)
         sha = dict(zip([f for p in parts for f in p["files"]], [s for p in parts for s in p["sha"]]))
@@ -315,9 +342,17 @@ class RunContext:
         if local.features is not None:
             rows = {f: row for p in parts for f, row in zip(p["files"], p["features"])}
             features = np.stack([rows[f] for f in files]) if files else local.features[:0]
-        return FeatureResult(local.key, self.dist.reduce_stats(local.stats), files, [sha[f] for f in files],
-                             features, [s for p in parts for s in p["skipped"]],
-                             sum(p["cached"] for p in parts), sum(p["computed"] for p in parts))
+        merged = dataclasses.replace(
+            local, stats=self.dist.reduce_stats(local.stats), files=files, content_sha256=[sha[f] for f in files],
+            features=features, skipped=[s for p in parts for s in p["skipped"]],
+            n_cached=sum(p["cached"] for p in parts), n_computed=sum(p["computed"] for p in parts))
+        if parts[0]["resolutions"] is not None:  # video results: usable videos per resolution, summed over ranks
+            totals: dict[str, int] = {}
+            for p in parts:
+                for size, count in p["resolutions"].items():
+                    totals[size] = totals.get(size, 0) + count
+            merged.resolutions = dict(sorted(totals.items()))  # type: ignore[attr-defined]
+        return merged
 
     def _check_skips(self, result: FeatureResult, label: str) -> None:
         if result.skipped and self.options.strict:

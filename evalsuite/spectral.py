@@ -93,6 +93,27 @@ class SpectrumAccumulator:
         self.power_total += float(power[nonzero].sum())
         self.power_high += float(power[radius > 0.5].sum())
 
+    def merge(self, other: "SpectrumAccumulator") -> None:
+        """Add another accumulator's sums (another rank's shard); both must hold one image size."""
+        if other.radial_sum is None:
+            return
+        if self.radial_sum is None:
+            self.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                  for k, v in vars(other).items() if k != "notes"})
+            self.notes = sorted(set(self.notes) | set(other.notes))
+            return
+        if self.shape != other.shape or self.block != other.block:
+            raise ValueError(f"cannot merge spectra of {other.shape} (block {other.block}) into {self.shape} "
+                             f"(block {self.block})")
+        if other.dct_sum is not None:
+            self.dct_sum = other.dct_sum.copy() if self.dct_sum is None else self.dct_sum + other.dct_sum
+        self.dct_count += other.dct_count
+        self.radial_sum = self.radial_sum + other.radial_sum
+        self.radial_count = self.radial_count + other.radial_count
+        self.power_total += other.power_total
+        self.power_high += other.power_high
+        self.notes = sorted(set(self.notes) | set(other.notes))
+
     def result(self) -> dict:
         if self.radial_sum is None:
             raise ValueError("no data was accumulated")

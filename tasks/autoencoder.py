@@ -8,7 +8,8 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,10 +43,15 @@ class AERunner:
         self.device = str(getattr(self.ae, "device", ctx.device))
         self.video_ae = getattr(self.ae, "kind", "image") == "video"
 
-    def batches(self) -> Iterator[AEBatch]:
+    def indices(self) -> list[int]:
+        return list(range(len(self.data.files)))
+
+    def batches(self, indices: Sequence[int] | None = None) -> Iterator[AEBatch]:
+        """The data items `indices` (default: all) in batches (one clip at a time for video)."""
+        indices = self.indices() if indices is None else list(indices)
         size = 1 if self.data.kind == "video" else max(1, self.ctx.options.batch_size)
-        for start in range(0, len(self.data.files), size):
-            idx = list(range(start, min(start + size, len(self.data.files))))
+        for start in range(0, len(indices), size):
+            idx = indices[start:start + size]
             arr = np.stack([self.data.load(i) for i in idx])  # (B, H, W, 3) or (B, T, H, W, 3) uint8
             x = torch.from_numpy(arr).float() / 127.5 - 1.0
             x = x.permute(0, 4, 1, 2, 3) if x.ndim == 5 else x.permute(0, 3, 1, 2)
@@ -148,51 +154,58 @@ class AERecon(Task):
         runner = AERunner(ctx)
         lpips = self._lpips(ctx)
         names = runner.data.names
-        per: dict[str, list] = {k: [] for k in ("name", "mse", "psnr", "ssim", "ms_ssim", "lpips")}
-        skipped = list(runner.data.skipped)
-        recon_files, orig_files = [], []
         recon_dir = ctx.store.root / "samples" / "ae" / ctx.store_key(runner.source.model_id, runner.data)
-        latent_shape = None
-        enc_time = dec_time = 0.0
-        ratio = None
-        n_done = 0
         if runner.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        for batch in runner.batches():
-            runner.sync()
-            t0 = time.perf_counter()
-            z = runner.encode(batch.x)
-            runner.sync()
-            t1 = time.perf_counter()
-            recon = runner.decode(z, batch.x)
-            runner.sync()
-            t2 = time.perf_counter()
-            enc_time, dec_time = enc_time + (t1 - t0), dec_time + (t2 - t1)
-            per_item_latent = z.reshape(len(batch.indices), -1)  # an image AE on video: all frames of an item
-            latent_shape = list(z.shape[1:]) if z.shape[0] == len(batch.indices) else [
-                z.shape[0] // len(batch.indices), *z.shape[1:]]
-            ratio = batch.x[0].numel() / per_item_latent[0].numel()
-            ok = _finite_rows(per_item_latent) & _finite_rows(recon)
-            for row, i in enumerate(batch.indices):
-                if not ok[row]:
-                    skipped.append({"file": names[i], "reason": "NaN or inf in the latent or the reconstruction"})
-            keep = [row for row in range(len(batch.indices)) if ok[row]]
-            if not keep:
-                continue
-            x01, r01 = batch.x[keep], recon[keep]
-            self._score(x01, r01, lpips, per)
-            per["name"].extend(names[batch.indices[r]] for r in keep)
-            n_done += len(keep)
-            if batch.x.ndim == 4:
-                for r in keep:
-                    recon_files.append(self._write_png(recon_dir / f"{batch.indices[r]:05d}.png", recon[r]))
-                    orig_files.append(runner.data.files[batch.indices[r]])
+
+        def reconstruct(shard: list[int]) -> list[dict]:  # per item: its scores and timing, or a skip record
+            records: dict[int, dict] = {}
+            for batch in runner.batches(shard):
+                runner.sync()
+                t0 = time.perf_counter()
+                z = runner.encode(batch.x)
+                runner.sync()
+                t1 = time.perf_counter()
+                recon = runner.decode(z, batch.x)
+                runner.sync()
+                t2 = time.perf_counter()
+                per_item_latent = z.reshape(len(batch.indices), -1)  # an image AE on video: all frames of an item
+                latent_shape = list(z.shape[1:]) if z.shape[0] == len(batch.indices) else [
+                    z.shape[0] // len(batch.indices), *z.shape[1:]]
+                ratio = batch.x[0].numel() / per_item_latent[0].numel()
+                ok = _finite_rows(per_item_latent) & _finite_rows(recon)
+                keep = [row for row in range(len(batch.indices)) if ok[row]]
+                for row, i in enumerate(batch.indices):
+                    if not ok[row]:
+                        records[i] = {"file": names[i], "reason": "NaN or inf in the latent or the reconstruction"}
+                if not keep:
+                    continue
+                scores = self._score(batch.x[keep], recon[keep], lpips)
+                for j, row in enumerate(keep):  # a batch's wall time is shared by its usable items
+                    i = batch.indices[row]
+                    records[i] = {**{k: v[j] for k, v in scores.items()}, "name": names[i], "ratio": ratio,
+                                  "encode_s": (t1 - t0) / len(keep), "decode_s": (t2 - t1) / len(keep),
+                                  "latent_shape": latent_shape}
+                    if batch.x.ndim == 4:  # rFID compares 8-bit reconstructions with the originals
+                        records[i]["files"] = (str(self._write_png(recon_dir / f"{i:05d}.png", recon[row])),
+                                               str(runner.data.files[i]))
+            return [records[i] for i in shard]
+
+        results = ctx.map_samples(runner.indices(), reconstruct, "autoencoder reconstruction")
+        done = [r for r in results if "reason" not in r]
+        skipped = list(runner.data.skipped) + [r for r in results if "reason" in r]
         if ctx.options.strict and len(skipped) > len(runner.data.skipped):
             raise InputError(f"{len(skipped)} sample(s) gave NaN/inf latents or reconstructions, e.g. "
                              f"{skipped[-1]['file']}", "fix the autoencoder, or run without --strict")
-        if n_done == 0:
+        if not done:
             raise InputError(f"autoencoder {runner.source.spec} produced no finite reconstruction "
                              f"({len(skipped)} skipped)", "check the autoencoder's outputs for NaN/inf")
+        n_done = len(done)
+        per = {k: [r[k] for r in done] for k in ("name", "mse", "psnr", "ssim", "ms_ssim", "lpips")}
+        enc_time, dec_time = sum(r["encode_s"] for r in done), sum(r["decode_s"] for r in done)
+        ratio, latent_shape = done[-1]["ratio"], done[-1]["latent_shape"]
+        recon_files = [Path(r["files"][0]) for r in done if "files" in r]
+        orig_files = [Path(r["files"][1]) for r in done if "files" in r]
         mse = np.array(per["mse"])
         metrics = {"psnr": imagemetrics.pooled_psnr(mse), "ssim": float(np.mean(per["ssim"])),
                    "compression_ratio": float(ratio), "encode_ms": 1000 * enc_time / (n_done + 0.0),
@@ -228,22 +241,22 @@ class AERecon(Task):
             return f"{exc.message}; fix: {exc.fix}"
 
     @staticmethod
-    def _score(x: torch.Tensor, recon: torch.Tensor, lpips, per: dict) -> None:
-        """Per-sample metrics; a video's per-frame values are averaged over its frames."""
+    def _score(x: torch.Tensor, recon: torch.Tensor, lpips) -> dict[str, list]:
+        """Per-sample metrics (None where a metric does not apply); a video's per-frame values are averaged over its
+        frames."""
         frames = x.shape[2] if x.ndim == 5 else 1
         xf, rf = _frames01(x), _frames01(recon)
 
         def per_video(values):
-            return None if values is None else np.asarray(values).reshape(-1, frames).mean(axis=1).tolist()
+            return np.asarray(values).reshape(-1, frames).mean(axis=1).tolist()
 
         mse = imagemetrics.mse_per_sample(xf, rf)
-        per["mse"].extend(per_video(mse))
-        per["psnr"].extend(per_video(imagemetrics.psnr_from_mse(mse)))
-        per["ssim"].extend(per_video(imagemetrics.ssim_per_sample(xf, rf)))
         ms = imagemetrics.ms_ssim_per_sample(xf, rf)
-        per["ms_ssim"].extend(per_video(ms) if ms is not None else [None] * len(x))
-        per["lpips"].extend(per_video(lpips(xf, rf)) if lpips is not None and not isinstance(lpips, str)
-                            else [None] * len(x))
+        use_lpips = lpips is not None and not isinstance(lpips, str)
+        return {"mse": per_video(mse), "psnr": per_video(imagemetrics.psnr_from_mse(mse)),
+                "ssim": per_video(imagemetrics.ssim_per_sample(xf, rf)),
+                "ms_ssim": per_video(ms) if ms is not None else [None] * len(x),
+                "lpips": per_video(lpips(xf, rf)) if use_lpips else [None] * len(x)}
 
     @staticmethod
     def _write_png(path, recon: torch.Tensor):
@@ -287,16 +300,26 @@ class Spectral(Task):
     def run(self, ctx) -> TaskOutput:
         runner = AERunner(ctx)
         block = ctx.options.dct_block
+
+        def accumulate(shard: list[int]) -> tuple[SpectrumAccumulator, SpectrumAccumulator, int, list[dict]]:
+            rgb, latent, n, skipped = SpectrumAccumulator(block), SpectrumAccumulator(block), 0, []
+            for batch in runner.batches(shard):
+                indices, x, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
+                if indices:
+                    rgb.update(x.cpu().numpy())
+                    latent.update(z.float().cpu().numpy())
+                    n += len(indices)
+            return rgb, latent, n, skipped
+
         rgb, latent = SpectrumAccumulator(block), SpectrumAccumulator(block)
-        n = 0
         skipped = list(runner.data.skipped)
-        for batch in runner.batches():
-            indices, x, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
-            if not indices:
-                continue
-            rgb.update(x.cpu().numpy())
-            latent.update(z.float().cpu().numpy())
-            n += len(indices)
+        n = 0
+        for part_rgb, part_latent, part_n, part_skipped in ctx.map_shards(runner.indices(), accumulate,
+                                                                          "latent spectra"):
+            rgb.merge(part_rgb)
+            latent.merge(part_latent)
+            n += part_n
+            skipped += part_skipped
         if n == 0:
             raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
         r, l = rgb.result(), latent.result()
@@ -344,40 +367,56 @@ class ScaleEquivariance(Task):
 
     def run(self, ctx) -> TaskOutput:
         runner = AERunner(ctx)
-        per: dict[str, list] = {"name": []}
-        sums = {s: [0.0, 0.0] for s in self.scales}  # squared error, squared reference
-        skipped = list(runner.data.skipped)
-        too_small: set[int] = set()
-        n = 0
-        for batch in runner.batches():
-            indices, _, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
-            if not indices:
-                continue
-            per["name"].extend(runner.data.names[i] for i in indices)
-            for s in self.scales:
-                h, w = z.shape[-2:]
-                if h < s or w < s:
-                    too_small.add(s)
+        scales = self.scales
+
+        def measure(shard: list[int]) -> list[dict]:  # per item: its errors at each scale, or a skip record
+            records: dict[int, dict] = {}
+            for batch in runner.batches(shard):
+                skipped: list[dict] = []
+                indices, _, z = _finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
+                records.update({i: rec for i, rec in zip([i for i in batch.indices if i not in indices], skipped)})
+                if not indices:
                     continue
-                zc = z[..., : h - h % s, : w - w % s]
-                with torch.inference_mode():
-                    full = runner.ae.decode(zc)
-                    small = runner.ae.decode(downsample(zc, s))
-                target = downsample(full, s).double()
-                if small.shape != target.shape:
-                    raise InputError(f"Dec(down_{s}(z)) has shape {tuple(small.shape)} but down_{s}(Dec(z)) has "
-                                     f"{tuple(target.shape)}", "the decoder must upsample by a fixed factor")
-                # one value per item: an image AE on video decodes frames, summed here over each video
-                err = ((small.double() - target) ** 2).reshape(len(indices), -1).sum(1)
-                ref = (target ** 2).reshape(len(indices), -1).sum(1)
-                count = target.numel() // len(indices)
-                sums[s][0] += float(err.sum())
-                sums[s][1] += float(ref.sum())
-                per.setdefault(f"rel_mse_s{s}", []).extend((err / ref.clamp_min(1e-30)).tolist())
-                per.setdefault(f"psnr_s{s}", []).extend(imagemetrics.psnr_from_mse(
-                    (err / count).cpu().numpy(), data_range=2.0).tolist())
-                per.setdefault(f"mse_s{s}", []).extend((err / count).tolist())
-            n += len(indices)
+                rows: list[dict] = [{"name": runner.data.names[i], "too_small": []} for i in indices]
+                for s in scales:
+                    h, w = z.shape[-2:]
+                    if h < s or w < s:
+                        for row in rows:
+                            row["too_small"].append(s)
+                        continue
+                    zc = z[..., : h - h % s, : w - w % s]
+                    with torch.inference_mode():
+                        full = runner.ae.decode(zc)
+                        small = runner.ae.decode(downsample(zc, s))
+                    target = downsample(full, s).double()
+                    if small.shape != target.shape:
+                        raise InputError(f"Dec(down_{s}(z)) has shape {tuple(small.shape)} but down_{s}(Dec(z)) "
+                                         f"has {tuple(target.shape)}", "the decoder must upsample by a fixed factor")
+                    # one value per item: an image AE on video decodes frames, summed here over each video
+                    err = ((small.double() - target) ** 2).reshape(len(indices), -1).sum(1)
+                    ref = (target ** 2).reshape(len(indices), -1).sum(1)
+                    count = target.numel() // len(indices)
+                    for row, e, r in zip(rows, err.tolist(), ref.tolist()):
+                        row.update({f"err_s{s}": e, f"ref_s{s}": r, f"rel_mse_s{s}": e / max(r, 1e-30),
+                                    f"mse_s{s}": e / count})
+                records.update(zip(indices, rows))
+            return [records[i] for i in shard]
+
+        results = ctx.map_samples(runner.indices(), measure, "scale equivariance")
+        done = [r for r in results if "reason" not in r]
+        skipped = list(runner.data.skipped) + [r for r in results if "reason" in r]
+        n = len(done)
+        too_small = {s for r in done for s in r["too_small"]}
+        per: dict[str, list] = {"name": [r["name"] for r in done]}
+        for s in scales:
+            if s in too_small:
+                continue
+            mse = [r[f"mse_s{s}"] for r in done]
+            per[f"rel_mse_s{s}"] = [r[f"rel_mse_s{s}"] for r in done]
+            per[f"psnr_s{s}"] = imagemetrics.psnr_from_mse(np.array(mse), data_range=2.0).tolist() if mse else []
+            per[f"mse_s{s}"] = mse
+        sums = {s: [sum(r.get(f"err_s{s}", 0.0) for r in done), sum(r.get(f"ref_s{s}", 0.0) for r in done)]
+                for s in scales}
         if n == 0:
             raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
         metrics, details = {}, {"downsampling": "area (average pooling)", "latent_too_small_for": sorted(too_small)}

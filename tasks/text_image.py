@@ -49,20 +49,24 @@ class CLIPScoreTask(Task):
         if not pairs:
             raise TaskSkipped("no prompt is known for any of these images",
                               "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line")
-        names, texts, values = [], [], []
         size = max(1, ctx.options.batch_size)
-        for start in range(0, len(pairs), size):
-            images, batch = [], []
-            for path, prompt in pairs[start:start + size]:
-                try:
-                    images.append(Image.fromarray(read_rgb(path)))
-                    batch.append((path, prompt))
-                except InputError as exc:
-                    skipped.append({"file": str(path), "reason": exc.message})
-            if images:
-                values.extend(scorer.score(images, [p for _, p in batch]).tolist())
-                names.extend(str(p) for p, _ in batch)
-                texts.extend(p for _, p in batch)
+
+        def score(shard: list) -> list:  # per (file, prompt): its CLIPScore, or a skip record
+            out: list = []
+            for start in range(0, len(shard), size):
+                chunk = shard[start:start + size]
+                opened = [_open(path) for path, _ in chunk]
+                ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
+                values = dict(zip(ok, scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]).tolist()
+                                  if ok else []))
+                out += [values[i] if i in values else {"file": str(chunk[i][0]), "reason": opened[i]}
+                        for i in range(len(chunk))]
+            return out
+
+        results = ctx.map_samples(pairs, score, "CLIPScore")
+        kept = [(pair, value) for pair, value in zip(pairs, results) if not isinstance(value, dict)]
+        skipped += [value for value in results if isinstance(value, dict)]
+        names, texts, values = [str(f) for (f, _), _ in kept], [t for (_, t), _ in kept], [v for _, v in kept]
         if ctx.options.strict and skipped:
             raise InputError(f"{len(skipped)} image(s) could not be scored, e.g. {skipped[0]['file']}: "
                              f"{skipped[0]['reason']}", "fix them, or run without --strict")
@@ -132,19 +136,27 @@ class GenEvalTask(Task):
             prompts, prompt_set = geneval.generate_prompts(43), "evalsuite generate_prompts(seed=43)"
         prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
         items = ctx.prompt_samples(prompts, "geneval")
-        rows, missing = [], 0
-        for item in items:
-            for path in item.images:
-                name = f"{item.index:05d}/samples/{path.name}"
-                image = _open(path)
-                if isinstance(image, str):
-                    rows.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
+
+        def score(shard: list) -> list:  # per prompt: its rows (one per image, missing ones failed) and misses
+            out = []
+            for item in shard:
+                rows, missing = [], 0
+                for path in item.images:
+                    name = f"{item.index:05d}/samples/{path.name}"
+                    image = _open(path)
+                    if isinstance(image, str):
+                        rows.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
+                        missing += 1
+                    else:
+                        rows += geneval.score_images([(name, image, item.metadata)], detector, color)
+                for k in range(item.missing):
+                    rows.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
                     missing += 1
-                else:
-                    rows += geneval.score_images([(name, image, item.metadata)], detector, color)
-            for k in range(item.missing):
-                rows.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
-                missing += 1
+                out.append((rows, missing))
+            return out
+
+        scored = ctx.map_samples(items, score, "GenEval detection")
+        rows, missing = [row for rows, _ in scored for row in rows], sum(m for _, m in scored)
         if ctx.options.strict and missing:
             raise InputError(f"{missing} GenEval image(s) are missing or unreadable", "regenerate them, or drop --strict")
         summary = geneval.summarize(rows)
@@ -207,26 +219,36 @@ class CountingTask(Task):
         prompts = counting_prompts()
         prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
         items = ctx.prompt_samples(prompts, "counting")
+
+        def count(shard: list) -> list:  # per prompt: (name, target, predicted, missing?) for each expected image
+            out = []
+            for item in shard:
+                meta = item.metadata
+                target = int(meta.get("target_count", meta["include"][0]["count"]))
+                cls = meta.get("target_class", meta["include"][0]["class"])
+                rows = []
+                for j in range(len(item.images) + item.missing):
+                    image = _open(item.images[j]) if j < len(item.images) else "missing image"
+                    if isinstance(image, str):  # missing images stay in the denominator, counted as 0
+                        rows.append((f"{item.index:05d}/{j:04d}", target, 0, True))
+                    else:
+                        kept = geneval.filter_detections(detector.detect(image), "counting")
+                        rows.append((f"{item.index:05d}/{j:04d}", target, len(kept.get(cls, [])), False))
+                out.append(rows)
+            return out
+
         per: dict[str, list] = {k: [] for k in ("name", "target", "predicted", "correct", "abs_error", "off_by_one")}
         missing = 0
-        for item in items:
-            meta = item.metadata
-            target, cls = int(meta.get("target_count", meta["include"][0]["count"])), meta.get(
-                "target_class", meta["include"][0]["class"])
-            for j in range(len(item.images) + item.missing):
-                image = _open(item.images[j]) if j < len(item.images) else "missing image"
-                if isinstance(image, str):
-                    predicted, missing = 0, missing + 1  # missing images stay in the denominator, counted as 0
-                else:
-                    kept = geneval.filter_detections(detector.detect(image), "counting")
-                    predicted = len(kept.get(cls, []))
-                err = abs(predicted - target)
-                per["name"].append(f"{item.index:05d}/{j:04d}")
-                per["target"].append(target)
-                per["predicted"].append(predicted)
-                per["correct"].append(float(err == 0))
-                per["abs_error"].append(float(err))
-                per["off_by_one"].append(float(err == 1))
+        for name, target, predicted, was_missing in (r for rows in ctx.map_samples(items, count, "counting")
+                                                     for r in rows):
+            err = abs(predicted - target)
+            missing += was_missing
+            per["name"].append(name)
+            per["target"].append(target)
+            per["predicted"].append(predicted)
+            per["correct"].append(float(err == 0))
+            per["abs_error"].append(float(err))
+            per["off_by_one"].append(float(err == 1))
         if not per["name"]:
             raise InputError("no counting images were produced", "check --images-per-prompt and the model")
         targets = np.array(per["target"])
@@ -278,7 +300,10 @@ class DPGBenchTask(Task):
             by_prompt = {item.metadata.get("item_id"): item for item in items}
             images = {p.item_id: [img for img in (_open(f) for f in by_prompt[p.item_id].images)
                                   if not isinstance(img, str)] for p in prompts if p.item_id in by_prompt}
-        result = dpg.score_dpg(prompts, images, vqa)
+        answers = ctx.map_samples(prompts, lambda shard: [dpg.answer_prompt(p, images.get(p.item_id), vqa)
+                                                          for p in shard], "DPG-Bench VQA")
+        result = dpg.summarize(prompts, {p.item_id: a for p, a in zip(prompts, answers) if a is not None},
+                               protocol=str(getattr(vqa, "protocol", "") or ""))
         metrics = {"overall": result.score, **{f"cat_{k}": v for k, v in result.categories_broad.items()}}
         ids = list(result.per_prompt)
         return TaskOutput(metrics=metrics, protocol=vqa.protocol,

@@ -28,6 +28,7 @@ sampling) must match the run's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from evalsuite import refstats
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
@@ -117,10 +118,12 @@ def check_usable(result: VideoFeatureResult, label: str, *, requested: int | Non
 def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Path, num_samples: int | None = None,
                     seed: int = 0, prompts_file: Path | None = None, batch_size: int = 8,
                     num_workers: int | None = None, progress: bool = True, strict: bool = False,
-                    cache_root: Path | None = None) -> tuple[refstats.ReferenceStats, VideoFeatureResult | None]:
+                    cache_root: Path | None = None, sharded: Callable | None = None,
+                    ) -> tuple[refstats.ReferenceStats, VideoFeatureResult | None]:
     """Reference statistics for FVD, without a RunContext: folder:/model: references are featurised with the same
     extractor and sampling (biased covariance stored); .npz files and registered names must be compatible with the
-    extractor's key (which names the sampling). Returns (statistics, the reference's features or None)."""
+    extractor's key (which names the sampling). `sharded(files, extract_shard, what)` spreads the featurisation over
+    ranks (RunContext.sharded_features). Returns (statistics, the reference's features or None)."""
     from evalsuite.video_features import with_sampling
 
     ext = with_sampling(extractor, sampling)
@@ -130,8 +133,11 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
         return ref, None
     files, info = reference_videos(ref_spec, store_root=store_root, num_samples=num_samples, seed=seed,
                                    prompts_file=prompts_file, batch_size=batch_size, progress=progress)
-    feats = extract_videos(files, ext, sampling, batch_size=batch_size, num_workers=num_workers, progress=progress,
-                           cache_root=cache_root, desc=f"reference {ref_spec} video features")
+    def extract_shard(shard: list) -> VideoFeatureResult:
+        return extract_videos(shard, ext, sampling, batch_size=batch_size, num_workers=num_workers,
+                              progress=progress, cache_root=cache_root, desc=f"reference {ref_spec} video features")
+
+    feats = sharded(files, extract_shard, "reference video features") if sharded else extract_shard(files)
     check_usable(feats, f"reference ({ref_spec})", requested=info.get("requested"), strict=strict)
     ref = refstats.from_stream(ref_spec, feats.stats, ext.key, source=ref_spec, unbiased=False)
     ref.id = f"{ref_spec}#{info['model_id']}#n={feats.n}"
@@ -173,13 +179,15 @@ class FVD(Task):
 
         # at most 256 frames per network batch (StyleGAN-V's budget): decoded full-size clips are large
         batch = max(1, min(opts.batch_size, FRAMES_PER_BATCH // sampling["num_frames"]))
-        feats = extract_videos(ctx.video_files(), ext, sampling, batch_size=batch, num_workers=opts.num_workers,
-                               progress=opts.progress, desc="sample video features")
+        progress = opts.progress and ctx.dist.is_main
+        feats = ctx.sharded_features(ctx.video_files(), lambda shard: extract_videos(
+            shard, ext, sampling, batch_size=batch, num_workers=opts.num_workers, progress=progress,
+            desc="sample video features"), "video feature extraction")
         check_usable(feats, "sample", requested=opts.num_samples, strict=opts.strict)
         ref, ref_feats = reference_stats(
             ref_spec, ext, sampling, store_root=ctx.store.root, num_samples=opts.num_samples, seed=opts.seed,
             prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,
-            progress=opts.progress, strict=opts.strict)
+            progress=progress, strict=opts.strict, sharded=ctx.sharded_features)
         ctx.record_reference(f"video|{ref_spec}|{sha256_json(ext.key)[:16]}", ref)
 
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased=False),

@@ -6,6 +6,7 @@ wall time)."""
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +26,33 @@ def flicker_score(frames: np.ndarray) -> float:
     return float((255.0 - per_pair.mean()) / 255.0)
 
 
+def _per_video(path, sampling: dict, score: Callable[[np.ndarray], Any]) -> Any:
+    """One video's score from its sampled frames, or a skip record naming the file and why."""
+    try:
+        frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
+    except InputError as exc:
+        return {"file": str(path), "reason": exc.message}
+    return score(frames)
+
+
+def _collect(files: list, results: list, strict: bool) -> tuple[list[str], list, list[dict]]:
+    """(names, scores, skipped) from per-video results in file order (skips are the dicts); refuses skips under
+    --strict, and a run where no video could be scored."""
+    kept = [(str(f), r) for f, r in zip(files, results) if not isinstance(r, dict)]
+    skipped = [r for r in results if isinstance(r, dict)]
+    if strict and skipped:
+        raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
+                         f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
+    if not kept:
+        raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped)",
+                         "check the videos' length against --frames")
+    return [n for n, _ in kept], [r for _, r in kept], skipped
+
+
+def _pair_summary(pairs: np.ndarray) -> tuple[float, float, int]:
+    return float(pairs.mean()), float(pairs.sum()), len(pairs)
+
+
 @register
 class TemporalFlickering(Task):
     name = "temporal-flickering"
@@ -38,21 +66,12 @@ class TemporalFlickering(Task):
     def run(self, ctx) -> TaskOutput:
         files = ctx.video_files(ctx.video_source())
         sampling = ctx.frame_sampling()
-        names, scores, skipped = [], [], []
-        for path in files:
-            try:
-                frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
-            except InputError as exc:
-                skipped.append({"file": str(path), "reason": exc.message})
-                continue
-            names.append(str(path))
-            scores.append(flicker_score(frames))
-        if ctx.options.strict and skipped:
-            raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
-                             f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
-        if not scores:
-            raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped)",
-                             "check the videos' length against --frames")
+
+        def score(paths: list) -> list:
+            return [_per_video(path, sampling, flicker_score) for path in paths]
+
+        names, scores, skipped = _collect(files, ctx.map_samples(files, score, "temporal flickering"),
+                                          ctx.options.strict)
         return TaskOutput(metrics={"temporal_flickering": float(np.mean(scores))},
                           details={"sampling": sampling, "note": "VBench's official protocol first drops static "
                                    "videos with RAFT; this native score does not (it scores every video)"},
@@ -246,23 +265,14 @@ class _VBenchConsistency(Task):
         if sampling["num_frames"] < 2:
             raise InputError(f"{self.name} compares frames, and --frames is {sampling['num_frames']}",
                              "pass --frames 2 or more")
-        names, scores, pair_sum, pair_count, skipped = [], [], 0.0, 0, []
-        for path in files:
-            try:
-                frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
-            except InputError as exc:
-                skipped.append({"file": str(path), "reason": exc.message})
-                continue
-            pairs = _pair_scores(net(frames))
-            names.append(str(path))
-            scores.append(float(pairs.mean()))
-            pair_sum, pair_count = pair_sum + float(pairs.sum()), pair_count + len(pairs)
-        if ctx.options.strict and skipped:
-            raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
-                             f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
-        if not scores:
-            raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped)",
-                             "check the videos' length against --frames")
+
+        def score(paths: list) -> list:  # per video: (mean of its frame scores, sum, count)
+            return [_per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
+                    for path in paths]
+
+        names, summaries, skipped = _collect(files, ctx.map_samples(files, score, self.name), ctx.options.strict)
+        scores = [mean for mean, _, _ in summaries]
+        pair_sum, pair_count = sum(s for _, s, _ in summaries), sum(c for _, _, c in summaries)
         return TaskOutput(metrics={self.metric: pair_sum / pair_count},
                           details={"sampling": sampling, "protocol": net.protocol, "weights": net.weights,
                                    "note": "VBench reads every frame of each video; this native score uses the "

@@ -411,16 +411,20 @@ def score_dpg(prompts: Sequence[DPGPrompt], images_by_item: Mapping[str, Sequenc
     images are scored 0 and listed in `missing`. `progress`, if given, is called with (done, total) prompts."""
     answers_by_item: dict[str, list[dict[int, str]]] = {}
     for n, p in enumerate(prompts):
-        images = images_by_item.get(p.item_id)
-        if images:
-            per_image = []
-            for image in images:
-                rgb = image.convert("RGB") if image.mode != "RGB" else image
-                per_image.append({q.proposition_id: str(vqa.answer(rgb, q.question)) for q in p.questions})
-            answers_by_item[p.item_id] = per_image
+        answers = answer_prompt(p, images_by_item.get(p.item_id), vqa)
+        if answers is not None:
+            answers_by_item[p.item_id] = answers
         if progress is not None:
             progress(n + 1, len(prompts))
     return summarize(prompts, answers_by_item, protocol=str(getattr(vqa, "protocol", "") or ""))
+
+
+def answer_prompt(prompt: DPGPrompt, images: Sequence[Image.Image] | None, vqa: Any) -> list[dict[int, str]] | None:
+    """The VQA's answer to each of a prompt's questions, per image (None when the prompt has no image)."""
+    if not images:
+        return None
+    return [{q.proposition_id: str(vqa.answer(rgb, q.question)) for q in prompt.questions}
+            for rgb in (image.convert("RGB") if image.mode != "RGB" else image for image in images)]
 
 
 # ------------------------------------------------------------------------------------------------------- images

@@ -11,7 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write, atomic_write_bytes
@@ -56,11 +56,16 @@ def read_layout(folder: str | Path, expected_per_prompt: int | None = None) -> l
 
 
 def write_layout(root: Path, generator: Any, model_id: str, prompts: list[dict], per_prompt: int, seed: int,
-                 sample_store: SampleStore, batch_size: int = 8, progress: bool = True) -> tuple[Path, int]:
-    """Generate what is missing through the sample store and link it into a GenEval-layout folder."""
+                 sample_store: SampleStore, batch_size: int = 8, progress: bool = True,
+                 ensure: Callable[[list[SampleRequest]], tuple[list[Path], int]] | None = None) -> tuple[Path, int]:
+    """Generate what is missing through the sample store (or `ensure`, e.g. the run's sharded generation) and link
+    it into a GenEval-layout folder."""
     requests = [SampleRequest(meta["prompt"], seed + i * per_prompt + j)
                 for i, meta in enumerate(prompts) for j in range(per_prompt)]
-    paths, generated = sample_store.ensure(generator, requests, batch_size=batch_size, progress=progress)
+    if ensure is None:
+        paths, generated = sample_store.ensure(generator, requests, batch_size=batch_size, progress=progress)
+    else:
+        paths, generated = ensure(requests)
     key = sha256_json({"model_id": model_id, "prompts": prompts, "n": per_prompt, "seed": seed})[:16]
     folder = Path(root) / key
     for i, meta in enumerate(prompts):
