@@ -233,3 +233,24 @@ def test_latents_smaller_than_the_dct_block_keep_the_fft_view():
     assert doc["status"] == "ok"
     assert "latent_dct_high_half" not in doc["metrics"] and "latent_high_freq_fraction" in doc["metrics"]
     assert "smaller than the DCT block 8" in doc["details"]["latent_dct_skipped"]
+
+
+def test_spectrum_accumulators_merge_like_one_pass():
+    """Ranks accumulate shards and merge: equal to one accumulator over everything (sums in another order)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 3, 16, 16))
+    whole = SpectrumAccumulator(4)
+    whole.update(x)
+    parts = [SpectrumAccumulator(4) for _ in range(2)]
+    parts[0].update(x[0::2])
+    parts[1].update(x[1::2])
+    merged = SpectrumAccumulator(4)
+    for part in (SpectrumAccumulator(4), *parts):  # an empty shard merges as nothing
+        merged.merge(part)
+    a, b = whole.result(), merged.result()
+    for key in ("high_freq_energy_fraction", "spectral_slope", "dct_high_half_mean"):
+        assert b[key] == pytest.approx(a[key], rel=1e-12)
+    other = SpectrumAccumulator(4)
+    other.update(rng.normal(size=(1, 3, 8, 8)))
+    with pytest.raises(ValueError, match="cannot merge"):
+        merged.merge(other)

@@ -123,3 +123,16 @@ def test_per_sample_tasks_are_sharded_and_equal_one_process(image_folders, tmp_p
         if theirs.get("per_sample"):
             names = [Path(n).name for n in theirs["per_sample"]["name"]]  # store paths differ, contents do not
             assert [Path(n).name for n in ours["per_sample"]["name"]] == names, task  # gathered in order
+
+
+def test_map_samples_in_one_process_keeps_order_and_checks_counts(tmp_path):
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.models import resolve_model
+    from evalsuite.results import ResultsStore as Store
+    from evalsuite.runner import RunContext
+
+    ctx = RunContext(resolve_model("demo"), ScoreOptions(store=tmp_path, progress=False), Store(tmp_path))
+    assert ctx.map_samples(list(range(5)), lambda shard: [i * i for i in shard], "squares") == [0, 1, 4, 9, 16]
+    assert ctx.map_shards(list(range(5)), len, "count") == [5]
+    with pytest.raises(EvalsuiteError, match="returned 1 results for 5 samples"):
+        ctx.map_samples(list(range(5)), lambda shard: [0], "broken")
