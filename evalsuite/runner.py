@@ -163,13 +163,13 @@ class RunContext:
         requests = make_requests(prompts or self.prompts(source), self.options.num_samples or DEFAULT_NUM_SAMPLES,
                                  seed)
         store = SampleStore(self.store.root / "samples", source.model_id)
-        paths, generated = self._generate(store, source.generator, requests, media)
+        paths, generated = self.generate(store, source.generator, requests, media)
         if source is self.source:
             self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
         return paths, [r.prompt for r in requests]
 
-    def _generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
+    def generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
         """Generate what is missing; under torchrun each rank makes its shard, then all see every file."""
         mine = self.dist.shard(requests)
         _, generated = self.dist.collectively(
@@ -283,7 +283,7 @@ class RunContext:
         folder, generated = layout.write_layout(
             self.store.root / "layouts" / label, self.source.generator, self.source.model_id, prompts, per_prompt,
             self.options.seed, store,
-            ensure=lambda requests: self._generate(store, self.source.generator, requests, "image"))
+            ensure=lambda requests: self.generate(store, self.source.generator, requests, "image"))
         self.generated += generated
         self.layouts[label] = folder
         return layout.read_layout(folder, per_prompt)

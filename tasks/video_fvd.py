@@ -59,10 +59,13 @@ def extractor_spec(options) -> str:
 
 # ------------------------------------------------------------------------------------------------ references
 def reference_videos(ref_spec: str, *, store_root: Path, num_samples: int | None, seed: int,
-                     prompts_file: Path | None = None, batch_size: int = 8, progress: bool = True) -> tuple[list, dict]:
+                     prompts_file: Path | None = None, batch_size: int = 8, progress: bool = True,
+                     generate: Callable | None = None) -> tuple[list, dict]:
     """Video files of a `folder:PATH` or `model:SPEC` reference, without a RunContext: a folder's videos (all of
     them), or a video generator's clips through the sample store under `store_root` (lossless MP4, seeds
-    seed + REFERENCE_SEED_OFFSET + i, num_samples of them or runner.DEFAULT_NUM_SAMPLES). Returns (files, info)."""
+    seed + REFERENCE_SEED_OFFSET + i, num_samples of them or runner.DEFAULT_NUM_SAMPLES); `generate(store,
+    generator, requests, media)` replaces the store's own loop (RunContext.generate shards it). Returns (files,
+    info)."""
     from evalsuite.models import resolve_model
     from evalsuite.runner import (
         DEFAULT_NUM_SAMPLES,
@@ -92,8 +95,11 @@ def reference_videos(ref_spec: str, *, store_root: Path, num_samples: int | None
     first_seed = seed + REFERENCE_SEED_OFFSET
     requests = make_requests(prompts, n, first_seed)
     store = SampleStore(Path(store_root) / "samples", source.model_id)
-    paths, generated = store.ensure(source.generator, requests, batch_size=batch_size, progress=progress,
-                                    media="video")
+    if generate is None:
+        paths, generated = store.ensure(source.generator, requests, batch_size=batch_size, progress=progress,
+                                        media="video")
+    else:
+        paths, generated = generate(store, source.generator, requests, "video")
     return paths, {"source": ref_spec, "model_id": source.model_id, "seeds": [first_seed, n], "generated": generated,
                    "requested": n}
 
@@ -119,11 +125,12 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
                     seed: int = 0, prompts_file: Path | None = None, batch_size: int = 8,
                     num_workers: int | None = None, progress: bool = True, strict: bool = False,
                     cache_root: Path | None = None, sharded: Callable | None = None,
-                    ) -> tuple[refstats.ReferenceStats, VideoFeatureResult | None]:
+                    generate: Callable | None = None) -> tuple[refstats.ReferenceStats, VideoFeatureResult | None]:
     """Reference statistics for FVD, without a RunContext: folder:/model: references are featurised with the same
     extractor and sampling (biased covariance stored); .npz files and registered names must be compatible with the
     extractor's key (which names the sampling). `sharded(files, extract_shard, what)` spreads the featurisation over
-    ranks (RunContext.sharded_features). Returns (statistics, the reference's features or None)."""
+    ranks (RunContext.sharded_features), and `generate` the reference clips (RunContext.generate). Returns
+    (statistics, the reference's features or None)."""
     from evalsuite.video_features import with_sampling
 
     ext = with_sampling(extractor, sampling)
@@ -132,7 +139,8 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
         refstats.check_compatible(ref, ext.key)
         return ref, None
     files, info = reference_videos(ref_spec, store_root=store_root, num_samples=num_samples, seed=seed,
-                                   prompts_file=prompts_file, batch_size=batch_size, progress=progress)
+                                   prompts_file=prompts_file, batch_size=batch_size, progress=progress,
+                                   generate=generate)
     def extract_shard(shard: list) -> VideoFeatureResult:
         return extract_videos(shard, ext, sampling, batch_size=batch_size, num_workers=num_workers,
                               progress=progress, cache_root=cache_root, desc=f"reference {ref_spec} video features")
@@ -187,7 +195,7 @@ class FVD(Task):
         ref, ref_feats = reference_stats(
             ref_spec, ext, sampling, store_root=ctx.store.root, num_samples=opts.num_samples, seed=opts.seed,
             prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,
-            progress=progress, strict=opts.strict, sharded=ctx.sharded_features)
+            progress=progress, strict=opts.strict, sharded=ctx.sharded_features, generate=ctx.generate)
         ctx.record_reference(f"video|{ref_spec}|{sha256_json(ext.key)[:16]}", ref)
 
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased=False),
