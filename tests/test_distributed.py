@@ -136,3 +136,21 @@ def test_map_samples_in_one_process_keeps_order_and_checks_counts(tmp_path):
     assert ctx.map_shards(list(range(5)), len, "count") == [5]
     with pytest.raises(EvalsuiteError, match="returned 1 results for 5 samples"):
         ctx.map_samples(list(range(5)), lambda shard: [0], "broken")
+
+
+def test_fvd_two_ranks_equal_one_process(tmp_path):
+    """FVD's sample and model: reference clips are generated and featurised sharded; one result, as one process."""
+    spec = "python:tests.test_fvd:tiny_video_net"
+    proc = _torchrun(["demo-video", "--tasks", "fvd", "--extractor", spec, "--ref", "model:demo-video",
+                      "--num-samples", "6", "--frames", "4"], tmp_path / "dist", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = ResultsStore(tmp_path / "dist")
+    (run,) = store.runs()
+    (doc,) = store.load_run(run["run_id"])
+    (single,) = score("demo-video", ScoreOptions(tasks=["fvd"], extractor=spec, ref="model:demo-video",
+                                                 num_samples=6, frames=4, num_workers=0, progress=False,
+                                                 store=tmp_path / "single")).results
+    assert doc["status"] == single["status"] == "ok"
+    assert doc["num_samples"] == single["num_samples"] == 6 and doc["details"]["n_reference"] == 6
+    assert doc["metrics"]["fvd"] == pytest.approx(single["metrics"]["fvd"], rel=1e-10)
+    assert doc["details"]["resolutions"] == single["details"]["resolutions"]
