@@ -132,3 +132,22 @@ def test_score_records_the_graph_and_agrees_with_no_graph_opt(image_folders, tmp
     assert plain["provenance"]["inference_graph"][spec]["applied"] == []
     assert plain["details"]["n_computed_features"] == 40  # never served the optimised graph's cached features
     assert opt["metrics"]["fid"] == pytest.approx(plain["metrics"]["fid"], rel=1e-5)
+
+
+def test_cpu_forward_passes_take_cache_sized_chunks_in_order():
+    from evalsuite import features
+    from evalsuite.extractors import Extractor
+    from evalsuite.preprocess import Preprocessing
+
+    seen = []
+
+    def network(x):
+        seen.append(len(x))
+        return x.float().mean(dim=(2, 3))
+
+    ext = Extractor("test", "0" * 64, Preprocessing("none", None, "uint8"), 3, network)
+    images = [_batch(1, seed=i)[0].permute(1, 2, 0).numpy() for i in range(21)]
+    out = features.run_network(ext, images)
+    assert seen == [8, 8, 5] and features.CPU_IMAGE_NETWORK_BATCH == 8
+    expected = [img.astype("float64").mean(axis=(0, 1)) for img in images]
+    assert all(abs(a - b).max() < 1e-4 for a, b in zip(out, expected))  # each image's row, in order
