@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers for evalsuite and clean-fid (default: evalsuite's own choice for a CPU "
+                        "run, given to both)")
     p.add_argument("--fd-dim", type=int, default=2048)
     p.add_argument("--memory-ns", default="", help="e.g. 10000,50000: evalsuite's peak memory at each N")
     p.add_argument("--memory-network", default="inception", choices=("inception", "tiny"),
@@ -225,6 +227,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child:
         print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network)))
         return {}
+    if args.workers is None:
+        from evalsuite.features import default_workers
+
+        args.workers = default_workers("cpu")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fid-bench-"))
     a, b = work / f"a{args.n}", work / f"b{args.n}"
     make_images(a, args.n, 0)
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         if "wall_s" in r:
             r["images_per_s"] = 2 * args.n / r["wall_s"]
             r["ratio_to_evalsuite"] = r["wall_s"] / base["wall_s"] if base else None
-    report = {"n": args.n, "machine": _machine(), "tools": rows, "frechet": frechet_step(args.fd_dim)}
+    report = {"n": args.n, "batch": args.batch, "workers": args.workers, "machine": _machine(), "tools": rows,
+              "frechet": frechet_step(args.fd_dim)}
     if base and "second_run_s" in base:
         report["cache_speedup"] = base["wall_s"] / base["second_run_s"]
     if args.memory_ns:
@@ -264,7 +271,8 @@ def _machine() -> dict:
 
 
 def _print(report: dict) -> None:
-    print(f"FID folder->number, N={report['n']} per folder, {report['machine']['cpu']} x{report['machine']['cpu_count']}")
+    print(f"FID folder->number, N={report['n']} per folder, batch {report['batch']}, {report['workers']} workers, "
+          f"{report['machine']['cpu']} x{report['machine']['cpu_count']}")
     print(f"{'tool':<16}{'wall s':>10}{'images/s':>10}{'peak MiB':>10}{'x evalsuite':>12}{'FID':>14}")
     for r in report["tools"]:
         if "error" in r:

@@ -123,8 +123,13 @@ def _collate(items: list[dict]) -> list[dict]:
     return items
 
 
-def default_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+def default_workers(device: torch.device | str | None = None, layout: str = "image") -> int:
+    """DataLoader worker processes: min(8, cores), except 0 for images whose network runs on every core of this
+    CPU: a worker decoding there preempts one of the network's threads, and the others wait for it at every layer
+    (InceptionV3 at N = 300 on 2 cores: 24.4 s with 2 workers, 23.7 s with none). Videos decode in workers."""
+    cores = os.cpu_count() or 1
+    on_every_core = device is not None and torch.device(device).type == "cpu" and torch.get_num_threads() >= cores
+    return 0 if on_every_core and layout == "image" else min(8, cores)
 
 
 def extract(
@@ -163,7 +168,7 @@ def extract_dataset(
 ) -> FeatureResult:
     """The one feature loop for images and videos: workers return cached features, errors or preprocessed inputs
     (items with index/sha/feature/error/input); the network runs here; statistics stream in float64."""
-    workers = default_workers() if num_workers is None else num_workers
+    workers = default_workers(extractor.device, layout) if num_workers is None else num_workers
     loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
                         collate_fn=_collate, persistent_workers=False,
                         prefetch_factor=prefetch_factor if workers > 0 else None)
