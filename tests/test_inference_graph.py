@@ -74,6 +74,47 @@ def test_folds_batchnorm_and_agrees_with_the_original():
     assert graph.report()["checked_input_shapes"] == 2
 
 
+@pytest.mark.skipif(not inference._onednn_available(), reason="this torch build has no oneDNN")
+def test_convolutions_and_their_relu_run_as_one_onednn_call():
+    graph = InferenceGraph(ConvBN())
+    onednn = [m for m in graph.candidate.modules() if isinstance(m, inference.OneDNNConv)]
+    assert len(onednn) == 2 and all(m.relu for m in onednn)
+    assert not any(isinstance(m, nn.ReLU) for m in graph.candidate.modules())  # taken into the oneDNN call
+    net = ConvBN()
+    with torch.inference_mode():
+        for n in (1, 3, 8, 13):  # weights packed for the first input size serve every batch size
+            x = _batch(n, seed=n).float().contiguous(memory_format=torch.channels_last)
+            assert deviation(net(x), graph.candidate(x)) < 1e-5
+            assert deviation(net(x), graph.candidate(x.contiguous())) < 1e-5  # NCHW input too
+        assert onednn[0]._packed is not None
+    x = torch.rand(1, 3, 8, 8, requires_grad=True)  # autograd: the plain convolution runs, gradients flow
+    y = onednn[0](x)
+    assert y.grad_fn is not None and torch.allclose(y, torch.relu(onednn[0].conv(x)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fast mode keeps its bfloat16 convolutions
+        assert onednn[0](torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
+
+
+def test_a_relu_is_fused_only_into_its_convolutions_sole_user():
+    class TwoUsers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return (torch.relu(y) + y).mean(dim=(2, 3))
+
+    net = TwoUsers().eval()
+    graph = InferenceGraph(net)
+    if inference._onednn_available():
+        (conv,) = [m for m in graph.candidate.modules() if isinstance(m, inference.OneDNNConv)]
+        assert not conv.relu
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert deviation(net(x), graph(x)) < 1e-5
+
+
 def test_untraceable_network_runs_as_written():
     net = DataDependent()
     graph = InferenceGraph(net)
