@@ -10,9 +10,13 @@ benchmark's InceptionV3 architecture with fixed-seed random weights (nothing dow
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `benchmarks` and `evalsuite` import
 
 
 def seconds_per_image(network, batch: int, images: int = 64, size: int = 299) -> float:
