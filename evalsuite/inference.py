@@ -39,7 +39,7 @@ class OneDNNConv(nn.Module):
         return list(c.padding), list(c.stride), list(c.dilation), c.groups  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or torch.is_autocast_enabled("cpu")
+        if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or _cpu_autocast()
                 or (torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad))):
             y = self.conv(x)
             return torch.relu(y) if self.relu else y
@@ -49,6 +49,13 @@ class OneDNNConv(nn.Module):
         bias = None if self.conv.bias is None else self.conv.bias.detach()
         return torch.ops.mkldnn._convolution_pointwise(x, self._packed, bias, *self._args(),
                                                         "relu" if self.relu else "none", [], "")
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
 
 
 def _onednn_available() -> bool:
