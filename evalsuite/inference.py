@@ -2,14 +2,16 @@
 
 An eager module is traced with torch.fx, each Conv→BatchNorm pair folded into one convolution, and its weights put
 in channels_last (image networks); on a CPU with oneDNN each 2-d convolution (and the ReLU after it) then runs as one
-oneDNN call on weights reordered once to oneDNN's blocked layout (~6% faster for InceptionV3 here); a TorchScript module (or one that wraps TorchScript) is scripted and frozen,
-which folds the same pairs. The first images of every input shape run through both graphs: if the largest feature
-deviation, relative to the largest exact feature, exceeds `TOLERANCE` (or NaNs move, or anything raises), the
-original network is used from then on. What was applied and the measured deviation go into every result's provenance.
+oneDNN call on weights reordered once to oneDNN's blocked layout (~6% faster for InceptionV3 here); a TorchScript
+module (or one that wraps TorchScript) is scripted and frozen, which folds the same pairs. The first images of every
+input shape run through both graphs: if the largest feature deviation, relative to the largest exact feature,
+exceeds `TOLERANCE` (or NaNs move, or anything raises), the original network is used from then on. What was applied
+and the measured deviation go into every result's provenance.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -32,11 +34,8 @@ class OneDNNConv(nn.Module):
     def __init__(self, conv: nn.Conv2d, relu: bool):
         super().__init__()
         self.conv, self.relu = conv, relu
+        self._geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self._packed: torch.Tensor | None = None
-
-    def _args(self) -> tuple[list[int], list[int], list[int], int]:
-        c = self.conv
-        return list(c.padding), list(c.stride), list(c.dilation), c.groups  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or _cpu_autocast()
@@ -44,18 +43,18 @@ class OneDNNConv(nn.Module):
             y = self.conv(x)
             return torch.relu(y) if self.relu else y
         if self._packed is None:  # the reorder needs an input size; the packed weight then serves every batch size
-            self._packed = torch.ops.mkldnn._reorder_convolution_weight(self.conv.weight.detach(), *self._args(),
+            self._packed = torch.ops.mkldnn._reorder_convolution_weight(self.conv.weight.detach(), *self._geometry,
                                                                         list(x.shape))
         bias = None if self.conv.bias is None else self.conv.bias.detach()
-        return torch.ops.mkldnn._convolution_pointwise(x, self._packed, bias, *self._args(),
+        return torch.ops.mkldnn._convolution_pointwise(x, self._packed, bias, *self._geometry,
                                                         "relu" if self.relu else "none", [], "")
 
 
-def _cpu_autocast() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 has no device argument
-        return torch.is_autocast_cpu_enabled()
+try:  # decided once here, not on every convolution
+    torch.is_autocast_enabled("cpu")
+    _cpu_autocast: Callable[[], bool] = functools.partial(torch.is_autocast_enabled, "cpu")
+except TypeError:  # torch < 2.4 has no device argument
+    _cpu_autocast = torch.is_autocast_cpu_enabled
 
 
 def _onednn_available() -> bool:
