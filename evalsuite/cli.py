@@ -139,10 +139,12 @@ def score(
         frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,
         optimize_graph=graph_opt,
     )
+    finished = False
     try:
         summary = run_score(model, options)
+        finished = True
     finally:
-        distributed.shutdown()
+        distributed.shutdown(synchronize=finished)
     if not dist.is_main:
         return
     if as_json:

@@ -106,10 +106,19 @@ def current() -> Dist:
     return _STATE
 
 
-def shutdown() -> None:
-    """Leave the process group before the interpreter exits (a live gloo group aborts the process at exit)."""
+def shutdown(synchronize: bool = True) -> None:
+    """Leave the process group before the interpreter exits.
+
+    With `synchronize` (a run that finished on this rank) every rank first meets at a barrier. gloo's worker threads
+    release a collective's tensors only after the caller has its result, and releasing them takes the GIL; a rank
+    that goes straight from its last collective to interpreter shutdown can leave such a thread waiting for the GIL,
+    which then aborts the process (SIGABRT, "terminate called without an active exception") after a correct run. The
+    barrier waits without the GIL, after every earlier collective has completed, so those threads finish first. A
+    rank that is failing skips it: the others may never arrive."""
     global _STATE
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if synchronize:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     _STATE = Dist()
 
