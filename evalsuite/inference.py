@@ -62,6 +62,11 @@ def _onednn_available() -> bool:
         hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
 
 
+def _on_cpu(module: nn.Module) -> bool:
+    """The oneDNN calls serve a network whose weights live on the CPU; on a GPU each one would only fall back."""
+    return all(t.device.type == "cpu" for t in (*module.parameters(), *module.buffers()))
+
+
 def _is_relu(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_function":
         return node.target in (torch.relu, torch.relu_, torch.nn.functional.relu)
@@ -104,7 +109,7 @@ def _fx_fold(module: nn.Module, channels_last: bool) -> tuple[nn.Module, list[st
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
         applied.append("channels_last weights")
-        if _onednn_available() and _onednn_convs(fused):
+        if _onednn_available() and _on_cpu(fused) and _onednn_convs(fused):
             applied.append("conv(+ReLU) as one oneDNN call on prepacked weights (CPU float32)")
     return fused, applied
 

@@ -94,6 +94,15 @@ def test_convolutions_and_their_relu_run_as_one_onednn_call():
         assert onednn[0](torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
 
 
+def test_a_network_off_the_cpu_keeps_its_plain_convolutions():
+    """Weights on another device (meta stands in for a GPU here) get folding and channels_last, not oneDNN calls."""
+    graph = InferenceGraph(ConvBN().to("meta"))
+    assert graph.candidate is not None
+    assert not any(isinstance(m, inference.OneDNNConv) for m in graph.candidate.modules())
+    assert sum(isinstance(m, nn.Conv2d) for m in graph.candidate.modules()) == 2
+    assert not any("oneDNN" in step for step in graph.applied)
+
+
 def test_a_relu_is_fused_only_into_its_convolutions_sole_user():
     class TwoUsers(nn.Module):
         def __init__(self):
