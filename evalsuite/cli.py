@@ -127,24 +127,19 @@ def score(
     from evalsuite import distributed
     from evalsuite.runner import ScoreOptions, score as run_score
 
-    dist = distributed.init_from_env()
-
-    options = ScoreOptions(
-        tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
-        num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
-        extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-        pr_neighbourhood=pr_k, num_workers=workers, progress=not as_json and dist.is_main, autoencoder=autoencoder, data=data, resolution=resolution,
-        frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
-        vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-        frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref, fast=fast,
-        optimize_graph=graph_opt,
-    )
-    finished = False
-    try:
+    with distributed.session() as dist:
+        options = ScoreOptions(
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
+            num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
+            extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
+            pr_neighbourhood=pr_k, num_workers=workers, progress=not as_json and dist.is_main,
+            autoencoder=autoencoder, data=data, resolution=resolution,
+            frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
+            vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
+            frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref,
+            fast=fast, optimize_graph=graph_opt,
+        )
         summary = run_score(model, options)
-        finished = True
-    finally:
-        distributed.shutdown(synchronize=finished)
     if not dist.is_main:
         return
     if as_json:

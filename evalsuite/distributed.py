@@ -8,9 +8,10 @@ section ends with an exchange of statuses, so no rank waits forever and nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -135,3 +136,16 @@ def init_from_env() -> Dist:
         torch.distributed.init_process_group(backend=backend)
     _STATE = Dist(torch.distributed.get_rank(), torch.distributed.get_world_size())
     return _STATE
+
+
+@contextlib.contextmanager
+def session() -> Iterator[Dist]:
+    """The process group torchrun describes, joined for the body and left after it: synchronised when the body
+    finished, at once when it raised (see `shutdown`)."""
+    dist = init_from_env()
+    try:
+        yield dist
+    except BaseException:
+        shutdown(synchronize=False)
+        raise
+    shutdown()
