@@ -94,6 +94,8 @@ def score(
     biased_cov: bool = typer.Option(False, "--biased-cov", help="Covariance divided by N (StyleGAN-V style)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
     pr_k: int = typer.Option(3, "--pr-k", min=1, help="Precision/recall: k of the k-nearest-neighbour balls."),
+    pr_extractor: str = typer.Option("vgg16", "--pr-extractor", help="Precision/recall features: vgg16 (the "
+                                     "paper's and torch-fidelity's fc2_relu) | inception | clip | python:..."),
     autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Autoencoder for the autoencoder tasks "
                                               "when MODEL is a generator: demo-ae | diffusers-ae:PATH | python:..."),
     data: Optional[str] = typer.Option(None, "--data", help="Autoencoder data: skimage (default) | folder:PATH"),
@@ -108,8 +110,15 @@ def score(
     dpg: Optional[str] = typer.Option(None, "--dpg", help="DPG-Bench folder (ELLA's dpg_bench) or its CSV."),
     clip_backbone: str = typer.Option("ViT-B-32", "--clip-backbone", help="CLIPScore backbone: ViT-B-32 | ViT-L-14"),
     max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Text-image tasks: first N prompts."),
+    geneval_missing_as_failure: bool = typer.Option(False, "--geneval-missing-as-failure", help="GenEval: count "
+                                                    "missing images as failures (the official script skips them)."),
     frame_stride: int = typer.Option(1, "--frame-stride", min=1, help="Video tasks: take every k-th frame."),
     frame_start: int = typer.Option(0, "--frame-start", min=0, help="Video tasks: first frame index."),
+    vbench_frames: Optional[int] = typer.Option(None, "--vbench-frames", min=2, help="Native VBench dimensions: "
+                                                "sample N frames (--frame-stride/--frame-start) instead of every "
+                                                "frame as VBench does; recorded in the protocol name."),
+    fvd_max_real: int = typer.Option(2048, "--fvd-max-real", min=2, help="FVD: reference videos used (StyleGAN-V's "
+                                     "max_real=2048); another count changes the protocol name."),
     vbench_python: Optional[str] = typer.Option(None, "--vbench-python", help="Interpreter of a VBench environment "
                                                 "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
     video_model: Optional[str] = typer.Option(None, "--video-model", help="Video generator for the video tasks when "
@@ -132,11 +141,14 @@ def score(
             tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
             num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
             extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-            pr_neighbourhood=pr_k, num_workers=workers, progress=not as_json and dist.is_main,
+            pr_neighbourhood=pr_k, pr_extractor=pr_extractor, num_workers=workers,
+            progress=not as_json and dist.is_main,
             autoencoder=autoencoder, data=data, resolution=resolution,
             frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
             vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-            frame_start=frame_start, vbench_python=vbench_python, video_model=video_model, video_ref=video_ref,
+            frame_start=frame_start, vbench_frames=vbench_frames, fvd_max_real=fvd_max_real,
+            geneval_missing_as_failure=geneval_missing_as_failure, vbench_python=vbench_python,
+            video_model=video_model, video_ref=video_ref,
             fast=fast, optimize_graph=graph_opt,
         )
         summary = run_score(model, options)

@@ -51,6 +51,7 @@ class ScoreOptions:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     pr_neighbourhood: int = 3  # precision/recall: k of the k-NN balls
+    pr_extractor: str = "vgg16"  # precision/recall feature space: the paper's and torch-fidelity's VGG-16 fc2_relu
     num_workers: int | None = None
     progress: bool = True
     # autoencoder tasks
@@ -67,9 +68,12 @@ class ScoreOptions:
     dpg: str | None = None
     clip_backbone: str = "ViT-B-32"
     max_prompts: int | None = None
+    geneval_missing_as_failure: bool = False  # opt-in: missing images count as failures (the official script skips)
     # video tasks: frame sampling (recorded in every video result)
     frame_stride: int = 1
     frame_start: int = 0
+    vbench_frames: int | None = None  # native VBench dimensions: None = every frame (VBench); N = sampled, recorded
+    fvd_max_real: int = 2048  # FVD fvd2048_16f: reference videos used (StyleGAN-V's max_real)
     vbench_python: str | None = None
     video_model: str | None = None
     video_ref: str | None = None
