@@ -123,6 +123,9 @@ def compare(store_dir: str | Path, run_ids: list[str], *, n_boot: int = 2000, se
                 cell = CompareCell(rid, value)
                 if doc is None or value is None:
                     cell.ci_text = "not scored"
+                elif rid != with_task[0] and doc.get("task_version") != base.get("task_version"):
+                    cell.ci_text = (f"not comparable: task version {doc.get('task_version')} vs "
+                                    f"{base.get('task_version')}")
                 elif rid != with_task[0] and doc.get("protocol") != base.get("protocol"):
                     cell.ci_text = f"not comparable: protocol {doc.get('protocol')} vs {base.get('protocol')}"
                 elif rid != with_task[0]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from evalsuite.errors import InputError
+import tasks as task_registry
+from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.results import ResultsStore, decode_nonfinite
 
 PUBLISHED_FILE = Path(__file__).resolve().parent / "published.yaml"
@@ -156,8 +157,23 @@ def _published_note(entry: dict) -> str:
 
 
 def column_task(doc: dict) -> str:
-    """A task's column group: results of different scoring protocols (detector, VQA model) never share one."""
-    return f"{doc['task']} [{doc['protocol']}]" if doc.get("protocol") else doc["task"]
+    """A task's column group: results of different scoring protocols (detector, VQA model) never share one, and
+    neither do results of different task versions: a result written by another version than the installed task's
+    gets its own column, labelled with its version (the current version's column is where published numbers of
+    the official protocol sit)."""
+    name = doc["task"]
+    version = str(doc.get("task_version", ""))
+    if version and version != _current_version(name):
+        name = f"{name} v{version}"
+    return f"{name} [{doc['protocol']}]" if doc.get("protocol") else name
+
+
+def _current_version(task: str) -> str | None:
+    """The installed task's version, or None for a task that is not installed here."""
+    try:
+        return str(task_registry.get(task).version)
+    except UnknownNameError:
+        return None
 
 
 def provenance_href(run_id: str, task: str) -> str:

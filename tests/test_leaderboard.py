@@ -76,6 +76,25 @@ def test_published_rows_never_merge_with_measured(store, published):
     assert tables["image-quality"].best()["fid/fid"] == measured_row.key  # reported values are never "best"
 
 
+def test_results_of_another_task_version_keep_their_own_column(tmp_path, published):
+    import tasks as task_registry
+
+    current = task_registry.get("fid").version
+    s = ResultsStore(tmp_path / "s")
+    s.write({**_doc("r-new", "beta", "fid", {"fid": 3.0}, FID_INFO, "image-quality"), "task_version": current})
+    s.write({**_doc("r-old", "beta", "fid", {"fid": 7.0}, FID_INFO, "image-quality",
+                    created="2027-01-01T00:00:00+00:00"), "task_version": "0"})  # newer, but an older task
+    table = {t.family: t for t in build_tables(s, load_published(published))}["image-quality"]
+    measured_row = next(r for r in table.rows if r.kind == "measured")
+    assert measured_row.cells["fid/fid"].value == 3.0  # the current version's column, beside the paper's number
+    assert measured_row.cells["fid v0/fid"].value == 7.0  # the old version's number, apart
+    reported_row = next(r for r in table.rows if r.kind == "reported")
+    assert "fid v0/fid" not in reported_row.cells
+    report = cmp.compare(s.root, ["r-new", "r-old"], n_boot=50)
+    cell = report.rows[0].cells[1]
+    assert cell.delta is None and cell.ci_text == f"not comparable: task version 0 vs {current}"
+
+
 def test_shipped_published_file_cites_every_row():
     entries = load_published()
     assert {e["model"] for e in entries} >= {"SnapGen", "SnapGen++", "SnapGen-V", "Mobile video DiT"}
