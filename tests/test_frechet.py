@@ -34,6 +34,24 @@ def test_full_rank_matches_scipy_and_cleanfid(d):
     assert ours == pytest.approx(float(cleanfid_fd(mu1, s1, mu2, s2)), rel=1e-10)
 
 
+@pytest.mark.parametrize("d", [16, 128])
+def test_full_rank_matches_pytorch_fid_and_torch_fidelity(d):
+    """pytorch-fid 0.3.0 `fid_score.calculate_frechet_distance` and torch-fidelity's `fid_statistics_to_metric`,
+    run on the same statistics."""
+    from tests.official import official
+
+    pytorch_fid = official("pytorch_fid.fid_score")
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    rng = np.random.default_rng(d + 1)
+    mu1, s1 = _stats(rng, 4 * d, d)
+    mu2, s2 = _stats(rng, 4 * d, d, shift=0.3)
+    ours = frechet_distance(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(float(pytorch_fid.calculate_frechet_distance(mu1, s1, mu2, s2)), rel=1e-10)
+    fidelity = fid_statistics_to_metric({"mu": mu1, "sigma": s1}, {"mu": mu2, "sigma": s2}, verbose=False)
+    assert ours == pytest.approx(float(fidelity[KEY_METRIC_FID]), rel=1e-10)
+
+
 def test_rank_deficient_is_real_and_close_to_scipy():
     """N < d: singular covariances. sqrtm's result is only accurate to ~1e-8 here (field notes); ours is real."""
     rng = np.random.default_rng(7)
