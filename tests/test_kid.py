@@ -35,6 +35,19 @@ def test_matches_cleanfid_when_subsets_are_whole_sets():
     assert ours == pytest.approx(float(cleanfid_kid(x, y, num_subsets=2, max_subset_size=1000)), rel=1e-10)
 
 
+def test_matches_torch_fidelity_when_subsets_are_whole_sets():
+    """torch-fidelity's `kid_features_to_metric` (its own seeded subsets, kernel_mmd) on the same features."""
+    import torch
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 16)), rng.normal(0.3, 1.1, size=(30, 16))
+    ours, _ = kernel_distance(x, y, num_subsets=4, subset_size=30, seed=0)
+    theirs = kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(y), kid_subsets=4, kid_subset_size=30,
+                                    verbose=False)
+    assert ours == pytest.approx(theirs[KEY_METRIC_KID_MEAN], rel=1e-10)
+
+
 def test_seeded_and_reported_spread():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(300, 8)), rng.normal(0.3, 1.0, size=(300, 8))
