@@ -39,6 +39,24 @@ def read_frames(path: str | Path, num_frames: int, stride: int = 1, start: int =
     return np.stack(frames)
 
 
+def read_all_frames(path: str | Path) -> np.ndarray:
+    """Every frame of a video, in order, as (T, H, W, 3) uint8 (what VBench's readers take); an unreadable or empty
+    video, or one that changes resolution, raises InputError naming the file."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+    except (av.error.FFmpegError, IndexError, OSError, ValueError) as exc:
+        raise InputError(f"cannot decode video {path}: {exc}", "re-encode or remove this file") from exc
+    if not frames:
+        raise InputError(f"video {path} has no frames", "re-encode or remove this file")
+    if len({f.shape for f in frames}) != 1:
+        raise InputError(f"video {path} changes resolution between frames", "re-encode it")
+    return np.stack(frames)
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 8, lossless: bool = False) -> None:
     """Write (T, H, W, 3) uint8 frames as an H.264 MP4: yuv420p (even sizes) by default, or lossless RGB
     (libx264rgb, qp 0) so decoded frames equal the written ones exactly (what the sample store uses)."""

@@ -1,7 +1,8 @@
 """Video tasks computed in our own environment: VBench's `temporal_flickering` exactly as VBench computes it (no
 weights needed), VBench's `subject_consistency` (DINO ViT-B/16) and `background_consistency` (CLIP ViT-B/32) with
 VBench's preprocessing and formula, and host generation speed of video generators (frames of video per second of
-wall time)."""
+wall time). The three VBench dimensions read every frame of each video, as VBench does; `--vbench-frames N` samples
+N frames instead (an explicit option with its own protocol name)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
-from evalsuite.videoio import read_frames
+from evalsuite.videoio import read_all_frames, read_frames
 from tasks import register, register_suite
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
@@ -20,19 +21,38 @@ def flicker_score(frames: np.ndarray) -> float:
     """VBench temporal_flickering for one clip: (255 − mean over adjacent pairs of mean |f_i − f_{i+1}|) / 255,
     differences in float32 over every pixel and channel."""
     if len(frames) < 2:
-        raise InputError("temporal flickering needs at least 2 frames", "pass --frames 2 or more")
+        raise InputError(f"temporal flickering compares adjacent frames, and the video has {len(frames)}",
+                         "score videos of 2 frames or more")
     f = frames.astype(np.float32)
     per_pair = np.abs(f[1:] - f[:-1]).reshape(len(f) - 1, -1).mean(axis=1)
     return float((255.0 - per_pair.mean()) / 255.0)
 
 
+def vbench_sampling(options) -> tuple[dict, str]:
+    """(recorded sampling, protocol suffix) of the native VBench dimensions: every frame by default (VBench's
+    protocol, suffix ""), or `--vbench-frames N` frames from `--frame-start` every `--frame-stride` (suffix
+    "-sampled-{N}f-s{stride}", plus "-from{start}" when start > 0)."""
+    n = options.vbench_frames
+    if n is None:
+        return {"frames": "all"}, ""
+    if n < 2:
+        raise InputError(f"--vbench-frames is {n}; the VBench dimensions compare frames", "pass 2 or more")
+    start, stride = options.frame_start, options.frame_stride
+    suffix = f"-sampled-{n}f-s{stride}" + (f"-from{start}" if start else "")
+    return {"num_frames": n, "stride": stride, "start": start}, suffix
+
+
 def _per_video(path, sampling: dict, score: Callable[[np.ndarray], Any]) -> Any:
-    """One video's score from its sampled frames, or a skip record naming the file and why."""
+    """One video's score from its frames (every frame, or the sampled ones), or a skip record naming the file and
+    why (unreadable, too short)."""
     try:
-        frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
+        if sampling.get("frames") == "all":
+            frames = read_all_frames(path)
+        else:
+            frames = read_frames(path, sampling["num_frames"], sampling["stride"], sampling["start"])
+        return score(frames)
     except InputError as exc:
         return {"file": str(path), "reason": exc.message}
-    return score(frames)
 
 
 def _collect(files: list, results: list, strict: bool) -> tuple[list[str], list, list[dict]]:
@@ -44,8 +64,9 @@ def _collect(files: list, results: list, strict: bool) -> tuple[list[str], list,
         raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
                          f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
     if not kept:
-        raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped)",
-                         "check the videos' length against --frames")
+        example = f", e.g. {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
+        raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped){example}",
+                         "check the videos (at least 2 readable frames each)")
     return [n for n, _ in kept], [r for _, r in kept], skipped
 
 
@@ -56,7 +77,7 @@ def _pair_summary(pairs: np.ndarray) -> tuple[float, float, int]:
 @register
 class TemporalFlickering(Task):
     name = "temporal-flickering"
-    version = "1"
+    version = "2"  # 2: every frame of each video by default (VBench), not the first --frames
     family = "video"
     sample_kind = "video"
     description = "VBench temporal_flickering, computed natively (no weights); no RAFT static-video filter"
@@ -65,7 +86,7 @@ class TemporalFlickering(Task):
 
     def run(self, ctx) -> TaskOutput:
         files = ctx.video_files(ctx.video_source())
-        sampling = ctx.frame_sampling()
+        sampling, suffix = vbench_sampling(ctx.options)
 
         def score(paths: list) -> list:
             return [_per_video(path, sampling, flicker_score) for path in paths]
@@ -74,9 +95,10 @@ class TemporalFlickering(Task):
                                           ctx.options.strict)
         return TaskOutput(metrics={"temporal_flickering": float(np.mean(scores))},
                           details={"sampling": sampling, "note": "VBench's official protocol first drops static "
-                                   "videos with RAFT; this native score does not (it scores every video)"},
+                                   "videos with RAFT; this native score does not (it scores every video). A video "
+                                   "of one frame is a counted skip (VBench's mean would be NaN)"},
                           per_sample={"name": names, "temporal_flickering": scores}, skipped_samples=skipped,
-                          num_samples=len(scores), protocol="vbench-temporal-flickering-native")
+                          num_samples=len(scores), protocol="vbench-temporal-flickering-native" + suffix)
 
 
 @register
@@ -116,9 +138,10 @@ class VideoGenerationSpeed(Task):
 
 # ------------------------------------------------------------------------------------ VBench subject / background
 # VBench 0.1.5 (vbench/subject_consistency.py, vbench/background_consistency.py, vbench/utils.py), recomputed here:
-# per frame an L2-normalised feature; each frame after the first scores the mean of max(0, cos) with the previous
-# frame and with the first frame; a video scores the mean over its frames after the first, and the dimension is the
-# sum of every frame's score over the count of frames scored (with equal frame counts: the mean over videos).
+# every frame of the video (`load_video`), per frame an L2-normalised feature; each frame after the first scores the
+# mean of max(0, cos) with the previous frame and with the first frame; a video scores the mean over its frames after
+# the first, and the dimension is the sum of every frame's score over the count of frames scored across all videos
+# (single-process VBench; videos of different lengths weigh by their frame count).
 
 DINO_WEIGHTS = "dino-vitb16"
 CLIP_WEIGHTS = "clip-vit-b-32-openai"
@@ -131,7 +154,8 @@ def _pair_scores(features: np.ndarray) -> np.ndarray:
     first (torch's F.normalize, eps 1e-12)."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or len(f) < 2:
-        raise InputError("subject/background consistency needs at least 2 frames", "pass --frames 2 or more")
+        raise InputError(f"subject/background consistency compares frames, and the video has {len(f)}",
+                         "score videos of 2 frames or more")
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     to_previous = np.maximum(0.0, np.sum(f[1:] * f[:-1], axis=1))
     to_first = np.maximum(0.0, f[1:] @ f[0])
@@ -173,10 +197,50 @@ def _dino_pos_embed(pos_embed, rows: int, cols: int, patch: int):
     return torch.cat((pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
 
 
+CHUNK = 16  # frames per forward pass (VBench: DINO one frame at a time, CLIP all frames at once)
+
+
+def dino_input(frames: np.ndarray):
+    """VBench's `dino_transform(224)` on (T, H, W, 3) uint8 frames taken as float 0..255 (as `load_video` gives
+    them): shorter side resized to 224 (bilinear, no antialias, no crop), /255, ImageNet mean/std; (T, 3, 224, W')."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = TF.resize(x, 224, interpolation=InterpolationMode.BILINEAR, antialias=False).div(255.0)
+    return TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def clip_input(frames: np.ndarray):
+    """VBench's `clip_transform(224)` on (T, H, W, 3) uint8 frames taken as float 0..255: shorter side resized to
+    224 (bicubic, no antialias), centre crop 224, /255, CLIP mean/std; (T, 3, 224, 224)."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = TF.resize(x, 224, interpolation=InterpolationMode.BICUBIC, antialias=False)
+    x = TF.center_crop(x, [224, 224]).div(255.0)
+    return TF.normalize(x, CLIP_MEAN, CLIP_STD)
+
+
+def dino_forward(model, x):
+    """DINO's VisionTransformer.forward on a timm ViT holding DINO's weights: patch tokens at any frame size, CLS
+    token, position table resized as DINO does, blocks, final norm; the CLS token."""
+    import torch
+
+    tokens = model.patch_embed.proj(x).flatten(2).transpose(1, 2)  # any frame size, as DINO's PatchEmbed
+    tokens = torch.cat((model.cls_token.expand(len(x), -1, -1), tokens), dim=1)
+    tokens = tokens + _dino_pos_embed(model.pos_embed, x.shape[-2], x.shape[-1], model.patch_embed.proj.stride[0])
+    for block in model.blocks:
+        tokens = block(tokens)
+    return model.norm(tokens)[:, 0]
+
+
 class _DinoFrames:
-    """VBench's subject_consistency features: DINO ViT-B/16 CLS token (after the final norm) of frames given as
-    float tensors in 0..255, resized (shorter side 224, bilinear, no antialias, no crop) and normalised with the
-    ImageNet mean/std without dividing by 255 first — VBench's `dino_transform` exactly."""
+    """VBench's subject_consistency features: DINO ViT-B/16 CLS token (after the final norm), fp32, of frames
+    prepared by `dino_input` (VBench's `dino_transform`)."""
 
     weights = DINO_WEIGHTS
     protocol = "vbench-subject-consistency-native-dino-vitb16"
@@ -194,26 +258,17 @@ class _DinoFrames:
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms import functional as TF
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        x = TF.resize(x, 224, interpolation=InterpolationMode.BILINEAR, antialias=False)
-        x = TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD).to(self.device)
-        m = self.model
+        x = dino_input(frames)
         with torch.inference_mode():
-            tokens = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # any frame size, as DINO's PatchEmbed
-            tokens = torch.cat((m.cls_token.expand(len(x), -1, -1), tokens), dim=1)
-            tokens = tokens + _dino_pos_embed(m.pos_embed, x.shape[-2], x.shape[-1], m.patch_embed.proj.stride[0])
-            for block in m.blocks:
-                tokens = block(tokens)
-            return m.norm(tokens)[:, 0].float().cpu().numpy()
+            return np.concatenate([dino_forward(self.model, chunk.to(self.device)).float().cpu().numpy()
+                                   for chunk in x.split(CHUNK)])
 
 
 class _ClipFrames:
-    """VBench's background_consistency features: OpenAI CLIP ViT-B/32 `encode_image` of frames given as float
-    tensors in 0..255: bicubic resize of the shorter side to 224 (no antialias), centre crop 224, /255, CLIP
-    mean/std — VBench's `clip_transform` exactly. fp32 (VBench's clip.load runs fp16 on CUDA)."""
+    """VBench's background_consistency features: OpenAI CLIP ViT-B/32 `encode_image` of frames prepared by
+    `clip_input` (VBench's `clip_transform`), fp32 on every device (VBench's `clip.load` keeps the fp16 weights on
+    CUDA, fp32 on the CPU)."""
 
     weights = CLIP_WEIGHTS
     protocol = "vbench-background-consistency-native-clip-vitb32"
@@ -229,15 +284,11 @@ class _ClipFrames:
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms import functional as TF
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        x = TF.resize(x, 224, interpolation=InterpolationMode.BICUBIC, antialias=False)
-        x = TF.center_crop(x, [224, 224]).div(255.0)
-        x = TF.normalize(x, CLIP_MEAN, CLIP_STD).to(self.device)
+        x = clip_input(frames)
         with torch.inference_mode():
-            return self.model.encode_image(x).float().cpu().numpy()
+            return np.concatenate([self.model.encode_image(chunk.to(self.device)).float().cpu().numpy()
+                                   for chunk in x.split(CHUNK)])
 
 
 class _VBenchConsistency(Task):
@@ -245,7 +296,7 @@ class _VBenchConsistency(Task):
 
     family = "video"
     sample_kind = "video"
-    version = "1"
+    version = "2"  # 2: every frame of each video by default (VBench); subject: /255 before normalising (VBench)
     metric: str
     backbone: type
 
@@ -255,16 +306,13 @@ class _VBenchConsistency(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite import weights as weights_store
 
+        sampling, suffix = vbench_sampling(ctx.options)
         try:  # before any generation: missing weights skip the task
             net = self.backbone(ctx.device, ctx.options.offline)
         except MissingWeightsError as exc:
             raise TaskSkipped(exc.message, exc.fix) from exc
         ctx.weights_used[net.protocol] = weights_store.expected_digest(net.weights) or ""
         files = ctx.video_files(ctx.video_source())
-        sampling = ctx.frame_sampling()
-        if sampling["num_frames"] < 2:
-            raise InputError(f"{self.name} compares frames, and --frames is {sampling['num_frames']}",
-                             "pass --frames 2 or more")
 
         def score(paths: list) -> list:  # per video: (mean of its frame scores, sum, count)
             return [_per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
@@ -275,11 +323,13 @@ class _VBenchConsistency(Task):
         pair_sum, pair_count = sum(s for _, s, _ in summaries), sum(c for _, _, c in summaries)
         return TaskOutput(metrics={self.metric: pair_sum / pair_count},
                           details={"sampling": sampling, "protocol": net.protocol, "weights": net.weights,
-                                   "note": "VBench reads every frame of each video; this native score uses the "
-                                           "recorded frame sampling (the dimension is the mean over all scored "
-                                           "frames, which equals the mean over videos here)"},
+                                   "frames_scored": pair_count,
+                                   "note": "as single-process VBench: the dimension is the sum of every scored "
+                                           "frame's score over the number of frames scored across all videos (a "
+                                           "longer video weighs more); per video, the mean over its frames. A "
+                                           "video of one frame is a counted skip (VBench divides by zero)"},
                           per_sample={"name": names, self.metric: scores}, skipped_samples=skipped,
-                          num_samples=len(scores), protocol=net.protocol)
+                          num_samples=len(scores), protocol=net.protocol + suffix)
 
 
 @register

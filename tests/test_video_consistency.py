@@ -1,7 +1,7 @@
 """VBench subject_consistency / background_consistency computed natively: the per-video formula against hand
-computations, background-consistency on demo-video against an independent computation (decode, VBench's
+computations, background-consistency on demo-video against an independent computation (decode every frame, VBench's
 clip_transform written here with torchvision, open_clip, the formula written out), subject-consistency with a
-stand-in DINO, and the skip without weights.
+stand-in DINO, and the skip without weights. Agreement with VBench's own code: tests/test_vbench_native_official.py.
 
 Stand-ins (random init, fixed seed; test fixtures, never offered as the real weights): `tiny_openai_clip` for
 `clip-vit-b-32-openai`; for `dino-vitb16` a timm `vit_base_patch16_224` built with depth 2, width 64 and 2 heads
@@ -20,7 +20,7 @@ import tasks.video_native as vn
 from evalsuite import weights
 from evalsuite.errors import InputError
 from evalsuite.runner import ScoreOptions, score
-from evalsuite.videoio import read_frames
+from evalsuite.videoio import read_all_frames
 from tests.conftest import install_standin_weights
 
 
@@ -61,7 +61,7 @@ def test_three_frames_by_hand():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(6, 8))
     assert vn.consistency_score(f) == pytest.approx(_vbench_formula(f), abs=1e-12)
-    with pytest.raises(InputError, match="at least 2 frames"):
+    with pytest.raises(InputError, match="compares frames, and the video has 1"):
         vn.consistency_score(f[:1])
 
 
@@ -74,7 +74,7 @@ def test_dino_position_table_as_dino_resizes_it():
 
 # ------------------------------------------------------------------------------------------------ end to end
 def _opts(tasks, **kw):
-    return ScoreOptions(tasks=tasks, num_samples=2, frames=6, progress=False, num_workers=0, **kw)
+    return ScoreOptions(tasks=tasks, num_samples=2, progress=False, num_workers=0, **kw)
 
 
 def test_background_consistency_matches_an_independent_computation(tiny_openai_clip):
@@ -91,7 +91,7 @@ def test_background_consistency_matches_an_independent_computation(tiny_openai_c
         T.Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))])
     expected = []
     for name in doc["per_sample"]["name"]:
-        frames = torch.tensor(read_frames(name, 6), dtype=torch.float32).permute(0, 3, 1, 2)
+        frames = torch.tensor(read_all_frames(name), dtype=torch.float32).permute(0, 3, 1, 2)
         with torch.no_grad():
             feats = model.encode_image(clip_transform(frames)).numpy().astype(np.float64)
         expected.append(_vbench_formula(feats))
@@ -123,11 +123,13 @@ def test_subject_consistency_with_a_standin_dino(tiny_dino):
 
     (doc,) = score("demo-video", _opts(["subject-consistency"])).results
     assert doc["status"] == "ok", doc
-    dino_transform = T.Compose([  # VBench's dino_transform(224): no crop, no division by 255
-        T.Resize(size=224, antialias=False), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    dino_transform = T.Compose([  # VBench's dino_transform(224): no crop, then /255
+        T.Resize(size=224, antialias=False), T.Lambda(lambda x: x.div(255.0)),
+        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
     expected = []
     for name in doc["per_sample"]["name"]:
-        frames = torch.tensor(read_frames(name, 6), dtype=torch.float32).permute(0, 3, 1, 2)
+        frames = torch.tensor(read_all_frames(name), dtype=torch.float32).permute(0, 3, 1, 2)
+        assert len(frames) == 16  # every frame of demo-video's clips
         with torch.no_grad():  # one frame at a time, timm's own forward: the CLS token after the final norm
             feats = np.concatenate([tiny_dino(img.unsqueeze(0)).numpy() for img in dino_transform(frames)])
         expected.append(_vbench_formula(feats.astype(np.float64)))
@@ -158,6 +160,6 @@ def test_static_non_square_video_scores_one(tmp_path, tiny_dino, tiny_openai_cli
     still = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)  # DINO sees 224 × 373
     write_video(folder / "still.mp4", np.stack([still] * 4), lossless=True)
     docs = {d["task"]: d for d in score(f"folder:{folder}", ScoreOptions(
-        tasks=["subject-consistency", "background-consistency"], frames=4, progress=False)).results}
+        tasks=["subject-consistency", "background-consistency"], progress=False)).results}
     assert docs["subject-consistency"]["metrics"]["subject_consistency"] == pytest.approx(1.0, abs=1e-6)
     assert docs["background-consistency"]["metrics"]["background_consistency"] == pytest.approx(1.0, abs=1e-6)

@@ -36,26 +36,31 @@ def test_temporal_flickering_hand_computed(tmp_path):
     write_video(folder / "b.mp4", noisy, lossless=True)
     diffs = [np.abs(noisy[i + 1].astype(np.float64) - noisy[i]).mean() for i in range(4)]
     expected_b = (255 - np.mean(diffs)) / 255
-    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=5, progress=False,
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], progress=False,
                                                      num_workers=0)).results
     per = dict(zip([p.rsplit("/", 1)[-1] for p in doc["per_sample"]["name"]], doc["per_sample"]["temporal_flickering"]))
     assert per["a.mp4"] == pytest.approx((255 - 10) / 255, rel=1e-6)
     assert per["b.mp4"] == pytest.approx(expected_b, rel=1e-6)
     assert doc["metrics"]["temporal_flickering"] == pytest.approx(((255 - 10) / 255 + expected_b) / 2, rel=1e-6)
-    assert doc["details"]["sampling"] == {"num_frames": 5, "stride": 1, "start": 0}
+    assert doc["details"]["sampling"] == {"frames": "all"}
+    assert doc["protocol"] == "vbench-temporal-flickering-native"
 
 
 def test_bad_videos_are_counted_skips(tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
     _numbered(folder / "good.mp4", count=6)
-    _numbered(folder / "short.mp4", count=2)
+    _numbered(folder / "short.mp4", count=2)  # every frame is read: 2 frames are enough
+    _numbered(folder / "single.mp4", count=1)  # nothing to compare
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "junk.mp4").write_bytes(b"not a video at all")
-    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=4, progress=False)).results
-    assert doc["num_samples"] == 1 and doc["skipped_samples"]["count"] == 3
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], progress=False)).results
+    assert doc["num_samples"] == 2 and doc["skipped_samples"]["count"] == 3
     with pytest.raises(InputError):
-        score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=4, strict=True, progress=False))
+        score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], strict=True, progress=False))
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=4,
+                                                    progress=False)).results
+    assert doc["num_samples"] == 1 and doc["skipped_samples"]["count"] == 4  # sampled: short.mp4 is too short
     with pytest.raises(InputError, match="fewer than --num-samples"):
         score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], num_samples=9, progress=False))
 
@@ -88,3 +93,25 @@ def test_mixed_frame_rates_are_a_clear_error(tmp_path):
     write_video(folder / "b.mp4", frames, fps=24, lossless=True)
     with pytest.raises(InputError, match="different frame rates"):
         score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=4, progress=False))
+
+
+def test_every_frame_by_default_and_sampling_is_its_own_protocol(tmp_path):
+    """A 14-frame video (shorter than --frames 16) is scored over all 14 frames, as VBench reads it;
+    --vbench-frames N samples N frames (stride, start) under its own protocol name, recorded in details."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    frames = _numbered(folder / "fourteen.mp4", count=14)
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], progress=False)).results
+    assert doc["status"] == "ok" and doc["num_samples"] == 1
+    assert doc["metrics"]["temporal_flickering"] == pytest.approx((255 - 10) / 255, rel=1e-6)
+    assert doc["protocol"] == "vbench-temporal-flickering-native" and doc["details"]["sampling"] == {"frames": "all"}
+    assert doc["task_version"] == "2"
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=4, frame_stride=3,
+                                                    frame_start=1, progress=False)).results
+    assert doc["protocol"] == "vbench-temporal-flickering-native-sampled-4f-s3-from1"
+    assert doc["details"]["sampling"] == {"num_frames": 4, "stride": 3, "start": 1}
+    assert doc["metrics"]["temporal_flickering"] == pytest.approx((255 - 30) / 255, rel=1e-6)  # frames 1, 4, 7, 10
+    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=14,
+                                                    progress=False)).results
+    assert doc["protocol"] == "vbench-temporal-flickering-native-sampled-14f-s1"
+    assert len(frames) == 14
