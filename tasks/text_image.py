@@ -111,21 +111,29 @@ def _default_weights(options, detector: bool = True, color: bool = False) -> tup
 @register
 class GenEvalTask(Task):
     name = "geneval"
-    version = "1"
+    version = "2"
     family = "text-image"
     sample_kind = "image"
     description = "GenEval (official rule; detector and colour classifier named as the protocol)"
     metrics = {
-        "overall": MetricInfo("higher", "unweighted mean of the six task accuracies", primary=True),
+        "overall": MetricInfo("higher", "mean over the tasks of each task's accuracy (summary_scores.py)",
+                              primary=True),
         "image_accuracy": MetricInfo("higher", "fraction of correct images", per_sample="correct"),
         **{tag: MetricInfo("higher", f"{tag} accuracy") for tag in
            ("single_object", "two_object", "counting", "colors", "position", "color_attr")},
+        "missing_images": MetricInfo("lower", "expected images (images per prompt x prompts) not found or "
+                                              "unreadable: not scored (official), or failures with "
+                                              "--geneval-missing-as-failure"),
     }
 
     def requirements(self, options) -> Requirements:
         return Requirements(weights=_default_weights(options, detector=True, color=True))
 
     def run(self, ctx) -> TaskOutput:
+        import json
+        import re
+        import warnings
+
         from tasks.t2i import geneval
 
         detector = _resolve_backend("detector", ctx.options.detector, ctx)
@@ -136,47 +144,65 @@ class GenEvalTask(Task):
             prompts, prompt_set = geneval.generate_prompts(43), "evalsuite generate_prompts(seed=43)"
         prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
         items = ctx.prompt_samples(prompts, "geneval")
+        as_failure = ctx.options.geneval_missing_as_failure
+        expected = ctx.options.images_per_prompt
 
-        def score(shard: list) -> list:  # per prompt: its rows (one per image, missing ones failed) and misses
+        def score(shard: list) -> list:  # per prompt: its rows and its missing or unreadable images
             out = []
             for item in shard:
-                rows, missing = [], 0
-                for path in item.images:
+                rows, missing = [], []
+                # evaluate_images.py L270-273: only the files named like `\d+\.png` are scored
+                for path in (p for p in item.images if re.match(r"\d+\.png", p.name)):
                     name = f"{item.index:05d}/samples/{path.name}"
                     image = _open(path)
                     if isinstance(image, str):
-                        rows.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
-                        missing += 1
+                        missing.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
                     else:
                         rows += geneval.score_images([(name, image, item.metadata)], detector, color)
-                for k in range(item.missing):
-                    rows.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
-                    missing += 1
+                for k in range(max(0, expected - len(rows) - len(missing))):
+                    missing.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata,
+                                               "missing image"))
                 out.append((rows, missing))
             return out
 
         scored = ctx.map_samples(items, score, "GenEval detection")
-        rows, missing = [row for rows, _ in scored for row in rows], sum(m for _, m in scored)
-        if ctx.options.strict and missing:
-            raise InputError(f"{missing} GenEval image(s) are missing or unreadable", "regenerate them, or drop --strict")
+        missing = [row for _, rows in scored for row in rows]
+        rows = [row for found, absent in scored for row in found + (absent if as_failure else [])]
+        if missing:
+            if ctx.options.strict:
+                raise InputError(f"{len(missing)} GenEval image(s) are missing or unreadable, e.g. "
+                                 f"{missing[0]['filename']}", "regenerate them, or drop --strict")
+            warnings.warn(f"GenEval: {len(missing)} of {expected * len(items)} expected images are missing or "
+                          f"unreadable (e.g. {missing[0]['filename']}); " +
+                          ("they count as failures" if as_failure else
+                           "they are not scored, as the official script does (--geneval-missing-as-failure "
+                           "counts them as failures)"), stacklevel=2)
+        if not rows:
+            raise InputError(f"no GenEval image could be scored under {ctx.layouts.get('geneval')}",
+                             "generate the images (<NNNNN>/samples/<jjjj>.png) or point at the right folder")
         summary = geneval.summarize(rows)
         metrics = {"overall": summary["overall"], "image_accuracy": summary["image_accuracy"],
-                   **{tag: t["accuracy"] for tag, t in summary["tasks"].items()}}
-        results = "".join(__import__("json").dumps(r) + "\n" for r in rows).encode()
+                   "missing_images": float(len(missing)),
+                   **{tag: t["accuracy"] for tag, t in summary["tasks"].items() if tag in self.metrics}}
+        protocol = f"{detector.protocol}+{color.protocol}" + ("+missing-as-failure" if as_failure else "")
         return TaskOutput(
-            metrics=metrics, protocol=f"{detector.protocol}+{color.protocol}",
+            metrics=metrics, protocol=protocol,
             details={"tasks": summary["tasks"], "prompts_any_correct": summary["prompts_any_correct"],
                      "prompt_accuracy": summary["prompt_accuracy"], "prompt_set": prompt_set,
-                     "num_prompts": summary["num_prompts"], "images_per_prompt": ctx.options.images_per_prompt,
-                     "missing_or_unreadable_images": missing, "layout": str(ctx.layouts.get("geneval")),
-                     "per_prompt": summary["per_prompt"]},
+                     "num_prompts": summary["num_prompts"], "images_per_prompt": expected,
+                     "missing_or_unreadable_images": len(missing),
+                     "missing_images_policy": "failures (--geneval-missing-as-failure)" if as_failure else
+                     "not scored (official evaluate_images.py scores the files that exist)",
+                     "missing": [r["filename"] for r in missing][:100],
+                     "color_precision": getattr(color, "precision", None),
+                     "layout": str(ctx.layouts.get("geneval")), "per_prompt": summary["per_prompt"]},
             per_sample={"name": [r["filename"] for r in rows], "tag": [r["tag"] for r in rows],
                         "correct": [float(r["correct"]) for r in rows]},
-            num_samples=len(rows), artifacts={"results.jsonl": results})
+            num_samples=len(rows), artifacts={"results.jsonl": "".join(json.dumps(r) + "\n" for r in rows).encode()})
 
 
 def _failed_row(filename: str, metadata: dict, reason: str) -> dict:
-    """An image that cannot be scored stays in the denominator as incorrect (official results.jsonl schema)."""
+    """A missing or unreadable image as an incorrect row (official results.jsonl schema), for the opt-in policy."""
     import json
 
     return {"filename": filename, "tag": metadata["tag"], "prompt": metadata["prompt"], "correct": False,
@@ -266,20 +292,33 @@ class CountingTask(Task):
             per_sample=per, num_samples=len(per["name"]))
 
 
+DPG_CATEGORIES = ("entity", "attribute", "relation", "global", "other")  # DPG-Bench's level-1 categories
+
+
 @register
 class DPGBenchTask(Task):
     name = "dpg-bench"
-    version = "1"
+    version = "2"
     family = "text-image"
     sample_kind = "image"
-    description = "DPG-Bench: VQA of dense prompts' propositions with the dependency rule (x100)"
-    metrics = {"overall": MetricInfo("higher", "mean over prompts of the mean question score, x100", primary=True,
-                                     per_sample="score")}
+    description = "DPG-Bench: VQA of dense prompts' propositions with the dependency rule (x100), official numbers"
+    metrics = {
+        "overall": MetricInfo("higher", "official compute_dpg_bench.py: mean over the prompts with images of the "
+                                        "mean question score after the rule, x100", primary=True, per_sample="score"),
+        **{f"cat_{c}": MetricInfo("higher", f"official {c} score: last image, before the dependency rule (ELLA #60), "
+                                            "x100") for c in DPG_CATEGORIES},
+        "dpg_corrected": MetricInfo("higher", "corrected: every CSV row (ELLA #61), normalised answers, a prompt "
+                                              "without images scores 0, x100"),
+        **{f"cat_corrected_{c}": MetricInfo("higher", f"corrected {c} score: after the dependency rule over every "
+                                                      "image, x100") for c in DPG_CATEGORIES},
+    }
 
     def requirements(self, options) -> Requirements:
         return Requirements(needs="--dpg PATH (DPG-Bench's CSV and prompts) and --vqa SPEC")
 
     def run(self, ctx) -> TaskOutput:
+        import warnings
+
         from tasks.t2i import dpg
         from tasks.t2i import layout as t2i_layout
 
@@ -292,6 +331,7 @@ class DPGBenchTask(Task):
         vqa = _resolve_backend("vqa", ctx.options.vqa, ctx)
         prompts = dpg.load_dpg(ctx.options.dpg)
         prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
+        absent = 0  # expected images of the layout that are missing or unreadable
         if ctx.source.kind == "folder" and not t2i_layout.is_layout(ctx.source.folder):
             images = dpg.load_dpg_images(ctx.source.folder, prompts)
         else:
@@ -300,19 +340,41 @@ class DPGBenchTask(Task):
             by_prompt = {item.metadata.get("item_id"): item for item in items}
             images = {p.item_id: [img for img in (_open(f) for f in by_prompt[p.item_id].images)
                                   if not isinstance(img, str)] for p in prompts if p.item_id in by_prompt}
+            absent = sum(item.missing + len(item.images) - len(images.get(item.metadata.get("item_id"), []))
+                         for item in items)
         answers = ctx.map_samples(prompts, lambda shard: [dpg.answer_prompt(p, images.get(p.item_id), vqa)
                                                           for p in shard], "DPG-Bench VQA")
         result = dpg.summarize(prompts, {p.item_id: a for p, a in zip(prompts, answers) if a is not None},
                                protocol=str(getattr(vqa, "protocol", "") or ""))
-        metrics = {"overall": result.score, **{f"cat_{k}": v for k, v in result.categories_broad.items()}}
+        if result.missing or result.failed:
+            if ctx.options.strict:
+                raise InputError(f"DPG-Bench: {len(result.missing)} prompt(s) without images (e.g. "
+                                 f"{(result.missing or result.failed)[0]}), {len(result.failed)} the official "
+                                 "script drops", "generate the missing images, or drop --strict")
+            warnings.warn(f"DPG-Bench: {len(result.missing)} prompt(s) have no image and {len(result.failed)} fail "
+                          "the official script's rule (first CSV row skipped); the official score leaves them "
+                          "out, dpg_corrected scores every prompt (one without images as 0)", stacklevel=2)
+        if not result.per_prompt:
+            raise InputError("DPG-Bench: no prompt could be scored (no images found, or every prompt dropped)",
+                             "generate the images (one <item_id>.png 2x2 grid, or <item_id>/ images, per prompt)")
+        metrics = {"overall": result.score, "dpg_corrected": result.corrected_score,
+                   **{f"cat_{k}": v for k, v in result.categories_l1.items() if k in DPG_CATEGORIES},
+                   **{f"cat_corrected_{k}": v for k, v in result.corrected_categories_l1.items()
+                      if k in DPG_CATEGORIES}}
         ids = list(result.per_prompt)
-        return TaskOutput(metrics=metrics, protocol=vqa.protocol,
-                          details={"categories_detailed": result.categories_detailed, "missing": result.missing,
-                                   "note": "category scores after the dependency rule (the official script uses "
-                                           "pre-dependency scores of the last image, ELLA #60)",
-                                   "answers": result.to_dict().get("answers")},
-                          per_sample={"name": ids, "score": [100 * result.per_prompt[i] for i in ids]},
-                          num_samples=len(ids))
+        return TaskOutput(
+            metrics=metrics, protocol=vqa.protocol,
+            details={"categories_l1": result.categories_l1, "categories_l2": result.categories_l2,
+                     "corrected_categories_l1": result.corrected_categories_l1,
+                     "corrected_categories_l2": result.corrected_categories_l2,
+                     "missing": result.missing, "failed": result.failed, "missing_or_unreadable_images": absent,
+                     "n_prompts": result.n_prompts, "scored_prompts": len(ids),
+                     "note": "overall and cat_* are compute_dpg_bench.py's numbers (first CSV row skipped, ELLA #61; "
+                             "categories from the last image before the dependency rule, ELLA #60; prompts "
+                             "without images left out); dpg_corrected and cat_corrected_* read every row, apply "
+                             "the rule over every image and count missing prompts as 0",
+                     "answers": result.to_dict()["answers"]},
+            per_sample={"name": ids, "score": [100 * result.per_prompt[i] for i in ids]}, num_samples=len(ids))
 
 
 register_suite("text-image", ["clipscore", "geneval", "counting"],

@@ -1,5 +1,6 @@
-"""DPG-Bench: loading the official folder (every row), the scoring rule by hand, category scores after the rule vs
-the official last-image pre-rule behaviour, 2x2 grids, missing prompts, bad CSVs, and the VQA backends' errors."""
+"""DPG-Bench: loading the official folder (every row), the corrected scoring rule by hand beside the official
+numbers (first row skipped, last-image pre-rule categories), 2x2 grids, missing prompts, bad CSVs, and the VQA
+backends' errors. The official rules one by one: tests/test_dpg_official.py."""
 
 from __future__ import annotations
 
@@ -64,7 +65,10 @@ ANSWERS = [
 #   alpha img0 1,1,1,1,1 -> 1.0; img1 cat no -> 0,0,0 (chain),1,0 (parent 1) -> 0.2;
 #   img2 1, 0, 0 (chain), 1, 0 ('yes, it is' is not yes) -> 0.4; img3 1,1,1,0,0 (parent 4) -> 0.6; mean 0.55
 #   beta  img0 1; img1 0.5; img2 0.5; img3 0 -> 0.5;  gamma missing -> 0
-#   DPG = (0.55 + 0.5 + 0) / 3 * 100 = 35.0
+#   corrected DPG = (0.55 + 0.5 + 0) / 3 * 100 = 35.0
+# official (compute_dpg_bench.py): row 0 (alpha's "Is there a cat?") is skipped, so alpha's "Is the cat black?"
+#   (parent 1) raises KeyError in the rule and alpha is dropped; beta with exact 'yes' only: img0 1, img1 0.5,
+#   img2 0 (' yes ' is not 'yes'), img3 0 -> 0.375; gamma (no image) left out -> DPG = 37.5
 ALPHA_IMAGES = [1.0, 0.2, 0.4, 0.6]
 BETA_IMAGES = [1.0, 0.5, 0.5, 0.0]
 
@@ -240,17 +244,19 @@ def test_score_dpg_by_hand_with_separate_images_and_a_missing_prompt(tmp_path):
     assert vqa.calls == 4 * 5 + 4 * 2
     assert result.per_image["alpha"] == pytest.approx(ALPHA_IMAGES)
     assert result.per_image["beta"] == pytest.approx(BETA_IMAGES)
-    assert result.per_prompt == pytest.approx({"alpha": 0.55, "beta": 0.5, "gamma": 0.0})
-    assert result.score == pytest.approx(35.0)
-    assert result.missing == ["gamma"] and result.n_prompts == 3
+    assert result.corrected_per_prompt == pytest.approx({"alpha": 0.55, "beta": 0.5, "gamma": 0.0})
+    assert result.corrected_score == pytest.approx(35.0)
+    assert result.score == pytest.approx(37.5) and result.per_prompt == pytest.approx({"beta": 0.375})
+    assert result.missing == ["gamma"] and result.failed == ["alpha"] and result.n_prompts == 3
     assert result.protocol == "fake-vqa"
     assert result.answers["alpha"][2][5] == "yes, it is"
     assert result.question_scores["alpha"][1] == {1: 0.0, 2: 0.0, 3: 0.0, 4: 1.0, 5: 0.0}
     # stored answers re-score to the same result (JSON round trip)
     stored = json.loads(json.dumps(result.to_dict()))
     again = summarize(prompts, stored["answers"], protocol=stored["protocol"])
-    assert again.score == pytest.approx(35.0) and again.missing == ["gamma"]
-    assert again.categories_broad == pytest.approx(result.categories_broad)
+    assert again.corrected_score == pytest.approx(35.0) and again.missing == ["gamma"]
+    assert again.score == pytest.approx(37.5)
+    assert again.corrected_categories_l1 == pytest.approx(result.corrected_categories_l1)
 
 
 def test_category_scores_after_the_rule_differ_from_the_official_ones(tmp_path):
@@ -263,15 +269,23 @@ def test_category_scores_after_the_rule_differ_from_the_official_ones(tmp_path):
     assert broad == pytest.approx({"entity": 50.0, "attribute": 50.0, "relation": 25.0, "global": 50.0})
     assert detailed == pytest.approx({"entity - whole": 50.0, "attribute - color": 50.0,
                                       "attribute - texture": 50.0, "relation - spatial": 25.0, "global": 50.0})
-    # official: last image only (img3), pre-rule raw 'yes', gamma skipped, categories from the tuple column:
-    #   alpha img3 cat 1, black 1, fluffy 1, sofa 0, on 1 (its parent sofa is 'no', but no rule); beta 0, 0
+    # official: alpha dropped (its row 0 is skipped and a child of it raises KeyError), gamma left out; beta's
+    #   last image (img3), before the rule, exact 'yes': global 'no' 0, dog 'no' 0
     o_broad, o_detailed = official_category_scores(prompts, by_item)
+    assert o_broad == pytest.approx({"entity": 0.0, "global": 0.0})
+    assert o_detailed == pytest.approx({"entity - whole": 0.0, "global": 0.0})
+    # without the skipped first row (a header-like row in front), alpha counts: last image img3, before the rule:
+    #   cat 1, black 1, fluffy 1, sofa 0, on 1 (its parent sofa is 'no', but no rule); beta 0, 0
+    shifted = load_dpg(write_bench(tmp_path / "dpg2", rows=[("zeta", 1, "0", "other", "x", "other (x)", "x?")]
+                                   + QUESTIONS))
+    o_broad, o_detailed = official_category_scores(shifted, by_item)
     assert o_broad == pytest.approx({"entity": 100 / 3, "attribute": 100.0, "relation": 100.0, "global": 0.0})
     assert o_detailed == pytest.approx({"entity - whole": 100 / 3, "attribute - color": 100.0,
                                         "attribute - texture": 100.0, "relation - spatial": 100.0, "global": 0.0})
     assert o_broad != pytest.approx(broad)
     result = summarize(prompts, by_item)
-    assert result.categories_broad == pytest.approx(broad) and result.categories_detailed == pytest.approx(detailed)
+    assert result.corrected_categories_l1 == pytest.approx(broad)
+    assert result.corrected_categories_l2 == pytest.approx(detailed)
 
 
 def test_category_weights_prompts_equally_when_image_counts_differ():
@@ -279,7 +293,8 @@ def test_category_weights_prompts_equally_when_image_counts_differ():
     prompts = [DPGPrompt("a", "a", [q(1, [0])]), DPGPrompt("b", "b", [q(1, [0])])]
     by_item = {"a": [{1: "yes"}], "b": [{1: "no"}, {1: "no"}, {1: "no"}, {1: "no"}]}
     assert category_scores(prompts, by_item)[0] == pytest.approx({"entity": 50.0})
-    assert summarize(prompts, by_item).score == pytest.approx(50.0)
+    assert summarize(prompts, by_item).corrected_score == pytest.approx(50.0)
+    assert summarize(prompts, by_item).score == pytest.approx(50.0)  # officially too: a: 1, b: 0
 
 
 # -------------------------------------------------------------------------------------------------------- images
@@ -309,7 +324,8 @@ def test_score_dpg_from_a_folder_of_grids_and_separate_images(tmp_path):
     assert sorted(images) == ["alpha", "beta"] and images.unmatched == ["stray.png"]
     assert [im.getpixel((0, 0))[0] for im in images["alpha"]] == [0, 1, 2, 3]
     result = score_dpg(prompts, images, FakeVQA())
-    assert result.score == pytest.approx(35.0) and result.missing == ["gamma"]
+    assert result.corrected_score == pytest.approx(35.0) and result.missing == ["gamma"]
+    assert result.score == pytest.approx(37.5) and result.failed == ["alpha"]
     assert result.per_image["alpha"] == pytest.approx(ALPHA_IMAGES)
 
     sub = tmp_path / "sub"

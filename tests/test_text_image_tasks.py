@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from evalsuite.runner import ScoreOptions, score
+from tasks import get as get_task
 from tasks.t2i.backends import Detection
 from tasks.text_image import COUNTING_CLASSES
 
@@ -45,7 +46,7 @@ class KeywordVQA:
     protocol = "scripted-vqa-v1"
 
     def answer(self, image, question):
-        return "Yes." if ("red" in question or "circle" in question) else "no"
+        return "yes" if ("red" in question or "circle" in question) else "no"
 
 
 def fixed_detector():
@@ -124,11 +125,23 @@ def test_geneval_layout_folder_with_missing_images(tmp_path):
                                                              **({"exclude": exclude} if exclude else {})}) + "\n")
         if i != 1:  # prompt 1 has no image at all
             Image.new("RGB", (32, 32)).save(d / "0000.png")
-    (doc,) = score(f"folder:{folder}", _opts(tasks=["geneval"],
+    with pytest.warns(UserWarning, match="1 of 3 expected images are missing"):
+        (doc,) = score(f"folder:{folder}", _opts(tasks=["geneval"],
+                                                 detector="python:tests.test_text_image_tasks:fixed_detector",
+                                                 color="python:tests.test_text_image_tasks:always_red")).results
+    # official (evaluate_images.py L270-274): only the images that exist are scored; the missing one is counted
+    assert doc["num_samples"] == 2 and doc["details"]["missing_or_unreadable_images"] == 1
+    assert doc["metrics"]["missing_images"] == 1.0
+    assert doc["per_sample"]["correct"] == [1.0, 1.0]
+    assert doc["metrics"]["overall"] == pytest.approx(1.0)  # single_object 1/1, counting 1/1
+    assert doc["protocol"] == "scripted-fixed-v1+scripted-red-v1"
+    # opt-in: the missing image is a failure, under its own protocol name
+    (doc,) = score(f"folder:{folder}", _opts(tasks=["geneval"], geneval_missing_as_failure=True,
                                              detector="python:tests.test_text_image_tasks:fixed_detector",
                                              color="python:tests.test_text_image_tasks:always_red")).results
-    assert doc["num_samples"] == 3 and doc["details"]["missing_or_unreadable_images"] == 1
-    assert doc["per_sample"]["correct"] == [1.0, 0.0, 1.0]  # the missing image counts, as incorrect
+    assert doc["num_samples"] == 3 and doc["per_sample"]["correct"] == [1.0, 0.0, 1.0]
+    assert doc["metrics"]["overall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert doc["protocol"] == "scripted-fixed-v1+scripted-red-v1+missing-as-failure"
     with pytest.raises(Exception, match="missing"):
         score(f"folder:{folder}", _opts(tasks=["geneval"], strict=True,
                                         detector="python:tests.test_text_image_tasks:fixed_detector",
@@ -160,7 +173,7 @@ def _dpg_folder(tmp_path):
     folder = tmp_path / "dpg_bench"
     (folder / "prompts").mkdir(parents=True)
     rows = [("p1", "a red circle", 1, "0", "entity", "whole", "entity - whole (circle)", "Is there a circle?"),
-            ("p1", "a red circle", 2, "1", "attribute", "color", "attribute - color (circle, red)",
+            ("p1", "a red circle", 2, "0", "attribute", "color", "attribute - color (circle, red)",
              "Is the circle red?"),
             ("p2", "a blue square", 1, "0", "entity", "whole", "entity - whole (square)", "Is there a square?"),
             ("p2", "a blue square", 2, "1", "attribute", "color", "attribute - color (square, blue)",
@@ -179,9 +192,17 @@ def _dpg_folder(tmp_path):
 def test_dpg_bench_dependency_rule_hand_computed(tmp_path):
     (doc,) = score("demo", _opts(tasks=["dpg-bench"], dpg=str(_dpg_folder(tmp_path)), images_per_prompt=2,
                                  vqa="python:tests.test_text_image_tasks:keyword_vqa")).results
-    # p1: both yes -> 1.0; p2: "square?" no -> child "red?" (yes) zeroed by the dependency rule -> 0.0
-    assert doc["metrics"]["overall"] == pytest.approx(50.0)
+    # official (compute_dpg_bench.py): row 0 (p1 "circle?") skipped, so p1 = its "red?" yes -> 1.0; p2: "square?"
+    # no -> child "red?" (yes) zeroed by the rule -> 0.0; categories from the last image BEFORE the rule:
+    # entity = p2 "square?" 0; attribute = p1 "red?" 1, p2 "red?" 1 (not zeroed) -> 100
+    m = doc["metrics"]
+    assert m["overall"] == pytest.approx(50.0)
     assert doc["per_sample"] == {"name": ["p1", "p2"], "score": [100.0, 0.0]}
+    assert m["cat_entity"] == pytest.approx(0.0) and m["cat_attribute"] == pytest.approx(100.0)
+    # corrected: every row, categories after the rule: entity p1 1, p2 0 -> 50; attribute p1 1, p2 0 -> 50
+    assert m["dpg_corrected"] == pytest.approx(50.0)
+    assert m["cat_corrected_entity"] == pytest.approx(50.0) and m["cat_corrected_attribute"] == pytest.approx(50.0)
+    assert set(m) <= set(get_task("dpg-bench").metrics)  # every returned metric is declared
     assert doc["protocol"] == "scripted-vqa-v1"
 
 

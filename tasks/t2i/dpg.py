@@ -2,46 +2,38 @@
 decomposed into yes/no questions ("propositions") that form a dependency graph; a VQA model answers every
 question on every generated image.
 
-Scoring rule (the official one, `compute_dpg_bench.py`):
+Scoring rule (`compute_dpg_bench.py` of TencentQQGYLab/ELLA at 3c228f1; line numbers below are that file's):
 
-* a question scores 1 only if the VQA answer is "yes", else 0;
-* a question any of whose parents (dependency ids other than 0; "0" means "no parent") scored 0 is set to 0;
-* image score = mean over the prompt's questions; prompt score = mean over its images (officially 4, generated as
-  one 2x2 grid and cropped); DPG-Bench score = mean over prompts x 100.
+* a question scores 1 only if the VQA answer is "yes", else 0 (L135);
+* a question any of whose parents (dependency ids other than 0; "0" means "no parent") scored 0 is set to 0
+  (L140-153);
+* image score = mean over the prompt's questions (L155); prompt score = mean over its images (officially 4,
+  generated as one 2x2 grid and cropped, L111-118, L157); DPG-Bench score = mean over prompts x 100 (L219, L249).
 
-Where we differ from the official script, on purpose (each difference is a known bug or a silent drop):
+**The default (`summarize(...).score`, `categories_l1`, `categories_l2`) is the official number, quirks included:**
 
-* **Every CSV row is read.** The official `prepare_dpg_data` skips the first *data* row (`if i == 0: continue`
-  after pandas already consumed the header), so the first question of the first prompt is never asked
-  (ELLA issue #61). We keep it. Our `load_dpg` also refuses CSVs the official script would mis-handle silently
-  or crash on mid-run: missing columns, duplicate proposition ids within an item, a dependency on a
-  proposition the item does not have, proposition id 0 (reserved for "no parent"), no rows.
-* **Category scores are computed after the dependency rule, over all images.** The official script returns
-  `qid2scores_orig`, a copy of the scores taken *before* the dependency rule, and only of the *last* crop of
-  each grid, and builds its per-category scores from those (ELLA issue #60). So its category scores neither
-  apply the rule nor use 3 of the 4 images, and do not add up to its overall score. Our `category_scores`
-  uses the post-rule scores of every image; `official_category_scores` reproduces the official behaviour
-  for users who must match published category numbers (it is clearly not what `score_dpg` reports).
-* **The dependency rule propagates through chains.** The official loop makes one pass in CSV order over
-  scores it is updating in place, so a chain propagates only when parents come before children in the CSV
-  (they do in the released file). We repeat until nothing changes, which is the same on that file and
-  order-independent in general.
-* **Answers are normalised.** The official script compares `answer == 'yes'` exactly; mPLUG answers bare
-  lower-case words, so this changes nothing for it, but other VQA models say "Yes" or "yes.". We strip
-  whitespace, lower-case and drop *trailing* punctuation, then require exactly "yes". Decision: an answer
-  that merely *starts* with yes ("yes, it is", "yes and no") does **not** count; the protocol is a one-word
-  yes/no answer, and accepting prefixes would also accept hedged answers. A missing answer counts as "no".
-* **Missing images are never dropped.** The official script scores whatever files it finds (and prints, then
-  skips, any file that raises), so a model with missing images scores over fewer prompts. We score a prompt
-  with no images as 0, keep it in the denominator and list it in `DPGResult.missing`.
+* the first *data* row of the CSV is skipped (`if i == 0: continue` after pandas consumed the header, L72-74;
+  ELLA #61), so the first question of the first prompt is never scored; a question of that prompt whose parent
+  is that row raises KeyError in the rule (L146), which the script catches (L213-215): the prompt is then dropped
+  (listed in `failed`);
+* the rule is one pass in CSV order over scores updated in place, stopping at the first zero parent (L140-153);
+* answers are compared exactly, `answer == 'yes'` (L135);
+* prompts without images are not scored (the script scores the files it finds, L190-215): they are dropped from
+  the mean (listed in `missing`);
+* category scores come from `qid2scores_orig`, the scores of the LAST crop taken BEFORE the rule (L138, L161,
+  L208-211; ELLA #60); level 2 = the `tuple` column before '(' ("entity - whole"), level 1 = that before '-'
+  ("entity") (L209, L232); each is the mean over all its questions of all scored prompts x 100.
 
-Category names: `category_scores` uses the CSV's `category_broad` column (e.g. "entity") and
-"<category_broad> - <category_detailed>" (e.g. "entity - whole"), the same form as the official level-2
-names, which the official script derives from the `tuple` column's prefix ("entity - whole (cat)"); so does
-`official_category_scores`. In category scores every prompt's questions weigh the same in total (each image's
-questions weigh 1/number-of-images, the same as the plain mean over all questions of all images when every
-prompt has the same number of images, as in the official 4-per-prompt protocol); a missing prompt's questions
-count as 0, like its prompt score.
+**The corrected variant (`corrected_score`, `corrected_categories_l1/_l2`), reported beside it, never instead:**
+every CSV row; the rule repeated until nothing changes (order-independent; the same on the released file, whose
+parents precede their children); answers normalised (strip, lower-case, drop trailing punctuation, then exactly
+"yes": "Yes." counts, "yes, it is" does not; a missing answer is "no"); category scores after the rule over every
+image, each image's questions weighted 1/number-of-images of its prompt; a prompt without images scores 0 and stays
+in the denominator.
+
+`load_dpg` also refuses CSVs the official script would mis-handle silently or crash on mid-run: missing columns,
+duplicate proposition ids within an item, a dependency on a proposition the item does not have, proposition id 0
+(reserved for "no parent"), no rows.
 
 Images: either separate images per prompt or the official 2x2 grid (`split_grid`, crops in row-major order as
 the official script: top-left, top-right, bottom-left, bottom-right); `load_dpg_images` finds them in a folder.
@@ -60,7 +52,7 @@ import json
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +85,7 @@ class DPGQuestion:
     category_detailed: str
     tuple: str
     question: str
+    csv_row: int = -1  # index among the CSV's data rows (0 = the row the official script skips)
 
     @property
     def parents(self) -> list[int]:
@@ -124,8 +117,9 @@ def parse_dependency(value: str, where: str = "dependency") -> list[int]:
 def load_dpg(path: str | Path) -> list[DPGPrompt]:
     """DPG-Bench prompts and questions from the official folder (`dpg_bench.csv` + `prompts/<item_id>.txt`) or
     from the CSV path itself. Each prompt's text comes from `prompts/<item_id>.txt` next to the CSV when that file
-    exists, else from the CSV's `text` column. Every row is read (the official script skips the first; see the
-    module docstring). Prompts keep the order of their first row."""
+    exists, else from the CSV's `text` column. Every row is read; each question records its data-row index
+    (`csv_row`), so the official scoring can skip row 0 as the official script does. Prompts keep the order of
+    their first row."""
     path = Path(path).expanduser()
     if path.is_dir():
         csv_path = path / CSV_NAME
@@ -163,7 +157,7 @@ def load_dpg(path: str | Path) -> list[DPGPrompt]:
     prompts: dict[str, DPGPrompt] = {}
     texts: dict[str, str] = {}
     lines: dict[tuple[str, int], int] = {}
-    for line, row in rows:
+    for csv_row, (line, row) in enumerate(rows):
         where = f"{csv_path} line {line}"
         item_id = (row.get("item_id") or "").strip()
         if not item_id:
@@ -178,6 +172,7 @@ def load_dpg(path: str | Path) -> list[DPGPrompt]:
             category_detailed=(row.get("category_detailed") or "").strip(),
             tuple=(row.get("tuple") or "").strip(),
             question=(row.get("question_natural_language") or "").strip(),
+            csv_row=csv_row,
         )
         if not question.question:
             raise InputError(f"{where}: empty question_natural_language", _CSV_FIX)
@@ -230,9 +225,9 @@ def _get_answer(answers: Mapping[Any, str], pid: int) -> str:
 
 
 def score_answers(questions: Sequence[DPGQuestion], answers: Mapping[int, str]) -> dict[int, float]:
-    """Per-question scores of one image after the dependency rule: 1 for 'yes', else 0; then any question with
-    a zero-scored parent is 0, repeated until stable (so a zero propagates down chains, in any order). A
-    question with no answer in `answers` scores 0."""
+    """Corrected per-question scores of one image after the dependency rule: 1 for 'yes' (`answer_is_yes`),
+    else 0; then any question with a zero-scored parent is 0, repeated until stable (so a zero propagates down
+    chains, in any order). A question with no answer in `answers` scores 0."""
     scores = {q.proposition_id: 1.0 if answer_is_yes(_get_answer(answers, q.proposition_id)) else 0.0
               for q in questions}
     parents = {q.proposition_id: q.parents for q in questions}
@@ -266,15 +261,11 @@ def score_prompt(questions: Sequence[DPGQuestion], answers_per_image: Sequence[M
     return sum(score_image(questions, a) for a in answers_per_image) / len(answers_per_image)
 
 
-def detailed_category(question: DPGQuestion) -> str:
-    """'entity' + 'whole' -> 'entity - whole' (the official level-2 form); a detailed name that is empty,
-    equal to the broad one or already prefixed by it is used as it is."""
-    broad, detailed = question.category_broad, question.category_detailed
-    if not detailed or detailed == broad:
-        return broad
-    if not broad or detailed.startswith(f"{broad} -") or detailed.startswith(f"{broad}-"):
-        return detailed
-    return f"{broad} - {detailed}"
+def tuple_categories(question: DPGQuestion) -> tuple[str, str]:
+    """(level 1, level 2) as the official script names them from the `tuple` column (L209, L232):
+    'entity - whole (cat)' -> ('entity', 'entity - whole'); 'global (photo)' -> ('global', 'global')."""
+    level2 = question.tuple.split("(")[0].strip()
+    return level2.split("-")[0].strip(), level2
 
 
 def _means(sums: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
@@ -283,14 +274,14 @@ def _means(sums: dict[str, float], weights: dict[str, float]) -> dict[str, float
 
 def category_scores(prompts: Sequence[DPGPrompt], answers_by_item: Mapping[str, Sequence[Mapping[int, str]]]
                     ) -> tuple[dict[str, float], dict[str, float]]:
-    """(broad, detailed) category scores x 100, from post-dependency-rule scores of every image: the mean over
-    all questions of the category, each image's questions weighted 1/number-of-images of its prompt; a prompt
-    without images contributes its questions as 0 (weight 1)."""
-    sums: dict[str, dict[str, float]] = {"broad": {}, "detailed": {}}
-    weights: dict[str, dict[str, float]] = {"broad": {}, "detailed": {}}
+    """Corrected (level 1, level 2) category scores x 100: post-rule scores (`score_answers`) of every image and
+    every CSV row, the mean over the category's questions, each image's questions weighted 1/number-of-images of
+    its prompt; a prompt without images contributes its questions as 0 (weight 1). Names as `tuple_categories`."""
+    sums: dict[str, dict[str, float]] = {"l1": {}, "l2": {}}
+    weights: dict[str, dict[str, float]] = {"l1": {}, "l2": {}}
 
     def add(q: DPGQuestion, value: float, weight: float) -> None:
-        for level, key in (("broad", q.category_broad), ("detailed", detailed_category(q))):
+        for level, key in zip(("l1", "l2"), tuple_categories(q)):
             sums[level][key] = sums[level].get(key, 0.0) + value * weight
             weights[level][key] = weights[level].get(key, 0.0) + weight
 
@@ -305,89 +296,129 @@ def category_scores(prompts: Sequence[DPGPrompt], answers_by_item: Mapping[str, 
             scores = score_answers(p.questions, answers)
             for q in p.questions:
                 add(q, scores[q.proposition_id], w)
-    return _means(sums["broad"], weights["broad"]), _means(sums["detailed"], weights["detailed"])
+    return _means(sums["l1"], weights["l1"]), _means(sums["l2"], weights["l2"])
+
+
+# ------------------------------------------------------------------------------------- official scoring (default)
+
+def official_questions(prompt: DPGPrompt) -> list[DPGQuestion]:
+    """The prompt's questions that `prepare_dpg_data` keeps: all but the CSV's first data row (L72-74)."""
+    return [q for q in prompt.questions if q.csv_row != 0]
+
+
+def official_score_prompt(questions: Sequence[DPGQuestion], answers_per_image: Sequence[Mapping[int, str]]
+                          ) -> tuple[float, dict[int, float]] | None:
+    """`compute_dpg_one_sample` (L109-161) on one prompt's images: (mean over images of the image score, the LAST
+    image's pre-rule question scores `qid2scores_orig`), or None where the script raises and drops the prompt
+    (L213-215): no question kept (L120-121), or the rule reaching a parent that is not kept (L146, KeyError)."""
+    if not questions or not answers_per_image:
+        return None
+    image_scores, before_rule = [], {}
+    for answers in answers_per_image:
+        scores = {q.proposition_id: float(_get_answer(answers, q.proposition_id) == "yes") for q in questions}
+        before_rule = dict(scores)  # L138
+        for q in questions:  # L140-153: one pass in CSV order, in place, stops at the first zero parent
+            for parent in q.dependency:
+                if parent == 0:
+                    continue
+                if parent not in scores:
+                    return None
+                if scores[parent] == 0:
+                    scores[q.proposition_id] = 0.0
+                    break
+        image_scores.append(sum(scores.values()) / len(scores))  # L155
+    return sum(image_scores) / len(image_scores), before_rule  # L157, L161
+
+
+def official_summary(prompts: Sequence[DPGPrompt], answers_by_item: Mapping[str, Sequence[Mapping[int, str]]]
+                     ) -> dict[str, Any]:
+    """The official numbers (`main`, L190-249): `score` = mean over scored prompts x 100; `per_prompt` in [0, 1];
+    `categories_l1` / `categories_l2` x 100 from the last image's pre-rule scores; `missing` (no images) and
+    `failed` (dropped by an exception) prompts are left out of every mean."""
+    per_prompt: dict[str, float] = {}
+    by_category: dict[str, list[float]] = {}
+    missing, failed = [], []
+    for p in prompts:
+        images = answers_by_item.get(p.item_id) or []
+        if not images:
+            missing.append(p.item_id)
+            continue
+        questions = official_questions(p)
+        scored = official_score_prompt(questions, images)
+        if scored is None:
+            failed.append(p.item_id)
+            continue
+        per_prompt[p.item_id], before_rule = scored
+        for q in questions:  # L208-211
+            by_category.setdefault(tuple_categories(q)[1], []).append(before_rule[q.proposition_id])
+    level1: dict[str, list[float]] = {}
+    for category, values in by_category.items():  # L230-233
+        level1.setdefault(category.split("-")[0].strip(), []).extend(values)
+
+    def means(groups: dict[str, list[float]]) -> dict[str, float]:
+        return {k: 100.0 * sum(v) / len(v) for k, v in sorted(groups.items())}
+
+    score = 100.0 * sum(per_prompt.values()) / len(per_prompt) if per_prompt else float("nan")
+    return {"score": score, "per_prompt": per_prompt, "categories_l1": means(level1),
+            "categories_l2": means(by_category), "missing": missing, "failed": failed}
 
 
 def official_category_scores(prompts: Sequence[DPGPrompt],
                              answers_by_item: Mapping[str, Sequence[Mapping[int, str]]]
                              ) -> tuple[dict[str, float], dict[str, float]]:
-    """(level-1, level-2) category scores x 100 the way the official `compute_dpg_bench.py` computes them -- a
-    known bug (ELLA issue #60), offered only to match published category numbers:
-
-    * only the LAST image of each prompt is used (the official code keeps the last crop's copy);
-    * the scores are taken BEFORE the dependency rule;
-    * a question scores 1 only if its raw answer is exactly 'yes' (no normalisation, as officially);
-    * categories come from the `tuple` column: level 2 = text before '(' ("entity - whole"), level 1 = its
-      text before '-' ("entity");
-    * prompts without images are skipped (the official script only sees the files that exist).
-
-    Our `category_scores` (after the rule, every image, missing prompts as 0) is what `score_dpg` reports."""
-    sums: dict[str, dict[str, float]] = {"broad": {}, "detailed": {}}
-    counts: dict[str, dict[str, float]] = {"broad": {}, "detailed": {}}
-    for p in prompts:
-        images = answers_by_item.get(p.item_id) or []
-        if not images:
-            continue
-        last = images[-1]
-        for q in p.questions:
-            value = float(_get_answer(last, q.proposition_id) == "yes")
-            level2 = q.tuple.split("(")[0].strip()
-            level1 = level2.split("-")[0].strip()
-            for level, key in (("broad", level1), ("detailed", level2)):
-                sums[level][key] = sums[level].get(key, 0.0) + value
-                counts[level][key] = counts[level].get(key, 0.0) + 1.0
-    return _means(sums["broad"], counts["broad"]), _means(sums["detailed"], counts["detailed"])
+    """(level 1, level 2) category scores x 100 exactly as `compute_dpg_bench.py` computes them (ELLA #60): last
+    image only, before the dependency rule, the first CSV row skipped, prompts without images left out."""
+    official = official_summary(prompts, answers_by_item)
+    return official["categories_l1"], official["categories_l2"]
 
 
 @dataclass
 class DPGResult:
-    """DPG-Bench outcome. `score` and the category scores are on the 0-100 scale (as published); `per_prompt`
-    and `per_image` are fractions in [0, 1] (after the dependency rule). `answers[item_id][k]` maps proposition
-    id -> the VQA's raw answer for image k; `question_scores` the same after the rule. `missing` lists prompts
-    without images: they score 0 and stay in the denominator (`n_prompts`)."""
+    """DPG-Bench outcome. `score`, `categories_l1`, `categories_l2` are the OFFICIAL numbers (0-100; see the module
+    docstring), over the prompts in `per_prompt` (official prompt scores in [0, 1]); `missing` (no images) and
+    `failed` (the official script raises on them) prompts are left out. The `corrected_*` numbers read every row,
+    apply the rule after normalised answers over every image and count a missing prompt as 0
+    (`corrected_per_prompt`, `per_image` and `question_scores` in [0, 1]). `answers[item_id][k]` maps proposition
+    id -> the VQA's raw answer for image k."""
 
     score: float
-    categories_broad: dict[str, float]
-    categories_detailed: dict[str, float]
+    categories_l1: dict[str, float]
+    categories_l2: dict[str, float]
     per_prompt: dict[str, float]
+    corrected_score: float
+    corrected_categories_l1: dict[str, float]
+    corrected_categories_l2: dict[str, float]
+    corrected_per_prompt: dict[str, float]
     per_image: dict[str, list[float]]
     answers: dict[str, list[dict[int, str]]]
     question_scores: dict[str, list[dict[int, float]]]
     missing: list[str]
+    failed: list[str]
     n_prompts: int
     protocol: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (proposition ids become string keys; `summarize` reads them back)."""
-        return {
-            "score": self.score,
-            "categories_broad": dict(self.categories_broad),
-            "categories_detailed": dict(self.categories_detailed),
-            "per_prompt": dict(self.per_prompt),
-            "per_image": {k: list(v) for k, v in self.per_image.items()},
-            "answers": {k: [{str(p): a for p, a in img.items()} for img in v] for k, v in self.answers.items()},
-            "question_scores": {k: [{str(p): s for p, s in img.items()} for img in v]
-                                for k, v in self.question_scores.items()},
-            "missing": list(self.missing),
-            "n_prompts": self.n_prompts,
-            "protocol": self.protocol,
-        }
+        out = asdict(self)
+        out["answers"] = {k: [{str(p): a for p, a in img.items()} for img in v] for k, v in self.answers.items()}
+        out["question_scores"] = {k: [{str(p): s for p, s in img.items()} for img in v]
+                                  for k, v in self.question_scores.items()}
+        return out
 
 
 def summarize(prompts: Sequence[DPGPrompt], answers_by_item: Mapping[str, Sequence[Mapping[int, str]]],
               protocol: str = "") -> DPGResult:
-    """Score stored answers (no VQA needed): the whole rule from raw answers per image per prompt."""
+    """Score stored answers (no VQA needed): the official numbers and the corrected ones from raw answers per
+    image per prompt."""
     if not prompts:
         raise InputError("no DPG-Bench prompts to score", "load them with load_dpg(folder)")
     per_prompt: dict[str, float] = {}
     per_image: dict[str, list[float]] = {}
     answers_out: dict[str, list[dict[int, str]]] = {}
     qscores: dict[str, list[dict[int, float]]] = {}
-    missing: list[str] = []
     for p in prompts:
         images = list(answers_by_item.get(p.item_id) or [])
         if not images:
-            missing.append(p.item_id)
             per_prompt[p.item_id] = 0.0
             continue
         answers_out[p.item_id] = [{q.proposition_id: str(_get_answer(a, q.proposition_id)) for q in p.questions}
@@ -395,12 +426,15 @@ def summarize(prompts: Sequence[DPGPrompt], answers_by_item: Mapping[str, Sequen
         qscores[p.item_id] = [score_answers(p.questions, a) for a in images]
         per_image[p.item_id] = [sum(s.values()) / len(s) for s in qscores[p.item_id]]
         per_prompt[p.item_id] = sum(per_image[p.item_id]) / len(images)
-    broad, detailed = category_scores(prompts, answers_by_item)
+    l1, l2 = category_scores(prompts, answers_by_item)
+    official = official_summary(prompts, answers_by_item)
     return DPGResult(
-        score=100.0 * sum(per_prompt.values()) / len(prompts),
-        categories_broad=broad, categories_detailed=detailed,
-        per_prompt=per_prompt, per_image=per_image, answers=answers_out, question_scores=qscores,
-        missing=missing, n_prompts=len(prompts), protocol=protocol,
+        score=official["score"], categories_l1=official["categories_l1"],
+        categories_l2=official["categories_l2"], per_prompt=official["per_prompt"],
+        corrected_score=100.0 * sum(per_prompt.values()) / len(prompts),
+        corrected_categories_l1=l1, corrected_categories_l2=l2, corrected_per_prompt=per_prompt,
+        per_image=per_image, answers=answers_out, question_scores=qscores,
+        missing=official["missing"], failed=official["failed"], n_prompts=len(prompts), protocol=protocol,
     )
 
 
@@ -408,7 +442,8 @@ def score_dpg(prompts: Sequence[DPGPrompt], images_by_item: Mapping[str, Sequenc
               progress: Any = None) -> DPGResult:
     """Ask `vqa.answer(image, question)` every question of every prompt on each of its images and score it.
     `images_by_item` may be a plain dict or `load_dpg_images(...)` (which opens images lazily). Prompts with no
-    images are scored 0 and listed in `missing`. `progress`, if given, is called with (done, total) prompts."""
+    images are listed in `missing` (left out officially, 0 in the corrected score). `progress`, if given, is
+    called with (done, total) prompts."""
     answers_by_item: dict[str, list[dict[int, str]]] = {}
     for n, p in enumerate(prompts):
         answers = answer_prompt(p, images_by_item.get(p.item_id), vqa)
