@@ -206,9 +206,10 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
 
         files = list_videos(folder)
         ext = video_features.build(extractor_spec, device, offline, video_features.normalize_sampling(sampling))
-        result = video_features.extract_videos(files, ext, None, batch_size=batch_size, num_workers=num_workers,
-                                               keep_features=keep_features, progress=progress,
-                                               desc=f"reference {name}")
+        # the real side of an FVD: first 2048 usable videos, seeded random clip starts (video_features)
+        result = video_features.extract_reference_videos(files, ext, None, batch_size=batch_size,
+                                                         num_workers=num_workers, keep_features=keep_features,
+                                                         progress=progress, desc=f"reference {name}")
     else:
         from evalsuite import extractors
         from evalsuite.features import extract
@@ -224,7 +225,7 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
                          f"{first['reason']}", "fix or remove them, or run without --strict")
     if result.n < 2:
         raise InputError(f"only {result.n} usable image(s) in {folder}", "a reference needs at least 2 images")
-    ref = from_stream(name, result.stats, ext.key, source=f"folder:{Path(folder).resolve()}", feats=result.features,
+    ref = from_stream(name, result.stats, result.key, source=f"folder:{Path(folder).resolve()}", feats=result.features,
                       unbiased=not video)
     ref.meta["skipped_files"] = len(result.skipped)
     return register(ref)

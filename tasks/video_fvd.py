@@ -1,11 +1,19 @@
 """FVD: Fréchet Video Distance between the model's videos and a reference, with an explicit, recorded protocol.
 
-Default protocol: StyleGAN-V's `fvd2048_16f` -- the I3D TorchScript network (`--extractor i3d`), 16 consecutive
-frames from frame 0 of each video (`--frames`, `--frame-stride`, `--frame-start`), uint8 native-size frames resized
-inside the network, biased covariance, 2048 generated and 2048 reference videos. Other feature networks:
-`--extractor videomae:PATH` (cd-fvd style, see `evalsuite.video_features`) or `--extractor python:module:factory`.
-The protocol name (`fvd-i3d-16f`, ...) is stored with the result, so results of different networks or samplings
-never share a leaderboard column.
+Default protocol: StyleGAN-V's `fvd2048_16f` (src/metrics/metric_main.py `fvd2048_16f`: compute_fvd(max_real=2048,
+num_gen=2048, num_frames=16)) -- the I3D TorchScript network (`--extractor i3d`), uint8 native-size frames resized
+inside the network, biased covariance. Generated clips: 16 consecutive frames from frame 0 (`--frames`,
+`--frame-stride`, `--frame-start`; StyleGAN-V sets load_n_consecutive_random_offset=False for them). Reference clips:
+the first `--fvd-max-real` (2048) usable videos of the folder in sorted order (StyleGAN-V's max_items=max_real over
+its dataset's first items, videos shorter than the clip discarded first), each clip at a random start (its dataset's
+load_n_consecutive_random_offset=True), drawn from `--seed` and the file's content (`video_features.random_start`)
+and recorded. Another cap is explicit and adds `-maxreal{N}` to the protocol name.
+
+`--extractor videomae` (or `videomae:FILE.pth`): cd-fvd's protocol (`cd-fvd-videomae-16f`): VideoMAE-v2 ViT-g SSv2,
+its preprocessing and features (see `evalsuite.video_features`), random clip starts on both sides, every reference
+video (its n_real='full'; --fvd-max-real does not apply). `--extractor python:module:factory` follows StyleGAN-V's
+sampling. The protocol name is stored with the result, so results of different networks or samplings never share a
+leaderboard column.
 
 Covariance: FVD always uses the biased covariance (divided by N), as StyleGAN-V and cd-fvd do; `--biased-cov`
 changes only the image tasks (FID, CLIP-FID) and is a no-op here. Reference statistics stored unbiased are
@@ -16,13 +24,13 @@ are decoded at full size; the batch size used is recorded.
 
 Counts: `--num-samples N` asks for N videos; fewer usable ones (a folder that holds fewer, or unreadable / too short
 videos among them) is an error -- videos are never reused to make up the count (cd-fvd's default silently does).
-Without --num-samples a folder's videos are all used and unusable ones are counted skips. Fewer than 2048 videos on
+Without --num-samples a folder's videos are all used and unusable ones are counted skips. Another count than 2048 on
 either side gives a number that is not comparable to published fvd2048 figures; the result says so in its details.
 
-References (`--ref`): `folder:PATH` (all of its videos, featurised with the same extractor and sampling),
-`model:SPEC` (another video generator, seeds offset by runner.REFERENCE_SEED_OFFSET, as many videos as the run
-scores), or an `.npz` file / registered name whose extractor, weights and preprocessing (which names the frame
-sampling) must match the run's.
+References (`--ref`): `folder:PATH` (its videos, featurised as the reference side above), `model:SPEC` (another video
+generator, seeds offset by runner.REFERENCE_SEED_OFFSET, as many videos as the run scores, at most the cap), or an
+`.npz` file / registered name (`evalsuite ref build` applies the same reference rule, seed 0) whose extractor,
+weights and preprocessing (which names the frame sampling, the random-start seed and the cap) must match the run's.
 """
 
 from __future__ import annotations
@@ -35,13 +43,18 @@ from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.hashing import sha256_json
 from evalsuite.metrics import frechet_distance
 from evalsuite.video_features import (
+    RANDOM_START_RULE,
     VideoFeatureResult,
     build,
+    extract_reference_videos,
     extract_videos,
+    is_cdfvd,
     is_video_spec,
     normalize_sampling,
     protocol_name,
+    reference_extractor,
     weights_needed,
+    with_random_start,
 )
 from tasks import register
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
@@ -122,30 +135,30 @@ def check_usable(result: VideoFeatureResult, label: str, *, requested: int | Non
 
 
 def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Path, num_samples: int | None = None,
-                    seed: int = 0, prompts_file: Path | None = None, batch_size: int = 8,
-                    num_workers: int | None = None, progress: bool = True, strict: bool = False,
+                    seed: int = 0, max_real: int | None = STANDARD_COUNT, prompts_file: Path | None = None,
+                    batch_size: int = 8, num_workers: int | None = None, progress: bool = True, strict: bool = False,
                     cache_root: Path | None = None, sharded: Callable | None = None,
                     generate: Callable | None = None) -> tuple[refstats.ReferenceStats, VideoFeatureResult | None]:
-    """Reference statistics for FVD, without a RunContext: folder:/model: references are featurised with the same
-    extractor and sampling (biased covariance stored); .npz files and registered names must be compatible with the
-    extractor's key (which names the sampling). `sharded(files, extract_shard, what)` spreads the featurisation over
-    ranks (RunContext.sharded_features), and `generate` the reference clips (RunContext.generate). Returns
-    (statistics, the reference's features or None)."""
-    from evalsuite.video_features import with_sampling
-
-    ext = with_sampling(extractor, sampling)
+    """Reference statistics for FVD, without a RunContext. folder:/model: references are featurised as the real side
+    of the protocol (`video_features.extract_reference_videos`: seeded random clip starts and, for StyleGAN-V, the
+    first `max_real` usable videos; a model: reference generates min(num_samples, max_real) clips); biased covariance
+    stored. .npz files and registered names must have been built the same way (the key names the rule, the seed and
+    the cap). `sharded(files, extract_shard, what)` spreads the featurisation over ranks (RunContext.sharded_features),
+    and `generate` the reference clips (RunContext.generate). Returns (statistics, the reference's features or
+    None)."""
+    ext = reference_extractor(extractor, sampling, seed=seed, max_real=max_real)
     if not ref_spec.startswith(("folder:", "model:")):
         ref = refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
         refstats.check_compatible(ref, ext.key)
         return ref, None
-    files, info = reference_videos(ref_spec, store_root=store_root, num_samples=num_samples, seed=seed,
+    cap = ext.preprocessing.max_videos
+    count = num_samples if cap is None or ref_spec.startswith("folder:") else min(num_samples or cap, cap)
+    files, info = reference_videos(ref_spec, store_root=store_root, num_samples=count, seed=seed,
                                    prompts_file=prompts_file, batch_size=batch_size, progress=progress,
                                    generate=generate)
-    def extract_shard(shard: list) -> VideoFeatureResult:
-        return extract_videos(shard, ext, sampling, batch_size=batch_size, num_workers=num_workers,
-                              progress=progress, cache_root=cache_root, desc=f"reference {ref_spec} video features")
-
-    feats = sharded(files, extract_shard, "reference video features") if sharded else extract_shard(files)
+    feats = extract_reference_videos(files, ext, None, seed=seed, max_real=cap, sharded=sharded,
+                                     batch_size=batch_size, num_workers=num_workers, progress=progress,
+                                     cache_root=cache_root, desc=f"reference {ref_spec} video features")
     check_usable(feats, f"reference ({ref_spec})", requested=info.get("requested"), strict=strict)
     ref = refstats.from_stream(ref_spec, feats.stats, ext.key, source=ref_spec, unbiased=False)
     ref.id = f"{ref_spec}#{info['model_id']}#n={feats.n}"
@@ -160,11 +173,12 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
 @register
 class FVD(Task):
     name = "fvd"
-    version = "1"
+    version = "2"
     family = "video"
     sample_kind = "video"
     description = ("Fréchet Video Distance (StyleGAN-V fvd2048_16f protocol by default: I3D TorchScript, 16 frames, "
-                   "biased covariance); the protocol, sampling and counts are recorded")
+                   "first 2048 reference videos at random clip starts, biased covariance; cd-fvd's VideoMAE with "
+                   "--extractor videomae); the protocol, sampling and counts are recorded")
     metrics = {"fvd": MetricInfo("lower", "Fréchet distance of video features (I3D by default)", primary=True)}
 
     def requirements(self, options) -> Requirements:
@@ -184,28 +198,49 @@ class FVD(Task):
         except MissingWeightsError as exc:
             raise TaskSkipped(exc.message, exc.fix) from exc
         ctx.record_extractor(f"video:{spec}", ext)
+        cdfvd = is_cdfvd(ext)
+        if cdfvd and sampling["start"] != 0:
+            raise InputError(f"--frame-start {sampling['start']} does not apply to cd-fvd's protocol",
+                             "drop --frame-start: cd-fvd takes a random clip start in every video, on both sides")
+        max_real = None if cdfvd else opts.fvd_max_real
+        gen_ext = with_random_start(ext, opts.seed) if cdfvd else ext  # StyleGAN-V: generated clips from --frame-start
 
         # at most 256 frames per network batch (StyleGAN-V's budget): decoded full-size clips are large
         batch = max(1, min(opts.batch_size, FRAMES_PER_BATCH // sampling["num_frames"]))
         progress = opts.progress and ctx.dist.is_main
         feats = ctx.sharded_features(ctx.video_files(), lambda shard: extract_videos(
-            shard, ext, sampling, batch_size=batch, num_workers=opts.num_workers, progress=progress,
+            shard, gen_ext, sampling, batch_size=batch, num_workers=opts.num_workers, progress=progress,
             desc="sample video features"), "video feature extraction")
         check_usable(feats, "sample", requested=opts.num_samples, strict=opts.strict)
         ref, ref_feats = reference_stats(
             ref_spec, ext, sampling, store_root=ctx.store.root, num_samples=opts.num_samples, seed=opts.seed,
-            prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,
+            max_real=max_real, prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,
             progress=progress, strict=opts.strict, sharded=ctx.sharded_features, generate=ctx.generate)
-        ctx.record_reference(f"video|{ref_spec}|{sha256_json(ext.key)[:16]}", ref)
+        ref_key = reference_extractor(ext, sampling, seed=opts.seed, max_real=max_real).key
+        ctx.record_reference(f"video|{ref_spec}|{sha256_json(ref_key)[:16]}", ref)
 
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased=False),
                                  ref.mu, ref.covariance(unbiased=False))
         prep = ext.preprocessing
+        if cdfvd:
+            resize = (f"per clip: {prep.clip}; network: {prep.network} (cd-fvd's video-folder loader and "
+                      "preprocess_videomae)")
+        elif spec == "i3d":
+            resize = "inside the I3D TorchScript graph (resize=True) from each video's native resolution"
+        else:
+            resize = f"per frame: {prep.frame.id}; network: {prep.network}"
         details = {
-            "extractor": spec, "extractor_key": ext.key,
-            "frames": prep.num_frames, "stride": prep.stride, "start": prep.start,
-            "resize": ("inside the I3D TorchScript graph (resize=True) from each video's native resolution"
-                       if spec == "i3d" else f"per frame: {prep.frame.id}; network: {prep.network}"),
+            "extractor": spec, "extractor_key": gen_ext.key, "reference_extractor_key": ref_key,
+            "frames": prep.num_frames, "stride": prep.stride,
+            "start": "random" if cdfvd else prep.start, "reference_start": "random",
+            "random_start": {"seed": opts.seed, "rule": RANDOM_START_RULE,
+                             "applies_to": "both sides (cd-fvd)" if cdfvd else "reference videos only (StyleGAN-V: "
+                             "load_n_consecutive_random_offset=True for the dataset, False for generated videos)"},
+            "reference_cap": ({"max_real": max_real, "rule": "the first max_real usable reference videos in sorted "
+                               "order (StyleGAN-V max_real, discard_short_videos)"} if max_real is not None else
+                              {"max_real": None, "rule": "every reference video (cd-fvd n_real='full'); "
+                               "--fvd-max-real does not apply"}),
+            "resize": resize,
             "covariance": "biased",
             "covariance_note": "FVD always divides by N (StyleGAN-V, cd-fvd); --biased-cov only affects image tasks",
             "num_videos": feats.n, "num_videos_requested": opts.num_samples,
@@ -221,9 +256,15 @@ class FVD(Task):
                            n_reference_computed_features=ref_feats.n_computed)
             if "seeds" in ref.meta:
                 details["reference"]["seeds"] = ref.meta["seeds"]
-        if feats.n < STANDARD_COUNT or (ref.n or 0) < STANDARD_COUNT:
+        if cdfvd and feats.n != STANDARD_COUNT:
+            details["note"] = (f"{feats.n} generated videos; cd-fvd's default is n_fake={STANDARD_COUNT} (it reuses "
+                               "videos to get there; we never do), so this number is not comparable to its defaults")
+        elif not cdfvd and (feats.n != STANDARD_COUNT or ref.n != STANDARD_COUNT):
             details["note"] = (f"{feats.n} generated and {ref.n if ref.n else 'an unknown number of'} reference "
                                f"videos; the standard is {STANDARD_COUNT} of each (StyleGAN-V fvd2048), so this "
                                "number is not comparable to fvd2048 results")
+        protocol = protocol_name(spec, ext)
+        if max_real is not None and max_real != STANDARD_COUNT:
+            protocol += f"-maxreal{max_real}"
         return TaskOutput(metrics={"fvd": value}, details=details, num_samples=feats.n,
-                          skipped_samples=feats.skipped, protocol=protocol_name(spec, ext))
+                          skipped_samples=feats.skipped, protocol=protocol)

@@ -4,7 +4,9 @@ computation, the feature cache, frame sampling in the key, counted skips, counts
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,14 +145,28 @@ def _opts(**kw):
     return ScoreOptions(**base)
 
 
-def _independent_fvd(net, sample_paths, ref_paths, frames=8, stride=1, start=0):
-    def feats(paths):
-        clips = np.stack([read_frames(p, frames, stride, start) for p in paths])
+def _stylegan_v_start(path, frames, stride, seed=0):
+    """StyleGAN-V's reference clip start (src/training/dataset.py L402-403: random.randint(0, n - frames*stride +
+    stride - 1)), drawn as evalsuite documents it: default_rng([seed, first 64 bits of the file's sha256])."""
+    import av
+
+    with av.open(str(path)) as container:
+        n = sum(1 for _ in container.decode(container.streams.video[0]))
+    high = n - frames * stride + stride - 1
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return int(np.random.default_rng([seed, int(sha[:16], 16)]).integers(0, high + 1))
+
+
+def _independent_fvd(net, sample_paths, ref_paths, frames=8, stride=1, start=0, ref_seed=0):
+    """Generated clips from `start`, reference clips at StyleGAN-V's random start (seeded as evalsuite records)."""
+    def feats(paths, starts):
+        clips = np.stack([read_frames(p, frames, stride, s) for p, s in zip(paths, starts)])
         x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous()
         with torch.no_grad():
             return net(x, rescale=True, resize=True, return_features=True).numpy().astype(np.float64)
 
-    f1, f2 = feats(sample_paths), feats(ref_paths)
+    f1 = feats(sample_paths, [start] * len(sample_paths))
+    f2 = feats(ref_paths, [_stylegan_v_start(p, frames, stride, ref_seed) for p in ref_paths])
     return frechet_distance(f1.mean(0), np.cov(f1, rowvar=False, bias=True),
                             f2.mean(0), np.cov(f2, rowvar=False, bias=True))
 
@@ -173,7 +189,11 @@ def test_demo_video_fvd_end_to_end_equals_independent_computation(i3d_standin, t
     assert details["num_videos"] == 4 and details["n_reference"] == 4 and doc["num_samples"] == 4
     assert "not comparable to fvd2048" in details["note"]
     assert details["reference"]["seeds"] == [REFERENCE_SEED_OFFSET, 4]
-    assert "frames=8,stride=1,start=0" in details["extractor_key"]["preprocessing"]
+    assert "frames=8,stride=1,start=0|" in details["extractor_key"]["preprocessing"]
+    # the real side: StyleGAN-V's random clip start (seeded by --seed) and max_real=2048 in its key
+    assert details["reference_start"] == "random" and details["random_start"]["seed"] == 0
+    assert "start=random(seed=0),first=2048|" in details["reference_extractor_key"]["preprocessing"]
+    assert details["reference_cap"]["max_real"] == 2048
     assert details["extractor_key"]["weights_sha256"] == weights.REGISTRY[I3D_WEIGHTS].sha256
     prov = doc["provenance"]
     assert prov["weights_sha256"]["i3d-torchscript-stylegan-v"] == weights.REGISTRY[I3D_WEIGHTS].sha256
@@ -331,32 +351,6 @@ def test_python_extractor_mixed_resolutions_nan_skips_and_cache(tmp_path, worker
         "fvd-python:tests.test_fvd:tiny_video_net@")
 
 
-def test_videomae_folder_extractor(tmp_path):
-    from transformers import VideoMAEConfig, VideoMAEModel
-
-    torch.manual_seed(0)
-    cfg = VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=24,
-                         num_hidden_layers=1, num_attention_heads=2, intermediate_size=48)
-    VideoMAEModel(cfg).save_pretrained(tmp_path / "vmae")
-    paths = _write_folder(tmp_path / "v", 3, frames=6, size=(40, 48))
-    ext = build(f"videomae:{tmp_path / 'vmae'}", sampling={"num_frames": 4})
-    assert ext.dim == 24 and "torch-bilinear@32x32" in ext.key["preprocessing"]
-    result = extract_videos(paths, ext, {"num_frames": 4}, num_workers=0, progress=False, keep_features=True,
-                            cache_root=tmp_path / "cache")
-    model = VideoMAEModel.from_pretrained(tmp_path / "vmae").eval()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    for path, feat in zip(paths, result.features):
-        frames = torch.from_numpy(read_frames(path, 4)).permute(0, 3, 1, 2).float()  # (T, C, H, W)
-        frames = F.interpolate(frames, size=(32, 32), mode="bilinear", align_corners=False)
-        pixels = ((frames / 255.0 - mean) / std)[None]
-        with torch.no_grad():
-            expected = model(pixel_values=pixels).last_hidden_state.mean(dim=1)[0].numpy()
-        np.testing.assert_allclose(feat, expected, rtol=1e-4, atol=1e-5)
-    with pytest.raises(InputError, match="exactly 4 frames"):
-        extract_videos(paths, ext, {"num_frames": 6}, num_workers=0, progress=False, use_cache=False)
-
-
 def test_ref_build_of_a_video_folder_feeds_fvd(tmp_path, i3d_standin):
     """`evalsuite ref build NAME --from VIDEOS --extractor i3d` gives the same FVD as --video-ref folder:VIDEOS."""
     from typer.testing import CliRunner
@@ -367,12 +361,13 @@ def test_ref_build_of_a_video_folder_feeds_fvd(tmp_path, i3d_standin):
     for folder, seed in ((real, 0), (gen, 50)):
         folder.mkdir()
         for i in range(4):
-            frames = np.random.default_rng(seed + i).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+            frames = np.random.default_rng(seed + i).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
             write_video(folder / f"{i}.mp4", frames, lossless=True)
     built = CliRunner().invoke(app, ["ref", "build", "realvids", "--from", str(real), "--extractor", "i3d",
                                      "--frames", "8", "--workers", "0", "--json"])
     assert built.exit_code == 0, built.output
-    assert json.loads(built.stdout)["covariance"] == "biased"
+    entry = json.loads(built.stdout)
+    assert entry["covariance"] == "biased" and "start=random(seed=0),first=2048|" in entry["preprocessing"]
     opts = dict(tasks=["fvd"], frames=8, num_workers=0, progress=False)
     (by_name,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref="realvids")).results
     (by_folder,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref=f"folder:{real}")).results
