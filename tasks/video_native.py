@@ -7,7 +7,7 @@ N frames instead (an explicit option with its own protocol name)."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -15,6 +15,11 @@ from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.videoio import read_all_frames, read_frames
 from tasks import register, register_suite
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+
+if TYPE_CHECKING:
+    import torch
+
+    from evalsuite.runner import ScoreOptions
 
 
 def flicker_score(frames: np.ndarray) -> float:
@@ -28,7 +33,7 @@ def flicker_score(frames: np.ndarray) -> float:
     return float((255.0 - per_pair.mean()) / 255.0)
 
 
-def vbench_sampling(options) -> tuple[dict, str]:
+def vbench_sampling(options: ScoreOptions) -> tuple[dict, str]:
     """(recorded sampling, protocol suffix) of the native VBench dimensions: every frame by default (VBench's
     protocol, suffix ""), or `--vbench-frames N` frames from `--frame-start` every `--frame-stride` (suffix
     "-sampled-{N}f-s{stride}", plus "-from{start}" when start > 0)."""
@@ -200,7 +205,7 @@ def _dino_pos_embed(pos_embed, rows: int, cols: int, patch: int):
 CHUNK = 16  # frames per forward pass (VBench: DINO one frame at a time, CLIP all frames at once)
 
 
-def dino_input(frames: np.ndarray):
+def dino_input(frames: np.ndarray) -> torch.Tensor:
     """VBench's `dino_transform(224)` on (T, H, W, 3) uint8 frames taken as float 0..255 (as `load_video` gives
     them): shorter side resized to 224 (bilinear, no antialias, no crop), /255, ImageNet mean/std; (T, 3, 224, W')."""
     import torch
@@ -212,7 +217,7 @@ def dino_input(frames: np.ndarray):
     return TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def clip_input(frames: np.ndarray):
+def clip_input(frames: np.ndarray) -> torch.Tensor:
     """VBench's `clip_transform(224)` on (T, H, W, 3) uint8 frames taken as float 0..255: shorter side resized to
     224 (bicubic, no antialias), centre crop 224, /255, CLIP mean/std; (T, 3, 224, 224)."""
     import torch
@@ -225,7 +230,7 @@ def clip_input(frames: np.ndarray):
     return TF.normalize(x, CLIP_MEAN, CLIP_STD)
 
 
-def dino_forward(model, x):
+def dino_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """DINO's VisionTransformer.forward on a timm ViT holding DINO's weights: patch tokens at any frame size, CLS
     token, position table resized as DINO does, blocks, final norm; the CLS token."""
     import torch
