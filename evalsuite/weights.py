@@ -101,6 +101,15 @@ register(WeightsSpec(
     description="I3D Kinetics-400, TorchScript (StyleGAN-V fvd2048_16f), 400-d features for FVD",
 ))
 register(WeightsSpec(
+    name="videomae-v2-g-ssv2",
+    filename="vit_g_hybrid_pt_1200e_ssv2_ft.pth",
+    url="https://pjlab-gvm-data.oss-cn-shanghai.aliyuncs.com/internvideo/videomaev2/vit_g_hybrid_pt_1200e_ssv2_ft.pth",
+    sha256=None,  # no published digest (cd-fvd downloads it unchecked): the first copy is pinned (trust on first use)
+    size_bytes=None,
+    licence="OpenGVLab VideoMAE V2 checkpoint, as cd-fvd fetches it (terms: github.com/OpenGVLab/VideoMAEv2)",
+    description="VideoMAE-v2 ViT-g/14 fine-tuned on SSv2: cd-fvd's VideoMAE FVD network, 1408-d fc_norm features",
+))
+register(WeightsSpec(
     name="dino-vitb16",
     filename="dino_vitbase16_pretrain.pth",
     url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",

@@ -26,12 +26,19 @@ def _backend(build, *args: Any, **kwargs: Any) -> Any:
 @register
 class CLIPScoreTask(Task):
     name = "clipscore"
-    version = "1"
+    version = "2"
     family = "text-image"
     sample_kind = "image"
-    description = "CLIPScore: 100·max(cos, 0) of CLIP image and prompt embeddings, averaged (torchmetrics convention)"
-    metrics = {"clipscore": MetricInfo("higher", "mean of 100·max(cos, 0) over image-prompt pairs", primary=True,
-                                       per_sample="clipscore")}
+    description = ("CLIPScore: torchmetrics' max(mean of 100·cos, 0), and Hessel et al.'s CLIP-S (2.5·max(cos, 0) "
+                   "with \"A photo depicts\"), OpenAI CLIP image and prompt embeddings")
+    metrics = {
+        "clipscore": MetricInfo("higher", "torchmetrics CLIPScore: max(mean of 100·cos over image-prompt pairs, 0); "
+                                          "ids cut at 77 (a longer prompt loses its end token)", primary=True,
+                                per_sample="clipscore"),
+        "clip_s_hessel": MetricInfo("higher", "Hessel et al. CLIP-S: mean of 2.5·max(cos, 0) with the prefix \"A "
+                                              "photo depicts \", clip.tokenize(truncate=True)",
+                                    per_sample="clip_s_hessel"),
+    }
 
     def requirements(self, options) -> Requirements:
         from tasks.t2i.clipscore import BACKBONES
@@ -51,14 +58,16 @@ class CLIPScoreTask(Task):
                               "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line")
         size = max(1, ctx.options.batch_size)
 
-        def score(shard: list) -> list:  # per (file, prompt): its CLIPScore, or a skip record
+        keys = ("clipscore", "clip_s_hessel", "long", "long_hessel")
+
+        def score(shard: list) -> list:  # per (file, prompt): its values (a tuple in `keys` order), or a skip record
             out: list = []
             for start in range(0, len(shard), size):
                 chunk = shard[start:start + size]
                 opened = [_open(path) for path, _ in chunk]
                 ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
-                values = dict(zip(ok, scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]).tolist()
-                                  if ok else []))
+                got = scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]) if ok else {}
+                values = {i: tuple(got[k][j].item() for k in keys) for j, i in enumerate(ok)}
                 out += [values[i] if i in values else {"file": str(chunk[i][0]), "reason": opened[i]}
                         for i in range(len(chunk))]
             return out
@@ -66,16 +75,31 @@ class CLIPScoreTask(Task):
         results = ctx.map_samples(pairs, score, "CLIPScore")
         kept = [(pair, value) for pair, value in zip(pairs, results) if not isinstance(value, dict)]
         skipped += [value for value in results if isinstance(value, dict)]
-        names, texts, values = [str(f) for (f, _), _ in kept], [t for (_, t), _ in kept], [v for _, v in kept]
+        names, texts = [str(f) for (f, _), _ in kept], [t for (_, t), _ in kept]
+        columns = {k: [v[i] for _, v in kept] for i, k in enumerate(keys)}
         if ctx.options.strict and skipped:
             raise InputError(f"{len(skipped)} image(s) could not be scored, e.g. {skipped[0]['file']}: "
                              f"{skipped[0]['reason']}", "fix them, or run without --strict")
-        if not values:
+        if not kept:
             raise InputError("no image could be scored", "check the images")
-        return TaskOutput(metrics={"clipscore": float(np.mean(values))},
-                          details={"protocol": scorer.protocol, "backbone": ctx.options.clip_backbone},
-                          per_sample={"name": names, "prompt": texts, "clipscore": values},
-                          skipped_samples=skipped, num_samples=len(values))
+        long = {"clipscore": int(sum(columns["long"])), "clip_s_hessel": int(sum(columns["long_hessel"]))}
+        if any(long.values()):
+            import warnings
+
+            warnings.warn(f"CLIPScore: {long['clipscore']} prompt(s) longer than CLIP's 77 tokens (end token cut "
+                          f"off, as torchmetrics does), {long['clip_s_hessel']} with Hessel's prefix (truncated)",
+                          UserWarning, stacklevel=2)
+        return TaskOutput(metrics={"clipscore": max(float(np.mean(columns["clipscore"])), 0.0),
+                                   "clip_s_hessel": float(np.mean(columns["clip_s_hessel"]))},
+                          details={"protocol": scorer.protocol, "backbone": ctx.options.clip_backbone,
+                                   "prompts_over_77_tokens": long,
+                                   "truncation": {"clipscore": "torchmetrics: ids sliced at 77, end token dropped",
+                                                  "clip_s_hessel": "clip.tokenize(truncate=True): end token kept"}},
+                          per_sample={"name": names, "prompt": texts, "clipscore": columns["clipscore"],
+                                      "clip_s_hessel": columns["clip_s_hessel"],
+                                      "truncated": [bool(a) for a in columns["long"]],
+                                      "truncated_hessel": [bool(a) for a in columns["long_hessel"]]},
+                          skipped_samples=skipped, num_samples=len(kept))
 
 
 def _resolve_backend(kind: str, spec: str, ctx) -> Any:
