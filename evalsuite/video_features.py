@@ -266,20 +266,10 @@ register(VideoExtractorInfo(
 
 
 # ----------------------------------------------------------------------------------------------- VideoMAE (cd-fvd)
-VIDEOMAE_WEIGHTS = "videomae-v2-g-ssv2"
+VIDEOMAE_WEIGHTS = "videomae-v2-g-ssv2"  # registered in evalsuite.weights (no published digest: pinned on first use)
 CDFVD_VIDEOMAE_ID = "cd-fvd-videomae-v2-g"
 CDFVD_RESOLUTION = 256  # cd-fvd's load_videos(resolution=256)
 CDFVD_INPUT = 224  # cd-fvd's preprocess_videomae: Resize((224, 224))
-
-weights_store.register(weights_store.WeightsSpec(
-    name=VIDEOMAE_WEIGHTS,
-    filename="vit_g_hybrid_pt_1200e_ssv2_ft.pth",
-    url="https://pjlab-gvm-data.oss-cn-shanghai.aliyuncs.com/internvideo/videomaev2/vit_g_hybrid_pt_1200e_ssv2_ft.pth",
-    sha256=None,  # no digest is published: the first copy is pinned (trust on first use)
-    size_bytes=None,
-    licence="VideoMAE V2 (OpenGVLab) checkpoint as downloaded by cd-fvd; check OpenGVLab/VideoMAEv2 for its terms",
-    description="VideoMAE-v2 ViT-g/14 fine-tuned on SSv2 (cd-fvd's VideoMAE), 1408-d fc_norm features for FVD",
-))
 
 
 def cdfvd_resize_crop(frames: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ FRAMES_PER_BATCH = 256  # StyleGAN-V: batch_size = 256 // num_frames
 
 
 def extractor_spec(options) -> str:
-    """--extractor when it names a video network (i3d, videomae:PATH, python:...), else the default i3d."""
+    """--extractor when it names a video network (i3d, videomae[:FILE], python:...), else the default i3d."""
     spec = getattr(options, "extractor", None)
     return spec if is_video_spec(spec) else DEFAULT_EXTRACTOR
 
