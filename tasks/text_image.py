@@ -178,11 +178,12 @@ class GenEvalTask(Task):
                 # evaluate_images.py L270-273: only the files named like `\d+\.png` are scored
                 for path in (p for p in item.images if re.match(r"\d+\.png", p.name)):
                     name = f"{item.index:05d}/samples/{path.name}"
-                    image = _open(path)
-                    if isinstance(image, str):
-                        missing.append(_failed_row(name, item.metadata, f"unreadable image: {image}"))
-                    else:
-                        rows += geneval.score_images([(name, image, item.metadata)], detector, color)
+                    try:  # read as evaluate_images.py L227 reads it: EXIF orientation applied
+                        image = geneval.open_image(path)
+                    except InputError as exc:
+                        missing.append(_failed_row(name, item.metadata, f"unreadable image: {exc.message}"))
+                        continue
+                    rows += geneval.score_images([(name, image, item.metadata)], detector, color)
                 for k in range(max(0, expected - len(rows) - len(missing))):
                     missing.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata,
                                                "missing image"))

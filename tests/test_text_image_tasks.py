@@ -148,6 +148,25 @@ def test_geneval_layout_folder_with_missing_images(tmp_path):
                                         color="python:tests.test_text_image_tasks:always_red"))
 
 
+def test_geneval_scores_only_numbered_pngs_and_counts_unreadable_ones(tmp_path):
+    folder = tmp_path / "gen"
+    tag, include, _, prompt, _ = GENEVAL[0]
+    d = folder / "00000" / "samples"
+    d.mkdir(parents=True)
+    (d.parent / "metadata.jsonl").write_text(json.dumps({"tag": tag, "include": include, "prompt": prompt}) + "\n")
+    Image.new("RGB", (32, 32)).save(d / "0000.png")
+    Image.new("RGB", (32, 32)).save(d / "grid.png")  # not `\d+\.png`: evaluate_images.py L272 skips it
+    (d / "0001.png").write_bytes(b"not a png")  # unreadable: not scored by default, counted
+    opts = dict(tasks=["geneval"], images_per_prompt=2, detector="python:tests.test_text_image_tasks:fixed_detector",
+                color="python:tests.test_text_image_tasks:always_red")
+    with pytest.warns(UserWarning, match="1 of 2 expected images"):
+        (doc,) = score(f"folder:{folder}", _opts(**opts)).results
+    assert doc["per_sample"]["name"] == ["00000/samples/0000.png"] and doc["metrics"]["missing_images"] == 1.0
+    assert doc["details"]["missing"] == ["00000/samples/0001.png"]
+    (doc,) = score(f"folder:{folder}", _opts(geneval_missing_as_failure=True, **opts)).results
+    assert doc["per_sample"]["correct"] == [1.0, 0.0] and doc["metrics"]["overall"] == pytest.approx(0.5)
+
+
 def test_counting_demo_end_to_end_hand_computed():
     summary = score("demo", _opts(tasks=["counting"], max_prompts=10,
                                   detector="python:tests.test_text_image_tasks:three_of_everything"))

@@ -366,14 +366,16 @@ def evaluate(image: Image.Image | None, metadata: Mapping, detections_by_class: 
     return correct, "\n".join(reasons)
 
 
-def _open_image(image: Image.Image | str | Path) -> Image.Image:
+def open_image(image: Image.Image | str | Path) -> Image.Image:
+    """An RGB image; a path is read as GenEval reads it (`ImageOps.exif_transpose(Image.open(...))`,
+    evaluate_images.py L227); an unreadable file raises InputError naming it."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     path = Path(image)
     try:
         with Image.open(path) as im:
             return ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read image {path}: {exc}", "regenerate or remove the file") from exc
 
 
@@ -385,7 +387,7 @@ def score_images(samples: Iterable[tuple[str, Image.Image | str | Path, Mapping]
     kept boxes as [x1, y1, x2, y2, score], most confident first)."""
     rows = []
     for filename, image, metadata in samples:
-        img = _open_image(image)
+        img = open_image(image)
         kept = filter_detections(detector.detect(img), metadata["tag"], threshold, counting_threshold, max_objects)
         correct, reason = evaluate(img, metadata, kept, color_classifier)
         rows.append({
