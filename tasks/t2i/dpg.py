@@ -14,8 +14,8 @@ Scoring rule (`compute_dpg_bench.py` of TencentQQGYLab/ELLA at 3c228f1; line num
 
 * the first *data* row of the CSV is skipped (`if i == 0: continue` after pandas consumed the header, L72-74;
   ELLA #61), so the first question of the first prompt is never scored; a question of that prompt whose parent
-  is that row raises KeyError in the rule (L146), which the script catches (L213-215): the prompt is then dropped
-  (listed in `failed`);
+  is that row raises KeyError when the rule's scan reaches it (L146), which the script catches (L213-215): the
+  prompt is then dropped (listed in `failed`);
 * the rule is one pass in CSV order over scores updated in place, stopping at the first zero parent (L140-153);
 * answers are compared exactly, `answer == 'yes'` (L135);
 * prompts without images are not scored (the script scores the files it finds, L190-215): they are dropped from
@@ -25,8 +25,8 @@ Scoring rule (`compute_dpg_bench.py` of TencentQQGYLab/ELLA at 3c228f1; line num
   ("entity") (L209, L232); each is the mean over all its questions of all scored prompts x 100.
 
 **The corrected variant (`corrected_score`, `corrected_categories_l1/_l2`), reported beside it, never instead:**
-every CSV row; the rule repeated until nothing changes (order-independent; the same on the released file, whose
-parents precede their children); answers normalised (strip, lower-case, drop trailing punctuation, then exactly
+every CSV row; the rule repeated until nothing changes (order-independent; equal to the one pass wherever parents
+precede their children in the CSV); answers normalised (strip, lower-case, drop trailing punctuation, then exactly
 "yes": "Yes." counts, "yes, it is" does not; a missing answer is "no"); category scores after the rule over every
 image, each image's questions weighted 1/number-of-images of its prompt; a prompt without images scores 0 and stays
 in the denominator.
