@@ -151,8 +151,11 @@ def reference_stats(ref_spec: str, extractor, sampling: dict, *, store_root: Pat
         ref = refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
         refstats.check_compatible(ref, ext.key)
         return ref, None
+    from evalsuite.runner import DEFAULT_NUM_SAMPLES
+
     cap = ext.preprocessing.max_videos
-    count = num_samples if cap is None or ref_spec.startswith("folder:") else min(num_samples or cap, cap)
+    count = num_samples if cap is None or ref_spec.startswith("folder:") else min(num_samples or DEFAULT_NUM_SAMPLES,
+                                                                                  cap)
     files, info = reference_videos(ref_spec, store_root=store_root, num_samples=count, seed=seed,
                                    prompts_file=prompts_file, batch_size=batch_size, progress=progress,
                                    generate=generate)
