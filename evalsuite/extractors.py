@@ -2,7 +2,9 @@
 those four form the feature-cache key and must match a reference statistics file.
 
 Built in: `inception` (FID Inception, TorchScript `inception-2015-12-05.pt`) in clean-fid's modes `clean`
-(default), `legacy_tensorflow` and `legacy_pytorch`; `clip` (OpenAI CLIP ViT-B/32 through open_clip, CLIP-FID).
+(default), `legacy_tensorflow` and `legacy_pytorch`; `clip` (OpenAI CLIP ViT-B/32 through open_clip, CLIP-FID, with
+clean-fid's `clip_vit_b_32` preprocessing); `vgg16` (torchvision VGG-16 fc2_relu as torch-fidelity computes it, the
+precision/recall feature space).
 Users add `python:module:factory`. Weights only ever come from the weights store.
 """
 
@@ -116,7 +118,7 @@ def key_of(spec: str) -> dict:
 
 
 def build(spec: str, device: torch.device | str = "cpu", offline: bool | None = None) -> Extractor:
-    """Build the extractor a spec names: `inception[:mode]`, `clip`, or `python:module:factory`."""
+    """Build the extractor a spec names: `inception[:mode]`, `clip`, `vgg16`, or `python:module:factory`."""
     device = torch.device(device)
     if spec.startswith("python:"):
         return _build_python(spec[len("python:"):], device)
@@ -175,7 +177,9 @@ _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def _clip_identity(option: str) -> tuple[str, Preprocessing, int]:
     if option:
         raise InputError(f"extractor 'clip' takes no option, got 'clip:{option}'", "use --extractor clip")
-    return "clip-vit-b-32-openai", Preprocessing("pil-float-bicubic", (224, 224)), 512
+    # clean-fid's clip_vit_b_32 (cleanfid/clip_features.py img_preprocess_clip): bicubic shorter side to 224 on the
+    # uint8 PIL image, centre crop 224x224, uint8
+    return "clip-vit-b-32-openai", Preprocessing("pil-bicubic-short-crop", (224, 224), "uint8"), 512
 
 
 def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extractor:
@@ -189,7 +193,10 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
     std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return model.encode_image((x / 255.0 - mean) / std).float()
+        # clean-fid: ToTensor() (u8 / 255) * 255 in its dataset, / 255 in CLIP_fx, then Normalize: the same float32
+        # roundings, so the network input is bit-identical to clean-fid's
+        x = x.float() / 255 * 255 / 255.0
+        return model.encode_image((x - mean) / std).float()
 
     dim = int(getattr(model.visual, "output_dim", dim))  # 512 for ViT-B/32; read from the loaded model
     return Extractor(ext_id, weights_store.REGISTRY["clip-vit-b-32-openai"].sha256, preprocessing, dim, forward,
@@ -198,8 +205,56 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
 
 register(ExtractorInfo(
     "clip", ("clip-vit-b-32-openai",),
-    "OpenAI CLIP ViT-B/32 image embedding (512-d) for CLIP-FID; clean bicubic resize to 224",
+    "OpenAI CLIP ViT-B/32 image embedding (512-d) for CLIP-FID; clean-fid's bicubic shorter side 224 + centre crop",
     _clip_identity, _build_clip,
+))
+
+
+# ----------------------------------------------------------------------------------------------- VGG-16
+# torch-fidelity 0.4 feature_extractor_vgg16.py: uint8 -> float32, TF1 bilinear to 224x224, ImageNet mean/std
+# scaled by 255, torchvision VGG-16 without the classifier's last ReLU/Dropout/Linear, ReLU ('fc2_relu')
+_VGG_MEAN = (255 * 0.485, 255 * 0.456, 255 * 0.406)
+_VGG_STD = (255 * 0.229, 255 * 0.224, 255 * 0.225)
+
+
+def _vgg16_identity(option: str) -> tuple[str, Preprocessing, int]:
+    if option:
+        raise InputError(f"extractor 'vgg16' takes no option, got 'vgg16:{option}'", "use vgg16")
+    return "vgg16-imagenet1k-v1/fc2_relu", Preprocessing("tf1-bilinear", (224, 224)), 4096
+
+
+class _VGG16Features(nn.Module):
+    """fc2_relu of torchvision's VGG-16 on a batch already resized to 224 (float32 in [0, 255])."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.features, self.avgpool = net.features, net.avgpool
+        self.fc = net.classifier[:4]  # Linear, ReLU, Dropout (identity in eval), Linear = fc2
+        self.register_buffer("mean", torch.tensor(_VGG_MEAN, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_VGG_STD, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return torch.relu(self.fc(x))
+
+
+def _build_vgg16(option: str, device: torch.device, offline: bool | None) -> Extractor:
+    import torchvision
+
+    ext_id, preprocessing, dim = _vgg16_identity(option)
+    path = weights_store.require("vgg16-imagenet1k-v1", offline=offline)
+    net = torchvision.models.vgg16()
+    net.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    forward = _VGG16Features(net).to(device).eval().requires_grad_(False)
+    return Extractor(ext_id, weights_store.REGISTRY["vgg16-imagenet1k-v1"].sha256, preprocessing, dim, forward,
+                     device)
+
+
+register(ExtractorInfo(
+    "vgg16", ("vgg16-imagenet1k-v1",),
+    "torchvision VGG-16 fc2_relu (4096-d) as torch-fidelity computes it: TF1 bilinear to 224; precision/recall",
+    _vgg16_identity, _build_vgg16,
 ))
 
 

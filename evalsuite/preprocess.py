@@ -1,6 +1,8 @@
 """Image preprocessing before a feature network, named so that results and caches can record it exactly.
 
 `clean` is clean-fid's: per channel, PIL float ('F' mode) bicubic resize, clipped to [0, 255], never quantised.
+`tf1-bilinear` is torch-fidelity's VGG-16/Inception resize (TensorFlow 1.x bilinear, align_corners=False, float32);
+`pil-bicubic-short-crop` is clean-fid's CLIP transform (uint8 PIL bicubic shorter side, then centre crop).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-RESIZE_METHODS = ("pil-float-bicubic", "torch-bilinear", "none")
+RESIZE_METHODS = ("pil-float-bicubic", "torch-bilinear", "tf1-bilinear", "pil-bicubic-short-crop", "none")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Preprocessing:
             return out
         if self.resize == "pil-float-bicubic":
             out = pil_float_bicubic(rgb, self.size)  # type: ignore[arg-type]
+        elif self.resize == "tf1-bilinear":
+            out = tf1_bilinear(rgb, self.size)  # type: ignore[arg-type]
+        elif self.resize == "pil-bicubic-short-crop":
+            out = pil_bicubic_short_crop(rgb, self.size)  # type: ignore[arg-type]
+            return out if self.input_dtype == "uint8" else out.astype(np.float32)
         else:
             out = torch_bilinear(rgb, self.size)  # type: ignore[arg-type]
         if self.input_dtype == "uint8":
@@ -66,6 +73,37 @@ def torch_bilinear(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x = torch.from_numpy(rgb.astype(np.float32).transpose(2, 0, 1))[None]
     x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
     return x[0].numpy().transpose(1, 2, 0).clip(0, 255).astype(np.float32)
+
+
+def tf1_bilinear(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """torch-fidelity's `interpolate_bilinear_2d_like_tensorflow1x` (align_corners=False, 'slow' method): source
+    coordinate = float32(out index * in/out), no half-pixel offset, no antialiasing; float32 throughout, unclipped."""
+    width, height = size
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(torch.float32)
+
+    def axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pos = torch.arange(0, n_out, 1, dtype=torch.float32) * torch.tensor(n_in / n_out, dtype=torch.float32)
+        lo = pos.long()
+        return lo, (lo + 1).clamp_max(n_in - 1), pos - lo.float()
+
+    y_lo, y_hi, dy = axis(x.shape[1], height)
+    x_lo, x_hi, dx = axis(x.shape[2], width)
+    top, bottom = x[:, y_lo, :], x[:, y_hi, :]
+    row_lo = top[:, :, x_lo] + (top[:, :, x_hi] - top[:, :, x_lo]) * dx.view(1, 1, -1)
+    row_hi = bottom[:, :, x_lo] + (bottom[:, :, x_hi] - bottom[:, :, x_lo]) * dx.view(1, 1, -1)
+    out = row_lo + (row_hi - row_lo) * dy.view(1, -1, 1)
+    return out.numpy().transpose(1, 2, 0).astype(np.float32)
+
+
+def pil_bicubic_short_crop(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """clean-fid's CLIP transform (`img_preprocess_clip`): torchvision Resize(min(size)) on the shorter side of a
+    uint8 PIL image (bicubic, PIL's own antialiasing), then CenterCrop(size); uint8 out."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    width, height = size
+    img = TF.resize(Image.fromarray(rgb), min(width, height), interpolation=InterpolationMode.BICUBIC)
+    return np.asarray(TF.center_crop(img, [height, width]), dtype=np.uint8)
 
 
 def named(mode: str, size: int) -> Preprocessing:

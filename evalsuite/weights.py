@@ -73,6 +73,17 @@ register(WeightsSpec(
     description="torchvision AlexNet ImageNet weights: the LPIPS v0.1 'alex' backbone (linear heads ship with torchmetrics)",
 ))
 register(WeightsSpec(
+    name="vgg16-imagenet1k-v1",
+    filename="vgg16-397923af.pth",
+    url="https://download.pytorch.org/models/vgg16-397923af.pth",
+    # torchvision names files by their sha256 prefix (397923af); the full digest as published by several
+    # independent checksum lists of this file
+    sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    size_bytes=553_433_881,
+    licence="BSD-3-Clause (torchvision)",
+    description="torchvision VGG-16 IMAGENET1K_V1, what torch-fidelity loads: fc2_relu features for precision/recall",
+))
+register(WeightsSpec(
     name="clip-vit-l-14-openai",
     filename="ViT-L-14.pt",
     url="https://openaipublic.azureedge.net/clip/models/"

@@ -1,12 +1,12 @@
 """Distribution metrics on images: FID, KID, precision/recall and CLIP-FID. They share one feature pass per
-extractor."""
+extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same network)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from evalsuite import extractors
-from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.errors import IncompatibleStatsError, InputError, TaskSkipped
 from evalsuite.metrics import frechet_distance, kernel_distance, precision_recall
 from tasks import register, register_suite
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
@@ -50,8 +50,9 @@ class FID(_FeatureDistanceTask):
 @register
 class CLIPFID(FID):
     name = "clip-fid"
-    version = "1"
-    description = "Fréchet distance of CLIP ViT-B/32 image embeddings (CLIP-FID, Kynkäänniemi et al. 2023)"
+    version = "2"  # 2: clean-fid's clip_vit_b_32 preprocessing (shorter side 224 + centre crop), was a squashing resize
+    description = ("Fréchet distance of CLIP ViT-B/32 image embeddings (CLIP-FID, Kynkäänniemi et al. 2023; "
+                   "clean-fid's clip_vit_b_32 preprocessing)")
     metrics = {"clip-fid": MetricInfo("lower", "Fréchet distance of CLIP ViT-B/32 image features", primary=True)}
     default_extractor = "clip"
 
@@ -99,22 +100,41 @@ class KID(_FeatureDistanceTask):
         )
 
 
+def _pr_protocol(spec: str, k: int) -> str:
+    """Protocol name of precision/recall in a feature space: prc-vgg16-fc2relu-k3 (the default), prc-inception-
+    pool3-k3, prc-clip-vit-b-32-k3, prc-python:...-k3; a non-clean Inception mode is named too."""
+    name, _, option = spec.partition(":")
+    space = {"vgg16": "vgg16-fc2relu", "inception": "inception-pool3", "clip": "clip-vit-b-32"}.get(name, spec)
+    if name == "inception" and option not in ("", "clean"):
+        space += f"-{option}"
+    return f"prc-{space}-k{k}"
+
+
 @register
 class PrecisionRecall(_FeatureDistanceTask):
     name = "precision-recall"
-    version = "1"
+    version = "2"  # 2: VGG-16 fc2_relu features by default (paper, torch-fidelity), was the run's Inception pass
     description = ("Improved precision and recall (k-NN manifolds of the features, Kynkäänniemi et al. 2019; "
-                   "torch-fidelity's rule, k=3), on the run's FID features")
+                   "torch-fidelity's prc, k=3) on VGG-16 fc2_relu features (--pr-extractor to change)")
     needs_all_features = True
     metrics = {"precision": MetricInfo("higher", "share of generated samples inside the real k-NN manifold",
                                        primary=True),
                "recall": MetricInfo("higher", "share of real samples inside the generated k-NN manifold"),
                "f_score": MetricInfo("higher", "2PR / (P + R)")}
 
+    def extractor_spec(self, options) -> str:
+        """--pr-extractor (default vgg16), not the run's FID extractor; the feature pass is shared when they agree."""
+        return options.pr_extractor or "vgg16"
+
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
+        try:
+            ref = reference_features(ctx, spec, "precision/recall")
+        except IncompatibleStatsError as exc:  # e.g. an Inception-only reference: FID and KID still run
+            raise TaskSkipped(f"{exc.message}; precision/recall uses --pr-extractor {spec}",
+                              f"build the reference with `evalsuite ref build NAME --from FOLDER --extractor {spec}`,"
+                              " pass --ref folder:PATH, or pass the reference's extractor as --pr-extractor") from exc
         feats = ctx.sample_features(spec, keep_features=True)
-        ref = reference_features(ctx, spec, "precision/recall")
         k = ctx.options.pr_neighbourhood
         if min(feats.n, len(ref.feats)) <= k:
             raise InputError(f"precision/recall with k={k} needs more than {k} samples and reference images, got "
@@ -122,15 +142,16 @@ class PrecisionRecall(_FeatureDistanceTask):
         return TaskOutput(
             metrics=precision_recall(feats.features, ref.feats, k),
             details={"k": k, "distance": "euclidean, float64", "n_reference": len(ref.feats),
+                     "feature_space": spec,
                      "rule": "x is covered when ||x - y|| <= the distance from y to its k-th nearest neighbour, "
                              "for some y of the other set"},
-            num_samples=feats.n, skipped_samples=feats.skipped,
+            num_samples=feats.n, skipped_samples=feats.skipped, protocol=_pr_protocol(spec, k),
         )
 
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
 register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid"],
-               "FID, KID, precision/recall (one feature pass) and CLIP-FID")
+               "FID and KID (one Inception pass), precision/recall (VGG-16) and CLIP-FID")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "

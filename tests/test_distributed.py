@@ -96,9 +96,10 @@ def test_per_sample_tasks_are_sharded_and_equal_one_process(image_folders, tmp_p
     gathered per-sample results come back in order, and the one stored result equals the single-process run."""
     a, b = image_folders
     tasks = ["precision-recall", "ae-recon", "spectral", "scale-equivariance", "temporal-flickering"]
-    common = dict(extractor=EXTRACTOR, ref=f"folder:{b}", num_samples=8, autoencoder="demo-ae", resolution=64,
-                  video_model="demo-video", frames=4)
-    args = [f"folder:{a}", "--tasks", ",".join(tasks), "--extractor", EXTRACTOR, "--ref", f"folder:{b}",
+    common = dict(extractor=EXTRACTOR, pr_extractor=EXTRACTOR, ref=f"folder:{b}", num_samples=8,
+                  autoencoder="demo-ae", resolution=64, video_model="demo-video", frames=4)
+    args = [f"folder:{a}", "--tasks", ",".join(tasks), "--extractor", EXTRACTOR, "--pr-extractor", EXTRACTOR,
+            "--ref", f"folder:{b}",
             "--num-samples", "8", "--autoencoder", "demo-ae", "--resolution", "64", "--video-model", "demo-video",
             "--frames", "4"]
     proc = _torchrun(args, tmp_path / "dist", timeout=300)

@@ -1,5 +1,6 @@
 """Improved precision/recall against torch-fidelity's implementation, a brute-force loop, and known cases; the task
-shares the run's one feature pass with FID and KID."""
+shares the run's one feature pass with FID and KID when --pr-extractor names the same network (VGG-16 by default:
+tests/test_vgg16_prc.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from evalsuite import metrics
 from evalsuite.metrics import knn_radii, precision_recall
 from evalsuite.runner import ScoreOptions, score
+from tests.official import official
 
 EXTRACTOR = "python:tests.tiny_models:tiny_uint8"
 
@@ -42,7 +44,9 @@ def test_matches_brute_force(k):
 def test_matches_torch_fidelity(shift):
     """torch-fidelity's prc on the same features (generated = input1, real = input2). It uses float32 cdist, we use
     float64: a point exactly on a ball's boundary could flip, which random features never hit; agreement exact."""
-    from torch_fidelity.metric_prc import calculate_precision_recall_full, calculate_precision_recall_part
+    prc = official("torch_fidelity.metric_prc")
+    calculate_precision_recall_full, calculate_precision_recall_part = (prc.calculate_precision_recall_full,
+                                                                        prc.calculate_precision_recall_part)
 
     rng = np.random.default_rng(7)
     fake = rng.normal(shift, 1.0, size=(300, 64)).astype(np.float32)
@@ -84,20 +88,57 @@ def test_bad_input():
         precision_recall(np.zeros((10, 2)), np.zeros((10, 3)), 3)
 
 
-def test_task_shares_the_feature_pass_and_equals_the_metric(image_folders):
+def _count_passes(monkeypatch) -> list[str]:
+    from evalsuite import runner
+
+    passes: list[str] = []
+    real = runner.extract
+
+    def counting(files, ext, **kw):
+        passes.append(ext.id)
+        return real(files, ext, **kw)
+
+    monkeypatch.setattr(runner, "extract", counting)
+    return passes
+
+
+def test_task_shares_the_feature_pass_and_equals_the_metric(image_folders, monkeypatch):
     from evalsuite.features import extract
     from evalsuite.extractors import build
 
     a, b = image_folders
+    passes = _count_passes(monkeypatch)
     docs = score(f"folder:{a}", ScoreOptions(tasks=["fid", "kid", "precision-recall"], extractor=EXTRACTOR,
-                                             ref=f"folder:{b}", num_workers=0, progress=False)).results
+                                             pr_extractor=EXTRACTOR, ref=f"folder:{b}", num_workers=0,
+                                             progress=False)).results
     fid, kid, pr = docs
     assert fid["details"]["n_computed_features"] == 40 and kid["status"] == "ok" and pr["status"] == "ok"
+    assert len(passes) == 2  # samples and reference, once each for all three tasks
     assert pr["metrics"].keys() == {"precision", "recall", "f_score"} and pr["details"]["k"] == 3
+    assert pr["protocol"] == f"prc-{EXTRACTOR}-k3" and pr["task_version"] == "2"
     ext = build(EXTRACTOR)
     fa = extract(sorted(a.glob("*.png")), ext, num_workers=0, keep_features=True, use_cache=False, progress=False)
     fb = extract(sorted(b.glob("*.png")), ext, num_workers=0, keep_features=True, use_cache=False, progress=False)
     assert pr["metrics"] == pytest.approx(precision_recall(fa.features, fb.features, 3), abs=1e-12)
+
+
+def test_task_uses_its_own_extractor_not_the_fid_one(image_folders, monkeypatch):
+    """--pr-extractor differs from --extractor: a second feature pass in the precision/recall space."""
+    from evalsuite.extractors import build
+    from evalsuite.features import extract
+
+    a, b = image_folders
+    other = "python:tests.tiny_models:tiny_clean"
+    passes = _count_passes(monkeypatch)
+    fid, pr = score(f"folder:{a}", ScoreOptions(tasks=["fid", "precision-recall"], extractor=EXTRACTOR,
+                                                pr_extractor=other, ref=f"folder:{b}", num_workers=0,
+                                                progress=False)).results
+    assert fid["status"] == pr["status"] == "ok" and len(passes) == 4
+    assert pr["details"]["feature_space"] == other and pr["provenance"]["preprocessing"][other].startswith("pil")
+    ext = build(other)
+    fa, fb = (extract(sorted(d.glob("*.png")), ext, num_workers=0, keep_features=True, use_cache=False,
+                      progress=False).features for d in (a, b))
+    assert pr["metrics"] == pytest.approx(precision_recall(fa, fb, 3), abs=1e-12)
 
 
 def test_task_refuses_too_few_samples_and_skips_without_reference_features(image_folders, tmp_path):
@@ -108,12 +149,12 @@ def test_task_refuses_too_few_samples_and_skips_without_reference_features(image
 
     a, b = image_folders
     with pytest.raises(InputError, match="--pr-k"):
-        score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], extractor=EXTRACTOR, ref=f"folder:{b}",
+        score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], pr_extractor=EXTRACTOR, ref=f"folder:{b}",
                                           pr_neighbourhood=40, num_workers=0, progress=False))
     ext = build(EXTRACTOR)
     feats = extract(sorted(b.glob("*.png")), ext, num_workers=0, progress=False)
     npz = tmp_path / "mu_sigma_only.npz"
     refstats.save_npz(refstats.from_stream("b", feats.stats, ext.key, source="test"), npz)
-    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], extractor=EXTRACTOR, ref=str(npz),
+    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], pr_extractor=EXTRACTOR, ref=str(npz),
                                                num_workers=0, progress=False)).results
     assert doc["status"] == "skipped" and "precision/recall needs them" in doc["reason"]
