@@ -34,6 +34,12 @@ def pooled_psnr(mse: np.ndarray, data_range: float = 1.0) -> float:
     return float(psnr_from_mse(float(np.mean(mse)), data_range)) if len(mse) else math.nan
 
 
+def mean_psnr(psnr: np.ndarray) -> float:
+    """Mean of per-image PSNR (what autoencoder papers print; torchmetrics' PeakSignalNoiseRatio with
+    dim=(1, 2, 3)): +inf as soon as one image is reconstructed exactly, NaN for no images."""
+    return float(np.mean(np.asarray(psnr, dtype=np.float64))) if len(psnr) else math.nan
+
+
 def ssim_per_sample(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """SSIM (Gaussian window 11, σ 1.5, data range 1) per sample, via torchmetrics, in float64 (float32 costs ~2e-4)."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim

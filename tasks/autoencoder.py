@@ -105,11 +105,56 @@ def _finite_items(batch: AEBatch, z: torch.Tensor, names: list[str], skipped: li
             z.reshape(len(batch.indices), -1, *z.shape[1:])[keep].flatten(0, 1))
 
 
-def _peak_memory(device: str) -> tuple[float, str]:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+def _proc_status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def _ru_maxrss_mib() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "process peak RSS"
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+class PeakMemory:
+    """Peak memory growth (MiB) while the `with` block runs: what the autoencoder's encode/decode allocate above what
+    was held on entry (its weights and the input batch are not counted).
+    CUDA: the caching allocator's peak (torch.cuda.max_memory_allocated after reset_peak_memory_stats) minus the
+    memory allocated on entry. Linux CPU: the kernel's peak RSS (VmHWM, reset by writing 5 to /proc/self/clear_refs)
+    minus VmRSS on entry; memory the C allocator already holds is reused without growth, so this is a lower bound.
+    Elsewhere: growth of the process's lifetime peak RSS (ru_maxrss), 0 unless the block sets a new peak."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.mib = 0.0
+        self.method = ""
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.method = "cuda: max_memory_allocated after reset_peak_memory_stats, minus allocated on entry"
+            return self
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self._base = _proc_status_kib("VmRSS")
+            self.method = "cpu: peak RSS (VmHWM reset via /proc/self/clear_refs) minus RSS on entry"
+        except OSError:
+            self._base = _ru_maxrss_mib()
+            self.method = "cpu: growth of the process peak RSS (ru_maxrss; 0 unless a new process peak)"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            self.mib = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+        elif self.method.startswith("cpu: peak RSS"):
+            self.mib = (_proc_status_kib("VmHWM") - self._base) / 1024
+        else:
+            self.mib = _ru_maxrss_mib() - self._base
+        self.mib = max(0.0, self.mib)
 
 
 def _to_01(x: torch.Tensor) -> torch.Tensor:
@@ -127,12 +172,14 @@ def _frames01(x: torch.Tensor) -> torch.Tensor:
 @register
 class AERecon(Task):
     name = "ae-recon"
-    version = "1"
+    version = "2"
     family = "autoencoder"
     sample_kind = "autoencoder"
     description = "Autoencoder reconstruction: PSNR, SSIM, MS-SSIM, LPIPS, rFID, compression, speed, memory"
     metrics = {
-        "psnr": MetricInfo("higher", "PSNR of the pooled MSE over all samples (dB, range [0, 1])", primary=True,
+        "psnr_mean": MetricInfo("higher", "mean of per-image PSNR (a video: per frame; dB, range [0, 1]); +inf if "
+                                "any image is exact", primary=True, allow_inf=True, unit="dB", per_sample="psnr"),
+        "psnr": MetricInfo("higher", "PSNR of the pooled MSE over all samples (dB, range [0, 1])",
                            allow_inf=True, unit="dB", per_sample="mse", aggregate="psnr_of_mean"),
         "ssim": MetricInfo("higher", "mean SSIM (torchmetrics, Gaussian 11, σ 1.5)", per_sample="ssim"),
         "ms_ssim": MetricInfo("higher", "mean MS-SSIM (torchmetrics; needs sides >= 161)", per_sample="ms_ssim"),
@@ -141,7 +188,9 @@ class AERecon(Task):
         "compression_ratio": MetricInfo("higher", "input elements / latent elements"),
         "encode_ms": MetricInfo("lower", "encode wall time per sample", unit="ms"),
         "decode_ms": MetricInfo("lower", "decode wall time per sample", unit="ms"),
-        "peak_memory_mb": MetricInfo("lower", "peak memory during the task", unit="MiB"),
+        "peak_memory_mb": MetricInfo("lower", "peak memory added by encode+decode of one batch above what was "
+                                     "held before (activations, latents, outputs; weights excluded), max over batches",
+                                     unit="MiB"),
     }
 
     def requirements(self, options) -> Requirements:
@@ -155,20 +204,21 @@ class AERecon(Task):
         lpips = self._lpips(ctx)
         names = runner.data.names
         recon_dir = ctx.store.root / "samples" / "ae" / ctx.store_key(runner.source.model_id, runner.data)
-        if runner.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
+        memory_method: list[str] = []
 
         def reconstruct(shard: list[int]) -> list[dict]:  # per item: its scores and timing, or a skip record
             records: dict[int, dict] = {}
             for batch in runner.batches(shard):
-                runner.sync()
-                t0 = time.perf_counter()
-                z = runner.encode(batch.x)
-                runner.sync()
-                t1 = time.perf_counter()
-                recon = runner.decode(z, batch.x)
-                runner.sync()
-                t2 = time.perf_counter()
+                with PeakMemory(runner.device) as memory:
+                    runner.sync()
+                    t0 = time.perf_counter()
+                    z = runner.encode(batch.x)
+                    runner.sync()
+                    t1 = time.perf_counter()
+                    recon = runner.decode(z, batch.x)
+                    runner.sync()
+                    t2 = time.perf_counter()
+                memory_method[:] = [memory.method]
                 per_item_latent = z.reshape(len(batch.indices), -1)  # an image AE on video: all frames of an item
                 latent_shape = list(z.shape[1:]) if z.shape[0] == len(batch.indices) else [
                     z.shape[0] // len(batch.indices), *z.shape[1:]]
@@ -185,7 +235,7 @@ class AERecon(Task):
                     i = batch.indices[row]
                     records[i] = {**{k: v[j] for k, v in scores.items()}, "name": names[i], "ratio": ratio,
                                   "encode_s": (t1 - t0) / len(keep), "decode_s": (t2 - t1) / len(keep),
-                                  "latent_shape": latent_shape}
+                                  "latent_shape": latent_shape, "peak_mb": memory.mib}
                     if batch.x.ndim == 4:  # rFID compares 8-bit reconstructions with the originals
                         records[i]["files"] = (str(self._write_png(recon_dir / f"{i:05d}.png", recon[row])),
                                                str(runner.data.files[i]))
@@ -207,10 +257,19 @@ class AERecon(Task):
         recon_files = [Path(r["files"][0]) for r in done if "files" in r]
         orig_files = [Path(r["files"][1]) for r in done if "files" in r]
         mse = np.array(per["mse"])
-        metrics = {"psnr": imagemetrics.pooled_psnr(mse), "ssim": float(np.mean(per["ssim"])),
+        psnr = np.array(per["psnr"])
+        metrics = {"psnr_mean": imagemetrics.mean_psnr(psnr), "psnr": imagemetrics.pooled_psnr(mse),
+                   "ssim": float(np.mean(per["ssim"])),
                    "compression_ratio": float(ratio), "encode_ms": 1000 * enc_time / (n_done + 0.0),
                    "decode_ms": 1000 * dec_time / (n_done + 0.0)}
-        details: dict[str, Any] = {"latent_shape": latent_shape, "psnr_infinite_samples": int(np.sum(mse == 0)),
+        finite = psnr[np.isfinite(psnr)]
+        details: dict[str, Any] = {"latent_shape": latent_shape,
+                                   "psnr_infinite_samples": int(np.sum(~np.isfinite(psnr))),
+                                   "psnr_headline": "psnr_mean: the mean of per-image PSNR, as autoencoder papers "
+                                   "print it (torchmetrics PeakSignalNoiseRatio(data_range=1, dim=(1, 2, 3))); +inf "
+                                   "when any image is reconstructed exactly. psnr pools the MSE over all samples "
+                                   "(the PeakSignalNoiseRatio class default, dim=None)",
+                                   "psnr_mean_finite_only": float(np.mean(finite)) if len(finite) else None,
                                    "reconstructions_dir": str(recon_dir.relative_to(ctx.store.root)),
                                    "metric_space": "float reconstructions clamped to [0, 1]",
                                    "timing_note": "wall time of whole batches divided by their size"}
@@ -228,7 +287,9 @@ class AERecon(Task):
             metrics["rfid"] = rfid
         else:
             details["rfid_skipped"] = note
-        metrics["peak_memory_mb"], details["peak_memory_kind"] = _peak_memory(runner.device)
+        metrics["peak_memory_mb"] = max(r["peak_mb"] for r in done)
+        details["peak_memory_method"] = (memory_method[0] if memory_method else "") + \
+            "; the max over all batches (each rank measures its own process)"
         per = {k: v for k, v in per.items() if v and v[0] is not None}
         return TaskOutput(metrics=metrics, details=details, per_sample=per, skipped_samples=skipped,
                           num_samples=n_done)

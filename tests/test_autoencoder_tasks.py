@@ -188,6 +188,8 @@ def test_demo_ae_end_to_end_with_plot():
     assert recon["details"]["latent_shape"] == [4, 8, 8]
     assert len(recon["per_sample"]["psnr"]) == len(recon["per_sample"]["ssim"]) == recon["num_samples"] == 10
     assert 10 < recon["metrics"]["psnr"] < 60 and 0 < recon["metrics"]["ssim"] < 1
+    assert recon["metrics"]["psnr_mean"] == pytest.approx(np.mean(recon["per_sample"]["psnr"]), rel=1e-12)
+    assert recon["metrics"]["peak_memory_mb"] < 50 and "peak_memory_method" in recon["details"]
     assert "lpips_skipped" in recon["details"] and "rfid_skipped" in recon["details"]  # offline, no weights
     (plot,) = docs["spectral"]["artifacts"]
     path = summary.store / plot
