@@ -86,7 +86,7 @@ def score(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     store: Optional[Path] = StoreOpt,
     extractor: Optional[str] = typer.Option(None, "--extractor", help="inception[:clean|legacy_tensorflow|"
-                                            "legacy_pytorch] | clip | python:module:factory"),
+                                            "legacy_pytorch] | clip | vgg16 | python:module:factory"),
     ref: Optional[str] = typer.Option(None, "--ref", help="Reference: NAME | FILE.npz | folder:PATH | model:SPEC"),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file (.txt or .jsonl) for generation."),
     offline: Optional[bool] = OfflineOpt,

@@ -52,26 +52,12 @@ class BigDecodeAE:
         return out
 
 
-class IdentityAE:
-    model_id = "identity-ae@test"
-
-    def encode(self, x):
-        return x.clone()
-
-    def decode(self, z):
-        return z.clone()
-
-
 def noisy_ae():
     return NoisyAE()
 
 
 def big_decode_ae():
     return BigDecodeAE()
-
-
-def identity_ae():
-    return IdentityAE()
 
 
 def _opts(**kw):
@@ -175,7 +161,7 @@ def test_psnr_mean_inf_handling_matches_torchmetrics():
 
 
 def test_identity_ae_psnr_mean_is_inf_and_counted():
-    (doc,) = score("python:tests.test_ae_recon_agreement:identity_ae", _opts()).results
+    (doc,) = score("python:tests.test_autoencoder_tasks:identity_ae", _opts()).results
     assert doc["metrics"]["psnr_mean"] == doc["metrics"]["psnr"] == float("inf")
     assert doc["details"]["psnr_infinite_samples"] == 10 and doc["details"]["psnr_mean_finite_only"] is None
 
@@ -216,7 +202,7 @@ def test_peak_memory_on_cuda_excludes_what_was_allocated_before():
 
 
 def test_peak_memory_mb_is_the_autoencoders_not_the_process():
-    (small,) = score("python:tests.test_ae_recon_agreement:identity_ae", _opts()).results
+    (small,) = score("python:tests.test_autoencoder_tasks:identity_ae", _opts()).results
     (big,) = score("python:tests.test_ae_recon_agreement:big_decode_ae", _opts()).results
     method = big["details"]["peak_memory_method"]
     assert method == small["details"]["peak_memory_method"] and method.startswith("cpu: ")
