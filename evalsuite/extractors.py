@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from evalsuite import openai_clip
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.hashing import sha256_state_dict
@@ -174,21 +175,26 @@ _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def _clip_identity(option: str) -> tuple[str, Preprocessing, int]:
-    if option:
-        raise InputError(f"extractor 'clip' takes no option, got 'clip:{option}'", "use --extractor clip")
+def _clip_precision(option: str, device: torch.device | str = "cpu") -> str:
+    """`clip` runs in the precision clean-fid's `clip.load` gives on the device (fp16 on CUDA, fp32 on the CPU);
+    `clip:fp16` / `clip:fp32` choose one (e.g. to import clean-fid statistics computed on a GPU)."""
+    if option and option not in openai_clip.PRECISIONS:
+        raise InputError(f"extractor 'clip' takes fp16 or fp32 as its option, got 'clip:{option}'",
+                         "use --extractor clip (the official precision for the device), clip:fp16 or clip:fp32")
+    return option or openai_clip.official_precision(device)
+
+
+def _clip_identity(option: str, device: torch.device | str = "cpu") -> tuple[str, Preprocessing, int]:
     # clean-fid's clip_vit_b_32 (cleanfid/clip_features.py img_preprocess_clip): bicubic shorter side to 224 on the
-    # uint8 PIL image, centre crop 224x224, uint8
-    return "clip-vit-b-32-openai", Preprocessing("pil-bicubic-short-crop", (224, 224), "uint8"), 512
+    # uint8 PIL image, centre crop 224x224, uint8; fp16 features carry their precision in the id
+    suffix = "@fp16" if _clip_precision(option, device) == "fp16" else ""
+    return f"clip-vit-b-32-openai{suffix}", Preprocessing("pil-bicubic-short-crop", (224, 224), "uint8"), 512
 
 
 def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extractor:
-    ext_id, preprocessing, dim = _clip_identity(option)
-    import open_clip
-
+    ext_id, preprocessing, dim = _clip_identity(option, device)
     path = weights_store.require("clip-vit-b-32-openai", offline=offline)
-    # fp32 always (open_clip would pick fp16 on GPU): fidelity first
-    model = open_clip.load_openai_model(str(path), precision="fp32", device=device).eval()
+    model = openai_clip.load(path, device, _clip_precision(option, device))
     mean = torch.tensor(_CLIP_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
 
@@ -196,7 +202,7 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
         # clean-fid: ToTensor() (u8 / 255) * 255 in its dataset, / 255 in CLIP_fx, then Normalize: the same float32
         # roundings, so the network input is bit-identical to clean-fid's
         x = x.float() / 255 * 255 / 255.0
-        return model.encode_image((x - mean) / std).float()
+        return openai_clip.encode_image(model, (x - mean) / std)
 
     dim = int(getattr(model.visual, "output_dim", dim))  # 512 for ViT-B/32; read from the loaded model
     return Extractor(ext_id, weights_store.REGISTRY["clip-vit-b-32-openai"].sha256, preprocessing, dim, forward,
@@ -205,7 +211,8 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
 
 register(ExtractorInfo(
     "clip", ("clip-vit-b-32-openai",),
-    "OpenAI CLIP ViT-B/32 image embedding (512-d) for CLIP-FID; clean-fid's bicubic shorter side 224 + centre crop",
+    "OpenAI CLIP ViT-B/32 image embedding (512-d) for CLIP-FID; clean-fid's bicubic shorter side 224 + centre crop; "
+    "fp16 on CUDA and fp32 on the CPU as clean-fid's clip.load (clip:fp16 / clip:fp32 choose)",
     _clip_identity, _build_clip,
 ))
 

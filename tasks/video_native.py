@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from evalsuite import openai_clip
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.videoio import read_all_frames, read_frames
 from tasks import register, register_suite
@@ -249,6 +250,7 @@ class _DinoFrames:
 
     weights = DINO_WEIGHTS
     protocol = "vbench-subject-consistency-native-dino-vitb16"
+    precision = "fp32"  # VBench's DINO (torch.hub) runs in fp32 on every device
 
     def __init__(self, device: str, offline: bool | None):
         import torch
@@ -272,19 +274,18 @@ class _DinoFrames:
 
 class _ClipFrames:
     """VBench's background_consistency features: OpenAI CLIP ViT-B/32 `encode_image` of frames prepared by
-    `clip_input` (VBench's `clip_transform`), fp32 on every device (VBench's `clip.load` keeps the fp16 weights on
-    CUDA, fp32 on the CPU)."""
+    `clip_input` (VBench's `clip_transform`), in the precision VBench's `clip.load` gives on the device: fp16 weights
+    on CUDA, fp32 on the CPU (`evalsuite.openai_clip`; recorded in the result's details)."""
 
     weights = CLIP_WEIGHTS
     protocol = "vbench-background-consistency-native-clip-vitb32"
 
     def __init__(self, device: str, offline: bool | None):
-        import open_clip
-
         from evalsuite import weights as weights_store
 
         path = weights_store.require(CLIP_WEIGHTS, offline=offline)
-        self.model = open_clip.load_openai_model(str(path), precision="fp32", device=device).eval()
+        self.precision = openai_clip.official_precision(device)
+        self.model = openai_clip.load(path, device, self.precision)
         self.device = device
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
@@ -292,7 +293,7 @@ class _ClipFrames:
 
         x = clip_input(frames)
         with torch.inference_mode():
-            return np.concatenate([self.model.encode_image(chunk.to(self.device)).float().cpu().numpy()
+            return np.concatenate([openai_clip.encode_image(self.model, chunk.to(self.device)).cpu().numpy()
                                    for chunk in x.split(CHUNK)])
 
 
@@ -328,7 +329,7 @@ class _VBenchConsistency(Task):
         pair_sum, pair_count = sum(s for _, s, _ in summaries), sum(c for _, _, c in summaries)
         return TaskOutput(metrics={self.metric: pair_sum / pair_count},
                           details={"sampling": sampling, "protocol": net.protocol, "weights": net.weights,
-                                   "frames_scored": pair_count,
+                                   "precision": net.precision, "frames_scored": pair_count,
                                    "note": "as single-process VBench: the dimension is the sum of every scored "
                                            "frame's score over the number of frames scored across all videos (a "
                                            "longer video weighs more); per video, the mean over its frames. A "
