@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -39,14 +41,28 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instea
 OfflineOpt = typer.Option(None, "--offline/--online", help="Forbid downloads (default: EVALSUITE_OFFLINE).")
 
 
+_debug = {"on": False}
+
+
+@app.callback()
+def _global_options(debug: bool = typer.Option(
+        False, "--debug", help="On an error, also print the full traceback, a python: model's own included "
+                               "(or set EVALSUITE_DEBUG=1).")) -> None:
+    """Evaluate efficient generative models: quality tasks, reports, on-device speed."""
+    _debug["on"] = debug
+
+
 def friendly(fn: Callable) -> Callable:
-    """Turn library errors into a two-line message (what, and the fix) and exit code 2, no traceback."""
+    """Turn library errors into a two-line message (what, and the fix) and exit code 2, no traceback; under --debug
+    the traceback (and the one it was raised from, e.g. a user model's) is printed first."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except EvalsuiteError as exc:
+            if _debug["on"] or os.environ.get("EVALSUITE_DEBUG", "") not in ("", "0"):
+                err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False, soft_wrap=True)
             err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
             if exc.fix:
                 err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write
 from evalsuite.hashing import sha256_file, sha256_json
+from evalsuite.imageio import frames_from_model, image_from_model
 
 
 @dataclass(frozen=True)
@@ -101,33 +102,10 @@ class SampleStore:
 
 
 def _to_frames(video: Any, model_id: str) -> np.ndarray:
-    """(T, H, W, 3) uint8 from uint8 arrays, or float (T, 3, H, W) / (T, H, W, 3) in [0, 1] (rounded)."""
-    arr = video.detach().cpu().numpy() if hasattr(video, "detach") else np.asarray(video)
-    if arr.ndim == 4 and arr.shape[1] == 3 and arr.shape[3] != 3:
-        arr = arr.transpose(0, 2, 3, 1)
-    if arr.ndim != 4 or arr.shape[3] != 3:
-        raise InputError(f"model {model_id} produced a video of shape {arr.shape}",
-                         "generate_video() must return (T, H, W, 3) uint8 frames per video")
-    if arr.dtype != np.uint8:
-        if not np.isfinite(arr).all():
-            raise InputError(f"model {model_id} produced a video with NaN or inf values",
-                             "check the model's output; nothing was stored for this sample")
-        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    """(T, H, W, 3) uint8 by the one documented rule (evalsuite.imageio.frames_from_model); anything else is refused."""
+    return frames_from_model(video, f"model {model_id}: a generated video")
 
 
 def _to_pil(image: Any, model_id: str) -> Image.Image:
-    """Accept PIL images, HxWx3 uint8 arrays, or CHW float tensors in [0, 1] (rounded, not truncated)."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
-        arr = arr.transpose(1, 2, 0)
-    if arr.dtype != np.uint8:
-        if not np.isfinite(arr).all():
-            raise InputError(f"model {model_id} produced an image with NaN or inf values",
-                             "check the model's output; nothing was stored for this sample")
-        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    return Image.fromarray(arr).convert("RGB")
+    """An RGB PIL image by the one documented rule (evalsuite.imageio.image_from_model); anything else is refused."""
+    return Image.fromarray(image_from_model(image, f"model {model_id}: a generated image"))

@@ -124,9 +124,8 @@ def _resolve_diffusers(arg: str) -> ModelSource:
                        default_suite="autoencoder", info={"folder": str(folder.resolve()), "kind": ae.kind})
 
 
-def autoencoder_source(spec: str, obj: Any, info: dict) -> ModelSource:
-    """A ModelSource for a `python:` factory that returned an autoencoder."""
-    model_id = str(getattr(obj, "model_id", spec))
+def autoencoder_source(spec: str, obj: Any, info: dict, model_id: str) -> ModelSource:
+    """A ModelSource for a `python:` factory that returned an autoencoder (`model_id`: its own or its fingerprint)."""
     return ModelSource(spec=spec, model_id=model_id, kind="autoencoder", autoencoder=obj, default_suite="autoencoder",
                        info={**info, "kind": getattr(obj, "kind", "image")})
 
