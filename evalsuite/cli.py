@@ -86,7 +86,8 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def _store(store: Optional[Path]) -> Path:
-    return store or config.default_store()
+    """--store, else the default store; a file there is a clear error."""
+    return config.folder(store, "--store", config.STORE_FIX) if store else config.default_store()
 
 
 # ------------------------------------------------------------------------------------------------ score
@@ -154,7 +155,7 @@ def score(
 
     with distributed.session() as dist:
         options = ScoreOptions(
-            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, suite=suite,
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None, suite=suite,
             num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
             extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
             pr_neighbourhood=pr_k, pr_extractor=pr_extractor, num_workers=workers,

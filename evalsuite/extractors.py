@@ -1,5 +1,6 @@
 """Feature extractors as registered backbones. Each declares its id, weights sha256, preprocessing and dimension;
-those four form the feature-cache key and must match a reference statistics file.
+those four form the feature-cache key and must match a reference statistics file. The sha256 is that of the file
+actually loaded, verified against the weights registry on every use (`weights.require_verified`).
 
 Built in: `inception` (FID Inception, TorchScript `inception-2015-12-05.pt`) in clean-fid's modes `clean`
 (default), `legacy_tensorflow` and `legacy_pytorch`; `clip` (OpenAI CLIP ViT-B/32 through open_clip, CLIP-FID, with
@@ -155,12 +156,10 @@ class _InceptionFeatures(nn.Module):
 
 def _build_inception(mode: str, device: torch.device, offline: bool | None) -> Extractor:
     ext_id, preprocessing, dim = _inception_identity(mode)
-    path = weights_store.require("inception-2015-12-05", offline=offline)
+    path, digest = weights_store.require_verified("inception-2015-12-05", offline=offline)
     net = torch.jit.load(str(path), map_location=device).eval()
     forward = _InceptionFeatures(net, resize_inside=preprocessing.resize == "none").eval()
-
-    return Extractor(ext_id, weights_store.REGISTRY["inception-2015-12-05"].sha256, preprocessing, dim, forward,
-                     device)
+    return Extractor(ext_id, digest, preprocessing, dim, forward, device)
 
 
 register(ExtractorInfo(
@@ -193,7 +192,7 @@ def _clip_identity(option: str, device: torch.device | str = "cpu") -> tuple[str
 
 def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extractor:
     ext_id, preprocessing, dim = _clip_identity(option, device)
-    path = weights_store.require("clip-vit-b-32-openai", offline=offline)
+    path, digest = weights_store.require_verified("clip-vit-b-32-openai", offline=offline)
     model = openai_clip.load(path, device, _clip_precision(option, device))
     mean = torch.tensor(_CLIP_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
@@ -205,8 +204,7 @@ def _build_clip(option: str, device: torch.device, offline: bool | None) -> Extr
         return openai_clip.encode_image(model, (x - mean) / std)
 
     dim = int(getattr(model.visual, "output_dim", dim))  # 512 for ViT-B/32; read from the loaded model
-    return Extractor(ext_id, weights_store.REGISTRY["clip-vit-b-32-openai"].sha256, preprocessing, dim, forward,
-                     device)
+    return Extractor(ext_id, digest, preprocessing, dim, forward, device)
 
 
 register(ExtractorInfo(
@@ -250,12 +248,11 @@ def _build_vgg16(option: str, device: torch.device, offline: bool | None) -> Ext
     import torchvision
 
     ext_id, preprocessing, dim = _vgg16_identity(option)
-    path = weights_store.require("vgg16-imagenet1k-v1", offline=offline)
+    path, digest = weights_store.require_verified("vgg16-imagenet1k-v1", offline=offline)
     net = torchvision.models.vgg16()
     net.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
     forward = _VGG16Features(net).to(device).eval().requires_grad_(False)
-    return Extractor(ext_id, weights_store.REGISTRY["vgg16-imagenet1k-v1"].sha256, preprocessing, dim, forward,
-                     device)
+    return Extractor(ext_id, digest, preprocessing, dim, forward, device)
 
 
 register(ExtractorInfo(

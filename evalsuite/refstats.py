@@ -8,6 +8,9 @@ statistics whose extractor, weights or preprocessing differ from the run's, and 
 from __future__ import annotations
 
 import json
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -71,46 +74,150 @@ def save_npz(ref: ReferenceStats, path: Path) -> str:
     return sha256_file(path)
 
 
+MAX_STATS_BYTES = 4 << 30  # the arrays of one statistics file, uncompressed (50k x 4096 float64 features: 1.6 GB)
+_STATS_KINDS = {"mu": "f", "sigma": "f", "feats": "f", "n": "iu", "meta": "U"}  # numpy dtype kinds per key
+_KIND_NAMES = {"f": "a real float array", "iu": "an integer", "U": "a JSON string"}
+_NPZ_FIX = ("it must be a .npz written by numpy.savez: float arrays mu (d,) and sigma (d, d) (clean-fid and "
+            "pytorch-fid write these), optionally feats (N, d), an integer n and a meta JSON string; rebuild it "
+            "with `evalsuite ref build` if it was damaged")
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+
+
+def _bad_stats(path: Path, problem: str, fix: str = _NPZ_FIX) -> InputError:
+    return InputError(f"statistics file {path} {problem}", fix)
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The statistics arrays of a .npz (and the names of all it holds), each .npy header checked before its data is
+    read: pickled object arrays, structured or unexpected dtypes, negative shapes and sizes over MAX_STATS_BYTES or
+    beyond the data are refused. Arrays other than mu, sigma, feats, n and meta are never read."""
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+            for key, kinds in _STATS_KINDS.items():
+                if key not in members:
+                    continue
+                with zf.open(members[key]) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise _bad_stats(path, f"stores '{key}' in .npy format {version}, not 1.0 or 2.0")
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(fh)
+                    if dtype.hasobject:
+                        raise _bad_stats(path, f"holds '{key}' as a pickled object array (refused: unpickling a "
+                                               "file can run code)")
+                    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in kinds:
+                        raise _bad_stats(path, f"holds '{key}' with dtype {dtype}, expected {_KIND_NAMES[kinds]}")
+                    if any(s < 0 for s in shape):
+                        raise _bad_stats(path, f"declares '{key}' with the negative shape {shape}")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    total += nbytes
+                    if total > MAX_STATS_BYTES:
+                        raise _bad_stats(path, f"declares '{key}' of shape {shape} ({nbytes} bytes): more than the "
+                                               f"{MAX_STATS_BYTES} bytes of arrays a statistics file may hold")
+                    data = fh.read(nbytes)
+                if len(data) != nbytes:
+                    raise _bad_stats(path, f"declares '{key}' of shape {shape} ({nbytes} bytes) but holds "
+                                           f"{len(data)} bytes (truncated or damaged)")
+                arrays[key] = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        problem = " ".join(str(exc).split())[:200]
+        raise _bad_stats(path, f"is not a readable .npz archive ({type(exc).__name__}: {problem})") from exc
+    return arrays, sorted(members)
+
+
+def _stats_meta(path: Path, stored: np.ndarray | None, manifest_meta: dict | None) -> dict:
+    """The manifest entry's fields updated by the file's `meta` JSON object; the fields evalsuite reads are
+    type-checked."""
+    meta = dict(manifest_meta or {})
+    if stored is not None:
+        if stored.shape != ():
+            raise _bad_stats(path, f"holds meta of shape {stored.shape}, expected one JSON string")
+        try:
+            loaded = json.loads(str(stored[()]))
+        except (ValueError, RecursionError) as exc:
+            raise _bad_stats(path, f"holds a meta that is not valid JSON ({type(exc).__name__}: "
+                                   f"{str(exc)[:120]})") from exc
+        if not isinstance(loaded, dict):
+            raise _bad_stats(path, f"holds a meta JSON {type(loaded).__name__}, expected an object")
+        meta.update(loaded)
+    for f in COMPARED_FIELDS[:3] + ("source",):
+        if meta.get(f) is not None and not isinstance(meta[f], str):
+            raise _bad_stats(path, f"records {f} as {type(meta[f]).__name__}, expected a string")
+    if meta.get("covariance", "unbiased") not in ("unbiased", "biased"):
+        raise _bad_stats(path, f"records covariance {meta['covariance']!r}, expected 'unbiased' or 'biased'")
+    return meta
+
+
+def _stats_count(path: Path, stored: np.ndarray | None, meta: dict) -> int | None:
+    """N: the `n` array (0 = unknown), else meta's n; None when unknown; 1 or negative is refused."""
+    if stored is not None and stored.size != 1:
+        raise _bad_stats(path, f"holds n of shape {stored.shape}, expected one integer")
+    n = int(stored.reshape(-1)[0]) if stored is not None else 0
+    if n == 0:
+        n = meta.get("n") or 0
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise _bad_stats(path, f"records n as {n!r}, expected an integer")
+    if n < 0 or n == 1:
+        raise _bad_stats(path, f"records n = {n}: statistics need at least 2 samples")
+    return n or None
+
+
 def load_npz(path: str | Path, name: str | None = None, manifest_meta: dict | None = None) -> ReferenceStats:
-    """Read an evalsuite, clean-fid or pytorch-fid statistics file; wrong keys or shapes name the file and fix."""
+    """Read an evalsuite, clean-fid or pytorch-fid statistics file; anything malformed (a damaged archive, wrong
+    keys, dtypes, ranks or shapes, NaN/inf, an asymmetric sigma, a bad meta or n) is an InputError naming the file
+    and the fix. Nothing is converted silently (complex, string or integer statistics are refused)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"statistics file {path} does not exist", "check the path, or list names with `evalsuite ref list`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"cannot read statistics file {path}: {exc}",
-                         "it must be a .npz written by numpy.savez with arrays mu and sigma") from exc
+    arrays, names = _read_npz(path)
     feats = arrays.get("feats")
+    if feats is not None and (feats.ndim != 2 or feats.shape[1] == 0):
+        raise _bad_stats(path, f"holds feats of shape {feats.shape}, expected (N, d)",
+                         "store the reference features as an (N, d) array")
     if "mu" not in arrays or "sigma" not in arrays:
         if feats is None:
-            raise InputError(f"statistics file {path} has keys {sorted(arrays)}, but needs 'mu' and 'sigma'",
+            raise InputError(f"statistics file {path} has keys {names}, but needs 'mu' and 'sigma'",
                              "save it with np.savez(path, mu=mu, sigma=sigma) (clean-fid and pytorch-fid do)")
-        feats64 = np.asarray(feats, dtype=np.float64)
-        stream = StreamingStats(feats64.shape[1])
-        stream.update(feats64)
+        if feats.shape[0] < 2:
+            raise _bad_stats(path, f"holds {feats.shape[0]} feature vector(s) and no mu/sigma; a covariance needs 2")
+        stream = StreamingStats(feats.shape[1])
+        stream.update(feats.astype(np.float64))
         arrays["mu"], arrays["sigma"], arrays["n"] = stream.mean, stream.cov(True), np.int64(stream.n)
-    mu = np.asarray(arrays["mu"], dtype=np.float64).reshape(-1)
-    sigma = np.asarray(arrays["sigma"], dtype=np.float64)
+    mu = arrays["mu"].astype(np.float64)
+    sigma = arrays["sigma"].astype(np.float64)
+    if mu.ndim != 1 or mu.shape[0] == 0:
+        raise _bad_stats(path, f"holds mu of shape {mu.shape}, expected a (d,) vector")
     if sigma.shape != (mu.shape[0], mu.shape[0]):
         raise InputError(f"statistics file {path}: sigma has shape {sigma.shape} but mu has dimension {mu.shape[0]}",
                          "sigma must be the (d, d) covariance of the d-dimensional features whose mean is mu")
-    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all() and (feats is None or np.isfinite(feats).all())):
         raise InputError(f"statistics file {path} holds NaN or inf values", "rebuild the statistics")
-    if feats is not None and (feats.ndim != 2 or feats.shape[1] != mu.shape[0]):
+    if np.abs(sigma - sigma.T).max() > 1e-6 * max(1.0, float(np.abs(sigma).max())):
+        raise _bad_stats(path, "holds a sigma that is not symmetric, so it is no covariance", "rebuild the statistics")
+    if feats is not None and feats.shape[1] != mu.shape[0]:
         raise InputError(f"statistics file {path}: feats has shape {feats.shape}, expected (N, {mu.shape[0]})",
                          "store the reference features as an (N, d) array")
-    meta = dict(manifest_meta or {})
-    if "meta" in arrays:
-        meta.update(json.loads(str(arrays["meta"])))
-    n = int(arrays["n"]) if "n" in arrays and int(arrays["n"]) > 0 else meta.get("n")
+    meta = _stats_meta(path, arrays.get("meta"), manifest_meta)
+    n = _stats_count(path, arrays.get("n"), meta)
     return ReferenceStats(name or path.stem, mu, sigma, n, meta, feats, path, id=f"{name or path.stem}@{sha256_file(path)[:16]}")
 
 
 def check_compatible(ref: ReferenceStats, key: dict) -> None:
     """Refuse statistics made with another extractor, weights, preprocessing or dimension than `key`."""
     label = f"reference '{ref.name}'" + (f" ({ref.path})" if ref.path else "")
+    if not any(ref.meta.get(f) for f in COMPARED_FIELDS[:3]):
+        raise IncompatibleStatsError(
+            f"{label} does not record the extractor, weights and preprocessing it was computed with (a clean-fid "
+            "or pytorch-fid file?), so it cannot be checked against this run",
+            f"import it once, naming the extractor that made it: `evalsuite ref import NAME {ref.path or 'FILE.npz'} "
+            "--extractor EXT` (inception for clean-fid's and pytorch-fid's FID statistics, clip for clean-fid's "
+            "CLIP-FID ones), then pass --ref NAME")
     if ref.dim != key["dim"]:
         raise IncompatibleStatsError(
             f"{label} has dimension {ref.dim}, the run's extractor {key['extractor']} gives {key['dim']}",

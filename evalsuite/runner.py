@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,13 +21,17 @@ from evalsuite.imageio import list_images
 from evalsuite.models import ModelSource, resolve_model
 from evalsuite.provenance import environment
 from evalsuite.results import ResultsStore, new_run_id
-from evalsuite.samples import SampleStore, make_requests
+from evalsuite.samples import SampleRequest, SampleStore
 
 T = TypeVar("T")
 R = TypeVar("R")
 F = TypeVar("F", bound=FeatureResult)
 
 DEFAULT_NUM_SAMPLES = 1000
+MAX_NUM_SAMPLES = 10_000_000
+# lower bounds of one stored sample (a tiny PNG; a short lossless MP4): a run is refused only when even these do not
+# fit on the store's disk
+MIN_SAMPLE_BYTES = {"image": 1 << 10, "video": 16 << 10}
 REFERENCE_SEED_OFFSET = 1_000_000  # `--ref model:SPEC` samples use seeds disjoint from the scored model's
 DEFAULT_PROMPTS_FILE = Path(__file__).resolve().parent.parent / "tasks" / "data" / "image_prompts.txt"
 
@@ -92,18 +97,86 @@ def resolve_device(device: str) -> str:
 
 
 def read_prompts(path: Path) -> list[str]:
-    """One prompt per line (.txt) or {"prompt": ...} per line (.jsonl)."""
+    """One prompt per line (.txt) or {"prompt": "..."} per line (.jsonl), UTF-8; blank lines are skipped, a file
+    without prompts is an error."""
     import json
 
     if not path.is_file():
         raise InputError(f"prompts file {path} does not exist", "pass a .txt (one prompt per line) or .jsonl file")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"prompts file {path} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+                         "save it as UTF-8") from exc
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if path.suffix == ".jsonl":
         try:
-            return [json.loads(ln)["prompt"] for ln in lines]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path} is not JSON lines with a 'prompt' field: {exc}", "fix the file") from exc
+            lines = [json.loads(ln)["prompt"] for ln in lines]
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError, RecursionError) as exc:
+            raise InputError(f"{path} is not JSON lines with a 'prompt' field: {type(exc).__name__}: "
+                             f"{str(exc)[:100]}", 'write one {"prompt": "..."} object per line') from exc
+        if not all(isinstance(p, str) for p in lines):
+            raise InputError(f"{path} has a 'prompt' that is not a string", 'write one {"prompt": "..."} per line')
+    if not lines:
+        raise InputError(f"prompts file {path} holds no prompts", "write one prompt per line")
     return lines
+
+
+class SampleRequests(Sequence[SampleRequest]):
+    """Sample i uses prompt i mod P and seed `seed + i` (`samples.make_requests`' assignment), computed when
+    indexed: ten million requests take no memory."""
+
+    def __init__(self, prompts: Sequence[str], num_samples: int, seed: int):
+        if not prompts:
+            raise InputError("the prompt list is empty", "pass a prompts file with at least one prompt")
+        self.prompts, self.range, self.seed = list(prompts), range(num_samples), seed
+
+    def __len__(self) -> int:
+        return len(self.range)
+
+    def __getitem__(self, index):  # int -> SampleRequest, slice -> a lazy view
+        if isinstance(index, slice):
+            view = SampleRequests(self.prompts, 0, self.seed)
+            view.range = self.range[index]
+            return view
+        i = self.range[index]
+        return SampleRequest(self.prompts[i % len(self.prompts)], self.seed + i)
+
+
+def sample_requests(prompts: Sequence[str], num_samples: int, seed: int) -> SampleRequests:
+    """The generation requests of a run, built lazily (see SampleRequests)."""
+    return SampleRequests(prompts, num_samples, seed)
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free space on the disk `folder` is (or will be created) on."""
+    for p in (folder, *folder.absolute().parents):
+        if p.is_dir():
+            return shutil.disk_usage(p).free
+    return shutil.disk_usage(Path.cwd()).free
+
+
+def check_run_inputs(source: ModelSource, options: ScoreOptions) -> None:
+    """Refuse, before any work: a store that is a file, an unreadable --prompts file, --num-samples below 1 or above
+    MAX_NUM_SAMPLES, and more new samples than the store's free disk holds at MIN_SAMPLE_BYTES each."""
+    store = config.folder(options.store, "the store", config.STORE_FIX)
+    if options.prompts:
+        read_prompts(Path(options.prompts))
+    n = options.num_samples
+    if n is None:
+        return
+    if n < 1 or n > MAX_NUM_SAMPLES:
+        raise InputError(f"--num-samples {n} is not between 1 and {MAX_NUM_SAMPLES}",
+                         f"pass at least 1 and at most {MAX_NUM_SAMPLES} samples (FID protocols use 10k to 50k)")
+    if source.kind != "generator":
+        return
+    media = "image" if hasattr(source.generator, "generate") else "video"
+    need, free = n * MIN_SAMPLE_BYTES[media], _free_bytes(store)
+    if need > free:
+        raise InputError(f"--num-samples {n} needs at least {need / 1e9:.2f} GB for its {media} samples "
+                         f"({MIN_SAMPLE_BYTES[media]} bytes each at the least), but the disk of the store {store} "
+                         f"has {free / 1e9:.2f} GB free",
+                         "free disk space, pass a smaller --num-samples, or --store a folder on a larger disk")
 
 
 class RunContext:
@@ -164,8 +237,8 @@ class RunContext:
                    prompts: list[str] | None = None) -> tuple[list[Path], list[str]]:
         """--num-samples (default 1000) samples of a generator through the sample store: prompt i mod P (from
         `prompts`, else the run's prompt list), seed+i. Returns the paths and each sample's prompt."""
-        requests = make_requests(prompts or self.prompts(source), self.options.num_samples or DEFAULT_NUM_SAMPLES,
-                                 seed)
+        requests = sample_requests(prompts or self.prompts(source),
+                                   self.options.num_samples or DEFAULT_NUM_SAMPLES, seed)
         store = SampleStore(self.store.root / "samples", source.model_id)
         paths, generated = self.generate(store, source.generator, requests, media)
         if source is self.source:
@@ -175,7 +248,7 @@ class RunContext:
 
     def generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
         """Generate what is missing; under torchrun each rank makes its shard, then all see every file."""
-        mine = self.dist.shard(requests)
+        mine = self.dist.shard(requests) if self.dist.enabled else requests  # lazy requests stay lazy
         _, generated = self.dist.collectively(
             lambda: store.ensure(generator, mine, batch_size=self.options.batch_size,
                                  progress=self.options.progress and self.dist.is_main, media=media), "generation")
@@ -507,6 +580,9 @@ def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str]
     """Task names to run, and the suite's default options (filled in where the user gave none)."""
     import tasks as registry
 
+    if options.tasks is not None and not options.tasks:
+        raise InputError("--tasks names no task", "pass comma-separated task names, e.g. --tasks fid,kid "
+                         "(see `evalsuite tasks`), or leave --tasks out for the model's suite")
     if options.tasks and options.suite:
         raise InputError("--tasks and --suite were both given", "pass one of them")
     if options.tasks:
@@ -529,6 +605,7 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
     for key, value in defaults.items():
         if getattr(options, key) is None:
             setattr(options, key, value)
+    check_run_inputs(source, options)
     store = ResultsStore(options.store)
     dist = distributed.current()
     run_id = dist.broadcast(

@@ -246,7 +246,7 @@ def protocol_name(spec: str, extractor: Extractor) -> str:
 def _build_i3d(option: str, device: torch.device, offline: bool | None, sampling: dict) -> Extractor:
     if option:
         raise InputError(f"extractor 'i3d' takes no option, got 'i3d:{option}'", "use --extractor i3d")
-    path = weights_store.require(I3D_WEIGHTS, offline=offline)
+    path, digest = weights_store.require_verified(I3D_WEIGHTS, offline=offline)  # pinned on first use
     net = torch.jit.load(str(path), map_location=device).eval()
 
     def forward(x: torch.Tensor) -> torch.Tensor:  # StyleGAN-V's detector_kwargs for fvd2048_16f
@@ -254,7 +254,6 @@ def _build_i3d(option: str, device: torch.device, offline: bool | None, sampling
 
     prep = VideoPreprocessing(Preprocessing("none", input_dtype="uint8"), **sampling,
                               network="i3d(rescale=True,resize=True,return_features=True)")
-    digest = weights_store.expected_digest(I3D_WEIGHTS) or ""  # the registry's or the pinned digest
     return Extractor("i3d-torchscript-stylegan-v", digest, prep, 400, forward, device)
 
 
@@ -419,10 +418,9 @@ def _build_videomae(option: str, device: torch.device, offline: bool | None, sam
                              "pass cd-fvd's vit_g_hybrid_pt_1200e_ssv2_ft.pth (videomae:FILE.pth), or use "
                              f"--extractor videomae with `evalsuite weights fetch {VIDEOMAE_WEIGHTS}`; other video "
                              "networks (e.g. a transformers VideoMAE folder) go through python:module:factory")
-        digest = sha256_file(path)
+        digest = weights_store.file_digest(path)
     else:
-        path = weights_store.require(VIDEOMAE_WEIGHTS, offline=offline)
-        digest = weights_store.expected_digest(VIDEOMAE_WEIGHTS) or sha256_file(path)
+        path, digest = weights_store.require_verified(VIDEOMAE_WEIGHTS, offline=offline)
     model = load_videomae_v2(path).to(device)
     prep = VideoPreprocessing(Preprocessing("none", input_dtype="uint8"), **sampling,
                               clip="cdfvd-resize256-antialias-centercrop-byte",

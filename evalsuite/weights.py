@@ -4,11 +4,16 @@ Nothing is ever replaced by random weights: a missing file raises MissingWeights
 Where no digest has been published (`sha256=None`, e.g. StyleGAN-V's I3D), the first file fetched or imported is
 pinned (trust on first use) in `weights/pins.json`; later files must match the pin, and every result records the
 digest it used, so a changed file can never pass silently.
+
+Files are verified when used, not only when fetched: `require` hashes the stored file once per process (cached by
+the file's identity: path, device, inode, size, mtime_ns, ctime_ns) and refuses one that no longer matches, and
+`require_verified` returns the digest of the file actually loaded, which keys the feature caches.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -155,10 +160,26 @@ def _pins_path() -> Path:
 
 
 def _pins() -> dict[str, str]:
+    """The trust-on-first-use pins; a damaged pins file is an error (never read as "nothing pinned")."""
+    path = _pins_path()
     try:
-        return json.loads(_pins_path().read_text())
-    except (OSError, json.JSONDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsIntegrityError(f"cannot read the weights pins file {path}: {exc}", _PINS_FIX) from exc
+    try:
+        pins = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise WeightsIntegrityError(f"the weights pins file {path} is not valid JSON: {exc}", _PINS_FIX) from exc
+    if not isinstance(pins, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pins.items()):
+        raise WeightsIntegrityError(f"the weights pins file {path} is not an object of name: sha256 strings",
+                                    _PINS_FIX)
+    return pins
+
+
+_PINS_FIX = ("restore it, or delete it to trust the next copy of each unpublished file again "
+             "(`evalsuite weights verify` shows what is stored)")
 
 
 def expected_digest(name: str) -> str | None:
@@ -167,17 +188,39 @@ def expected_digest(name: str) -> str | None:
     return spec.sha256 or _pins().get(name)
 
 
-def _verify_digest(spec: WeightsSpec, path: Path, origin: str | Path | None = None) -> str:
-    """Check `path` against the registry (or the pin); the error names `origin` (the user's file or the URL)."""
-    digest = sha256_file(path)
+_DIGESTS: dict[tuple, str] = {}  # file identity -> sha256, for this process
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file, hashed once per process while its identity (path, device, inode, size, mtime_ns,
+    ctime_ns) is unchanged; a file modified while it is hashed is not cached."""
+
+    def identity() -> tuple:
+        st = os.stat(path)
+        return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    key = identity()
+    if key not in _DIGESTS:
+        digest = sha256_file(path)
+        if identity() != key:
+            return digest
+        _DIGESTS[key] = digest
+    return _DIGESTS[key]
+
+
+def _verify_digest(spec: WeightsSpec, path: Path, origin: str | Path | None = None, digest: str | None = None) -> str:
+    """Check `path` against the registry (or the pin); the error names `origin` (the user's file or the URL) and
+    the commands that install the right file."""
+    digest = digest or sha256_file(path)
     expected = expected_digest(spec.name)
     if expected is None:
-        return digest  # nothing published or pinned yet: _install pins it
+        return digest  # nothing published or pinned yet: the caller pins it
     if digest != expected:
         source = "registry" if spec.sha256 else f"pin in {_pins_path()} (no published digest; first copy trusted)"
         raise WeightsIntegrityError(
             f"{origin or path} has sha256 {digest}, but weights '{spec.name}' must have {expected} ({source})",
-            f"this is not the file {spec.filename} from {spec.url}; fetch or import the right one"
+            f"this is not the file {spec.filename} from {spec.url}: `evalsuite weights fetch {spec.name}` (downloads "
+            f"and verifies it) or `evalsuite weights import {spec.name} /path/to/{spec.filename}`"
             + ("" if spec.sha256 else f", or delete the '{spec.name}' entry of {_pins_path()} to trust a new copy"),
         )
     return digest
@@ -216,7 +259,13 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
     spec = get_spec(name)
     dest = local_path(name)
     if dest.is_file():
-        return dest
+        try:
+            _check_stored(name)
+            return dest
+        except WeightsIntegrityError:
+            if config.offline(offline):
+                raise
+            # damaged or replaced: download it again (the atomic rename replaces it only once verified)
     if config.offline(offline):
         raise MissingWeightsError(name, spec.filename, str(dest), offline=True)
 
@@ -239,12 +288,28 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> P
     return path
 
 
-def require(name: str, *, offline: bool | None = None) -> Path:
-    """Path of a verified weights file, fetched on first use unless offline (then MissingWeightsError)."""
+def _check_stored(name: str) -> str:
+    """The stored file's digest, checked against the registry or the pin (an unpinned file is pinned now: trust
+    on first use); a mismatch raises WeightsIntegrityError naming the file and the fixing commands."""
+    spec, path = get_spec(name), local_path(name)
+    digest = _verify_digest(spec, path, origin=f"weights file {path}", digest=file_digest(path))
+    _pin(spec, digest)
+    return digest
+
+
+def require_verified(name: str, *, offline: bool | None = None) -> tuple[Path, str]:
+    """(path, sha256) of a weights file, fetched on first use unless offline (then MissingWeightsError), and
+    checked on every use (hashed once per process per file identity); the sha256 is that of the file actually
+    loaded: record it and key caches by it."""
     path = local_path(name)
-    if path.is_file():
-        return path
-    return fetch(name, offline=offline)
+    if not path.is_file():
+        fetch(name, offline=offline)
+    return path, _check_stored(name)
+
+
+def require(name: str, *, offline: bool | None = None) -> Path:
+    """Path of a verified weights file (see `require_verified`)."""
+    return require_verified(name, offline=offline)[0]
 
 
 def verify(names: list[str] | None = None) -> list[dict]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 
