@@ -33,13 +33,16 @@ class FeatureCache:
 
     def __init__(self, key: dict, root: Path | None = None):
         self.key = key
-        self.dir = (root or config.features_dir()) / sha256_json(key)[:24]
+        self.root = root or config.features_dir()
+        self.dir = self.root / sha256_json(key)[:24]
 
     def _path(self, content_sha: str) -> Path:
         return self.dir / content_sha[:2] / f"{content_sha}.npy"
 
     def get(self, content_sha: str) -> np.ndarray | None:
         path = self._path(content_sha)
+        if path.is_symlink():
+            return None  # never read through a link; put() then refuses it with an error naming the file
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -50,13 +53,12 @@ class FeatureCache:
 
     def put(self, content_sha: str, feat: np.ndarray) -> None:
         path = self._path(content_sha)
-        path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.dir / "key.json"
         if not key_file.exists():
-            atomic_write_bytes(key_file, json.dumps(self.key, indent=1).encode())
+            atomic_write_bytes(key_file, json.dumps(self.key, indent=1).encode(), root=self.root)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(feat, dtype=np.float32), allow_pickle=False)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue(), root=self.root)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from evalsuite.errors import InputError
-from evalsuite.fsutil import atomic_write
+from evalsuite.fsutil import append_line, atomic_write, atomic_write_bytes, remove_temp_files
 from evalsuite.hashing import sha256_file, sha256_json
 from evalsuite.imageio import frames_from_model, image_from_model
 
@@ -40,7 +40,8 @@ class SampleStore:
 
     def __init__(self, root: Path, model_id: str):
         self.model_id = model_id
-        self.dir = Path(root) / sha256_json({"model_id": model_id})[:16]
+        self.root = Path(root)
+        self.dir = self.root / sha256_json({"model_id": model_id})[:16]
         self.manifest = self.dir / "manifest.jsonl"
 
     def path_for(self, req: SampleRequest, media: str = "image") -> Path:
@@ -56,8 +57,9 @@ class SampleStore:
         `media="video"` calls `generator.generate_video` and stores lossless MP4s (decoded frames are exact)."""
         todo = self.missing(requests, media)
         if todo:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "model.json").write_text(json.dumps({"model_id": self.model_id}) + "\n")
+            remove_temp_files(self.dir)  # half-written samples of a killed run (an hour old: no live writer's)
+            atomic_write_bytes(self.dir / "model.json", (json.dumps({"model_id": self.model_id}) + "\n").encode(),
+                               root=self.root)
         with tqdm(total=len(todo), desc="generating", unit="img", disable=not progress or not todo) as bar:
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start:start + batch_size]
@@ -73,19 +75,18 @@ class SampleStore:
 
     def _write(self, req: SampleRequest, image: Any, media: str = "image", fps: int = 8) -> None:
         path = self.path_for(req, media)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if media == "video":
             from evalsuite.videoio import write_video
 
             frames = _to_frames(image, self.model_id)
-            atomic_write(path, lambda tmp: write_video(tmp, frames, fps=fps, lossless=True), suffix=".mp4")
+            atomic_write(path, lambda tmp: write_video(tmp, frames, fps=fps, lossless=True), suffix=".mp4",
+                         root=self.root)
         else:
             pil = _to_pil(image, self.model_id)
-            atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"), suffix=".png.tmp")
+            atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"), suffix=".png.tmp", root=self.root)
         line = json.dumps({"model_id": self.model_id, "prompt": req.prompt, "seed": req.seed,
                            "file": str(path.relative_to(self.dir)), "sha256": sha256_file(path)})
-        with open(self.manifest, "a", encoding="utf-8") as fh:  # one short O_APPEND write per line: no interleaving
-            fh.write(line + "\n")
+        append_line(self.manifest, line, root=self.root)  # one O_APPEND write per line, never through a link
 
     def entries(self) -> list[dict]:
         """Manifest rows, last one per file wins (a regenerated file appends a new row)."""

@@ -90,13 +90,13 @@ def build(store_dir: str | Path, out_dir: str | Path, published_path: str | Path
         html = page.render(title=f"{doc['task']} · {doc['model']['spec']}", css=css, js=None, doc=doc,
                            metrics=_pretty(doc.get("metrics", {})), provenance=_pretty(doc.get("provenance", {})),
                            details=_pretty(doc.get("details", {})))
-        atomic_write_bytes(out / provenance_href(doc["run_id"], doc["task"]), html.encode())
+        atomic_write_bytes(out / provenance_href(doc["run_id"], doc["task"]), html.encode(), root=out)
     index = env.get_template("index.html.j2").render(
         title="evalsuite leaderboard", css=css, js=js, tables=tables, charts=chart_svgs, regressions=flagged,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), version=evalsuite.__version__,
         n_results=len(docs), n_published=len(published), threshold=regression.DEFAULT_THRESHOLD,
         window=regression.DEFAULT_WINDOW, consecutive=regression.DEFAULT_CONSECUTIVE)
-    return atomic_write_bytes(out / "index.html", index.encode())
+    return atomic_write_bytes(out / "index.html", index.encode(), root=out)
 
 
 def _pretty(obj) -> str:
