@@ -7,6 +7,7 @@ silently; a model without `model_id` keys its samples by a fingerprint of its mo
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -161,9 +162,10 @@ def _options(tmp_path: Path, ref: Path, **kw) -> ScoreOptions:
 
 
 def _stored(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """The task results (not a run's manifest) and the sample files in the store."""
     store = tmp_path / "store"
-    return sorted(store.glob("runs/*/*.json")), sorted(p for p in store.glob("samples/**/*") if p.suffix in
-                                                       (".png", ".mp4"))
+    results = [p for p in sorted(store.glob("runs/*/*.json")) if "task" in json.loads(p.read_text())]
+    return results, sorted(p for p in store.glob("samples/**/*") if p.suffix in (".png", ".mp4"))
 
 
 def _cli(tmp_path: Path, ref: Path, model: str, *pre: str):
