@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.errors import InputError
-from evalsuite.fsutil import atomic_write_bytes
+from evalsuite.fsutil import atomic_write_bytes, check_name
 from evalsuite.hashing import sha256_json
 
 SCHEMA = "evalsuite.timing/1"
@@ -102,12 +102,16 @@ def trimmed_mean(values: np.ndarray, cut: float) -> float:
 
 
 def write(store: str | Path, record: TimingRecord) -> Path:
-    """Store one record (validated by construction), atomically, never overwriting."""
+    """Store one record (validated by construction), atomically, never overwriting, never outside
+    `<store>/device` (the file name keeps only the timestamp's safe characters: it may come from an ingested file)."""
     data = asdict(record)
-    name = f"{record.timestamp.replace(':', '')}-{sha256_json(data)[:12]}.json"
-    path = Path(store) / "device" / name
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode(), overwrite=False, durable=True)
-    return path
+    stamp = "".join(c if c.isascii() and (c.isalnum() or c in "-.") else "_"
+                    for c in str(record.timestamp).replace(":", ""))[:40]
+    name = check_name(f"{stamp.lstrip('.-_') or 'record'}-{sha256_json(data)[:12]}.json", "timing record file")
+    folder = Path(store) / "device"
+    atomic_write_bytes(folder / name, json.dumps(data, indent=1).encode(), overwrite=False, durable=True,
+                       root=folder)
+    return folder / name
 
 
 def load_all(store: str | Path) -> list[TimingRecord]:

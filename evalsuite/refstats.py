@@ -19,7 +19,7 @@ import numpy as np
 
 from evalsuite import config
 from evalsuite.errors import IncompatibleStatsError, InputError, UnknownNameError
-from evalsuite.fsutil import atomic_write, atomic_write_bytes
+from evalsuite.fsutil import atomic_write, atomic_write_bytes, check_name, inside, refuse_symlink
 from evalsuite.hashing import sha256_file
 from evalsuite.stats import StreamingStats
 
@@ -63,14 +63,14 @@ def from_stream(name: str, stats: StreamingStats, key: dict, source: str, feats:
     return ReferenceStats(name, stats.mean, stats.cov(unbiased), stats.n, meta, feats, id=f"{name}")
 
 
-def save_npz(ref: ReferenceStats, path: Path) -> str:
-    """Write atomically; returns the file's sha256 (the statistics' identity in results)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_npz(ref: ReferenceStats, path: Path, root: Path | None = None) -> str:
+    """Write atomically (never through a link, inside `root` when given); returns the file's sha256 (the
+    statistics' identity in results)."""
     arrays = {"mu": ref.mu.astype(np.float64), "sigma": ref.sigma.astype(np.float64),
               "n": np.int64(ref.n or 0), "meta": np.array(json.dumps(ref.meta, sort_keys=True))}
     if ref.feats is not None:
         arrays["feats"] = ref.feats.astype(np.float32)
-    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz", root=root)
     return sha256_file(path)
 
 
@@ -237,7 +237,7 @@ def _manifest_path(root: Path) -> Path:
 
 
 def _read_manifest(root: Path) -> list[dict]:
-    path = _manifest_path(root)
+    path = refuse_symlink(_manifest_path(root))
     if not path.is_file():
         return []
     try:
@@ -260,7 +260,8 @@ def load(name: str) -> ReferenceStats:
     for entry in entries():
         if entry["name"] == name:
             meta = {k: v for k, v in entry.items() if k not in ("name", "file", "root", "sha256")}
-            return load_npz(Path(entry["root"]) / entry["file"], name, meta)
+            root = Path(entry["root"])
+            return load_npz(inside(root, root / str(entry["file"]), "the reference folder"), name, meta)
     raise UnknownNameError(f"unknown reference statistics '{name}'",
                            "list them with `evalsuite ref list`; add one with `ref build` or `ref import`")
 
@@ -268,20 +269,21 @@ def load(name: str) -> ReferenceStats:
 def register(ref: ReferenceStats) -> dict:
     """Save `ref` into the user reference folder and add it to that manifest (replacing an entry of that name)."""
     root = config.user_reference_dir()
-    file = f"{ref.name}.npz"
-    digest = save_npz(ref, root / file)
+    file = f"{check_name(ref.name, 'reference name')}.npz"
+    digest = save_npz(ref, root / file, root)
     entry = {"name": ref.name, "file": file, "sha256": digest, "n": ref.n,
              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              **{k: v for k, v in ref.meta.items() if k != "n"}}
     current = [e for e in _read_manifest(root) if e["name"] != ref.name]
     current = [{k: v for k, v in e.items() if k != "root"} for e in current] + [entry]
     data = json.dumps({"schema": "evalsuite.reference_stats/1", "stats": current}, indent=1).encode()
-    atomic_write_bytes(_manifest_path(root), data)
+    atomic_write_bytes(_manifest_path(root), data, root=root)
     return entry
 
 
 def import_npz(name: str, file: str | Path, key: dict, source: str, covariance: str = "unbiased") -> dict:
     """Import a clean-fid / pytorch-fid / evalsuite `.npz`, recording the extractor key it was made with."""
+    check_name(name, "reference name")
     ref = load_npz(file, name)
     if ref.dim != key["dim"]:
         raise InputError(f"{file} holds {ref.dim}-d statistics but extractor {key['extractor']} gives {key['dim']}-d",
@@ -303,6 +305,8 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
     from evalsuite import video_features
 
     from evalsuite.videoio import VIDEO_EXTENSIONS
+
+    check_name(name, "reference name")  # before any work
 
     named_video = video_features.is_video_spec(extractor_spec) and not extractor_spec.startswith("python:")
     holds_videos = any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).rglob("*") if p.is_file()) \

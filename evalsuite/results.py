@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from evalsuite.errors import InputError
-from evalsuite.fsutil import atomic_write_bytes
+from evalsuite.fsutil import atomic_write_bytes, check_name, inside, refuse_symlink
 
 SCHEMA = "evalsuite.result/1"
 _COLUMNS = ("run_id", "task", "status", "model_spec", "model_id", "created_at", "path", "metrics")
@@ -25,7 +25,7 @@ _COLUMNS = ("run_id", "task", "status", "model_spec", "model_id", "created_at", 
 
 def new_run_id(model_label: str) -> str:
     """Sortable, unique run id: UTC time, a slug of the model, and random bits."""
-    slug = "".join(c if c.isalnum() else "-" for c in model_label.lower()).strip("-")[:32] or "model"
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in model_label.lower()).strip("-")[:32] or "model"
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(3)}"
 
 
@@ -42,7 +42,7 @@ class ResultsStore:
             if key not in doc:
                 raise ValueError(f"result document lacks '{key}'")
         doc = {"schema": SCHEMA, **doc}
-        path = self.runs_dir / doc["run_id"] / f"{doc['task']}.json"
+        path = self.run_path(doc["run_id"], f"{check_name(doc['task'], 'task')}.json")
         data = json.dumps(encode_nonfinite(doc), indent=1, sort_keys=False, default=_json_default,
                           allow_nan=False).encode()
         try:
@@ -54,7 +54,7 @@ class ResultsStore:
 
     def write_artifact(self, run_id: str, name: str, data: bytes) -> str:
         """Store a file (a plot) beside a run's results; returns its path relative to the store root."""
-        path = self.runs_dir / run_id / name
+        path = self.run_path(run_id, name)
         try:
             atomic_write_bytes(path, data, overwrite=False, durable=True)
         except FileExistsError:
@@ -63,6 +63,8 @@ class ResultsStore:
 
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", "-journal"):  # sqlite opens these by name: never through a link
+            refuse_symlink(f"{self.index_path}{suffix}")
         con = sqlite3.connect(self.index_path, timeout=60)
         for attempt in range(600):  # switching a new index to WAL fails at once, without the busy wait, while
             try:                     # another process holds a lock on it: retry for up to the same 60 s
@@ -125,17 +127,36 @@ class ResultsStore:
             run["tasks"][row["task"]] = row["status"]
         return list(out.values())
 
+    def run_path(self, run_id: str, name: str | None = None) -> Path:
+        """`runs/<run_id>[/<name>]`: both must be plain names (`fsutil.check_name`), the file no link, and the path
+        must lie inside the store once links are resolved; anything else (`../x`, `/abs/dir`, a run folder linked
+        elsewhere) is an InputError."""
+        path = self.runs_dir / check_name(run_id, "run id")
+        if name is not None:
+            path = refuse_symlink(path / check_name(name, "result file"))
+        return inside(self.root, path, "the store")
+
+    def document_path(self, relative: str) -> Path:
+        """The file of an index row's `path` column (`runs/<run>/<task>.json`), checked like `run_path`."""
+        parts = Path(relative).parts
+        if len(parts) != 3 or parts[0] != "runs" or Path(relative).is_absolute():
+            raise InputError(f"the index of store {self.root} names {relative!r}, not a file runs/<run>/<task>.json",
+                             "rebuild the index: delete index.sqlite and rerun")
+        return self.run_path(parts[1], parts[2])
+
     def load_run(self, run_id: str) -> list[dict]:
-        """Every document of a run; an unknown id names the store and how to list runs."""
-        run_dir = self.runs_dir / run_id
+        """Every document of a run, by its id or a unique prefix of it; an unknown id names the store and how to
+        list runs. Ids are names, never paths: nothing outside the store's `runs/` folder is read."""
+        run_dir = self.run_path(run_id)
         if not run_dir.is_dir():
             matches = [p.name for p in self.runs_dir.glob(f"{run_id}*")] if self.runs_dir.is_dir() else []
             if len(matches) == 1:
-                run_dir = self.runs_dir / matches[0]
+                run_dir = self.run_path(matches[0])
             else:
                 raise InputError(f"no run '{run_id}' in store {self.root}",
                                  "list runs with `evalsuite runs list --store DIR`")
-        return [decode_nonfinite(json.loads(p.read_text())) for p in sorted(run_dir.glob("*.json"))]
+        files = [self.run_path(run_dir.name, p.name) for p in sorted(run_dir.glob("*.json"))]
+        return [decode_nonfinite(json.loads(p.read_text())) for p in files]
 
     def table(self, status: str | None = "ok") -> Any:
         """A pandas DataFrame with one row per (run, task, metric): the input of reports and the leaderboard."""

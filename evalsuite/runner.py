@@ -195,7 +195,7 @@ class RunContext:
         self._extractors: dict[str, extractors.Extractor] = {}
         self._features: dict[tuple[str, str], FeatureResult] = {}
         self._refs: dict[str, refstats.ReferenceStats] = {}
-        self.generated = 0
+        self.generated: dict[str, int] = {}  # samples generated this run, per model under test (by model id)
         self.weights_used: dict[str, str] = {}
         self.fast_mode: dict[str, dict] = {}
         self.keep_features = False  # set when a task of the run needs every feature vector (KID)
@@ -241,8 +241,9 @@ class RunContext:
                                    self.options.num_samples or DEFAULT_NUM_SAMPLES, seed)
         store = SampleStore(self.store.root / "samples", source.model_id)
         paths, generated = self.generate(store, source.generator, requests, media)
+        if source is self.source or source is self._video_source:  # models under test, not references
+            self.generated[source.model_id] = self.generated.get(source.model_id, 0) + generated
         if source is self.source:
-            self.generated += generated
             self._sample_prompts = [r.prompt for r in requests]
         return paths, [r.prompt for r in requests]
 
@@ -361,7 +362,7 @@ class RunContext:
             self.store.root / "layouts" / label, self.source.generator, self.source.model_id, prompts, per_prompt,
             self.options.seed, store,
             ensure=lambda requests: self.generate(store, self.source.generator, requests, "image"))
-        self.generated += generated
+        self.generated[self.source.model_id] = self.generated.get(self.source.model_id, 0) + generated
         self.layouts[label] = folder
         return layout.read_layout(folder, per_prompt)
 
@@ -684,7 +685,7 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
         "reference_stats": refs,
         "seeds": {"sample_seed_start": ctx.options.seed, "kid_seed": ctx.options.seed},
         "num_samples_requested": ctx.options.num_samples,
-        "samples_generated_this_run": ctx.generated,
+        "samples_generated_this_run": ctx.generated.get(ctx.source_for(task).model_id, 0),
         "preprocessing": {spec: ext.preprocessing.id for spec, ext in ctx._extractors.items()},
         "fast_mode": ctx.fast_mode or None,
         "inference_graph": {spec: ext.graph_report() for spec, ext in ctx._extractors.items()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from evalsuite.bootstrap import STATISTICS, DeltaCI, bootstrap_ci, bootstrap_delta
 from evalsuite.errors import InputError
-from evalsuite.fsutil import atomic_write_bytes
+from evalsuite.fsutil import atomic_write_bytes, inside
 from evalsuite.results import ResultsStore, encode_nonfinite
 from evalsuite.samples import SampleStore
 
@@ -212,14 +212,16 @@ def _png(fig) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------ samples
-def _thumb(path: Path, size: int = 160) -> str | None:
+def _thumb(path: Path, root: Path, size: int = 160) -> str | None:
+    """A PNG data URL of a sample; None when unreadable or outside the store `root` (paths come from documents)."""
     try:
+        inside(root, path)
         with Image.open(path) as img:
             img = img.convert("RGB")
             img.thumbnail((size, size))
             buf = io.BytesIO()
             img.save(buf, format="PNG")
-    except OSError:
+    except (OSError, InputError):
         return None
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
@@ -243,7 +245,7 @@ def _samples(store: ResultsStore, runs: dict, ids: list[str], limit: int = 6) ->
     common = [k for k in by_run[ids[0]] if all(k in by_run[r] for r in ids)]
     out = []
     for key in common[:limit]:
-        images = [_thumb(by_run[r][key]) for r in ids]
+        images = [_thumb(by_run[r][key], store.root) for r in ids]
         if all(images):
             caption = f"{key[0]}: {key[1]}" if key[0] == "data item" else f"prompt {key[0]!r}, seed {key[1]}"
             out.append({"caption": caption, "images": images})

@@ -80,7 +80,7 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
     for row in store.rows():
         if row["status"] != "ok":
             continue
-        doc = decode_nonfinite(json.loads((store.root / row["path"]).read_text()))
+        doc = decode_nonfinite(json.loads(store.document_path(row["path"]).read_text()))
         key = (doc["model"]["id"], column_task(doc))
         if key not in latest or doc["created_at"] > latest[key]["created_at"]:
             latest[key] = doc
