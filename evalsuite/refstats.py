@@ -118,11 +118,12 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
                     if total > MAX_STATS_BYTES:
                         raise _bad_stats(path, f"declares '{key}' of shape {shape} ({nbytes} bytes): more than the "
                                                f"{MAX_STATS_BYTES} bytes of arrays a statistics file may hold")
-                    data = fh.read(nbytes)
-                if len(data) != nbytes:
+                    held = members[key].file_size - fh.tell()
+                if nbytes > held:
                     raise _bad_stats(path, f"declares '{key}' of shape {shape} ({nbytes} bytes) but holds "
-                                           f"{len(data)} bytes (truncated or damaged)")
-                arrays[key] = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+                                           f"{held} bytes (truncated or damaged)")
+                with zf.open(members[key]) as fh:  # checked: numpy reads into an array of the declared size
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
     except InputError:
         raise
     except _READ_ERRORS as exc:
