@@ -20,8 +20,8 @@ from typing import Callable
 
 from evalsuite.errors import InputError
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters"
+NAME_PATTERN = re.compile(r"\w[\w.-]{0,127}")  # \w: letters (any script), digits, '_'
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter, digit or '_', at most 128 characters"
 
 
 def check_name(name: str, what: str = "name") -> str:

@@ -25,7 +25,7 @@ _COLUMNS = ("run_id", "task", "status", "model_spec", "model_id", "created_at", 
 
 def new_run_id(model_label: str) -> str:
     """Sortable, unique run id: UTC time, a slug of the model, and random bits."""
-    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in model_label.lower()).strip("-")[:32] or "model"
+    slug = "".join(c if c.isalnum() else "-" for c in model_label.lower()).strip("-")[:32] or "model"
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(3)}"
 
 
