@@ -79,6 +79,7 @@ from device_runner import records
 from device_runner.backends import DeviceError
 from device_runner.records import TimingRecord
 from evalsuite.errors import InputError
+from evalsuite.results import MAX_JSON_DEPTH, too_deep
 
 REQUEST_SCHEMA = "evalsuite.ios-request/1"
 RESULT_SCHEMA = "evalsuite.ios-result/1"
@@ -175,10 +176,16 @@ def _load_json(data: Any, source: str) -> Any:
             raise InputError(f"{source} is not UTF-8 text ({exc})", "pass the JSON file the app wrote") from exc
     if isinstance(data, str):
         try:
-            return json.loads(data)
+            data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source} is not valid JSON ({exc})",
                              "pass the JSON file the app wrote (a crash can leave a truncated file; rerun)") from exc
+        except RecursionError:
+            raise InputError(f"{source} is nested too deeply to be a benchmark result",
+                             "pass the JSON file the app wrote") from None
+    if too_deep(data):
+        raise InputError(f"{source} is nested more than {MAX_JSON_DEPTH} levels deep; no benchmark result is",
+                         "pass the JSON file the app wrote")
     return data
 
 

@@ -25,9 +25,11 @@ them. Schema `evalsuite.timing/1`:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,15 +85,31 @@ class TimingRecord:
             self.throughput = 1000.0 / self.median_ms
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "record") -> "TimingRecord":
-        known = {f.name for f in fields(cls)}
+    def from_dict(cls, data: Any, source: str = "record") -> "TimingRecord":
+        """A record from its JSON form. Not an object, missing fields, or a field of the wrong type (a list for a
+        name, a string or bool for a number) is an InputError naming `source` and the field; nothing is converted."""
+        fix = f"see the schema {SCHEMA} in device_runner/records.py"
+        if not isinstance(data, dict):
+            raise InputError(f"{source} holds a JSON {type(data).__name__}, not a timing record object", fix)
         missing = [k for k in ("model", "variant", "backend", "device_model", "latencies_ms", "release")
                    if k not in data]
         if missing:
             raise InputError(f"{source} lacks the field(s) {', '.join(missing)}",
                              f"a timing record needs model, variant, backend, device_model, latencies_ms, release "
                              f"(schema {SCHEMA})")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        for f in fields(cls):
+            value = data.get(f.name)
+            if f.name in data and (isinstance(value, bool) or not isinstance(value, _FIELD_KINDS[f.name])):
+                raise InputError(f"{source}: field {f.name} is {value!r:.60}, not {f.type}", fix)
+        numbers = list(data["latencies_ms"]) + list((data.get("components_ms") or {}).values())
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+            raise InputError(f"{source}: latencies_ms and components_ms must hold numbers only", fix)
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_KINDS})
+
+
+_FIELD_KINDS = {f.name: {"str": (str,), "int": (int,), "float": (int, float), "list[float]": (list,),
+                         "float | None": (int, float, type(None)), "int | None": (int, type(None)),
+                         "dict | None": (dict, type(None))}[f.type] for f in fields(TimingRecord)}
 
 
 def trimmed_mean(values: np.ndarray, cut: float) -> float:
@@ -115,12 +133,24 @@ def write(store: str | Path, record: TimingRecord) -> Path:
 
 
 def load_all(store: str | Path) -> list[TimingRecord]:
-    """Every record in the store, oldest first; unreadable files are reported, not silently dropped."""
+    """Every usable record in the store, oldest first. A file that cannot be read or is not a valid record (not
+    JSON, binary, too deeply nested, wrong types) is skipped with a warning naming it: one bad file never hides the
+    others, and is never silently dropped."""
+    from evalsuite.results import StoreWarning
+
     folder = Path(store) / "device"
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            records.append(TimingRecord.from_dict(json.loads(path.read_text()), str(path)))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise InputError(f"timing record {path} is not valid: {exc}", "fix or remove the file") from exc
+            records.append(TimingRecord.from_dict(json.loads(path.read_bytes()), f"timing record {path}"))
+            continue
+        except InputError as exc:
+            problem = exc.message
+        except UnicodeDecodeError:
+            problem = f"timing record {path} is not UTF-8 text"
+        except RecursionError:
+            problem = f"timing record {path} is nested too deeply"
+        except (OSError, ValueError) as exc:
+            problem = f"timing record {path} cannot be read ({exc})"
+        warnings.warn(f"skipped {problem}; fix or remove the file", StoreWarning, stacklevel=2)
     return sorted(records, key=lambda r: r.timestamp)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from evalsuite import config
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, InputError
 
 app = typer.Typer(help="Evaluate efficient generative models: quality tasks, reports, on-device speed.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -50,6 +51,22 @@ def _global_options(debug: bool = typer.Option(
                                "(or set EVALSUITE_DEBUG=1).")) -> None:
     """Evaluate efficient generative models: quality tasks, reports, on-device speed."""
     _debug["on"] = debug
+
+
+_format_warning = warnings.formatwarning
+
+
+def _format_store_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                          line: str | None = None) -> str:
+    """A store warning (a file skipped or repaired, named in the message) prints as one line, not a source line."""
+    from evalsuite.results import StoreWarning
+
+    if issubclass(category, StoreWarning):
+        return f"warning: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format_store_warning
 
 
 def friendly(fn: Callable) -> Callable:
@@ -90,11 +107,22 @@ def _store(store: Optional[Path]) -> Path:
     return config.folder(store, "--store", config.STORE_FIX) if store else config.default_store()
 
 
+def _refuse_options_with_resume(ctx: typer.Context) -> None:
+    """`score --resume` reuses the options stored with the run: other options given are refused, never ignored."""
+    given = [p.opts[0] for p in ctx.command.params if p.name not in ("model", "store", "as_json", "resume")
+             and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    if given:
+        raise InputError(f"--resume finishes a run with the options stored with it; {', '.join(given)} cannot "
+                         "be changed", "drop them (only --store and --json go with --resume), or start a new run")
+
+
 # ------------------------------------------------------------------------------------------------ score
 @app.command()
 @friendly
 def score(
-    model: str = typer.Argument(..., help="demo | folder:PATH | python:pkg.module:factory | diffusers:PATH"),
+    ctx: typer.Context,
+    model: Optional[str] = typer.Argument(None, help="demo | folder:PATH | python:pkg.module:factory | "
+                                          "diffusers:PATH (omit with --resume)"),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (see `evalsuite tasks`)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of tasks (default: the model's)."),
     num_samples: Optional[int] = typer.Option(None, "--num-samples", min=2, help="Samples to score."),
@@ -147,12 +175,19 @@ def score(
                                    "of each shape (deviation recorded). --no-graph-opt runs the network as written."),
     video_ref: Optional[str] = typer.Option(None, "--video-ref", help="FVD reference when it differs from --ref: "
                                             "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish the interrupted run RUN_ID (see `runs "
+                                         "list`): only its missing tasks, with the options stored with the run."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
     from evalsuite import distributed
-    from evalsuite.runner import ScoreOptions, score as run_score
+    from evalsuite.runner import ScoreOptions, resume as resume_run, score as run_score
 
+    if resume is not None:
+        _refuse_options_with_resume(ctx)
+    elif not model:
+        raise InputError("no MODEL was given", "pass a model spec (see `evalsuite score --help`), or --resume RUN_ID "
+                         "to finish an interrupted run")
     with distributed.session() as dist:
         options = ScoreOptions(
             tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None, suite=suite,
@@ -168,7 +203,8 @@ def score(
             video_model=video_model, video_ref=video_ref,
             fast=fast, optimize_graph=graph_opt,
         )
-        summary = run_score(model, options)
+        summary = run_score(model, options) if resume is None else \
+            resume_run(resume, options.store, model, progress=options.progress)
     if not dist.is_main:
         return
     if as_json:
@@ -367,9 +403,17 @@ def runs_list(store: Optional[Path] = StoreOpt, as_json: bool = JsonOpt) -> None
     if as_json:
         _print_json(rows)
         return
-    _table(f"runs in {_store(store)}", ["run", "model", "created", "tasks"],
-           [[r["run_id"], r["model_spec"], r["created_at"], ", ".join(f"{t}:{s}" for t, s in r["tasks"].items())]
-            for r in rows])
+    _table(f"runs in {_store(store)}", ["run", "model", "created", "state", "tasks"],
+           [[r["run_id"], r["model_spec"], r["created_at"], _state(r),
+             ", ".join(f"{t}:{s}" for t, s in r["tasks"].items())] for r in rows])
+    if any(r["state"] == "incomplete" for r in rows):
+        out.print("finish an incomplete run with `evalsuite score --resume RUN_ID`", soft_wrap=True)
+
+
+def _state(run: dict) -> str:
+    """complete | running | incomplete (missing: ...) | '' for a run without a manifest."""
+    missing = f" (missing: {', '.join(run['missing_tasks'])})" if run["state"] == "incomplete" else ""
+    return f"{run['state'] or ''}{missing}"
 
 
 @runs_app.command("show")
@@ -378,20 +422,23 @@ def runs_show(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = Jso
     """Every result of one run, with provenance."""
     from evalsuite.results import ResultsStore
 
-    docs = ResultsStore(_store(store)).load_run(run_id)
+    results = ResultsStore(_store(store))
+    docs = results.load_run(run_id)
     if as_json:
         _print_json(docs)
         return
     rows = []
     for d in docs:
-        prov = d.get("provenance", {})
+        weights = (d.get("provenance") or {}).get("weights_sha256")
+        weights = ", ".join(map(str, weights.values()))[:20] if isinstance(weights, dict) else ""
         if d["status"] == "ok":
-            rows += [[d["task"], k, v, d.get("num_samples"), "ok", ", ".join(prov.get("weights_sha256", {}).values())[:20]]
-                     for k, v in d["metrics"].items()]
+            rows += [[d["task"], k, v, d.get("num_samples"), "ok", weights] for k, v in d["metrics"].items()]
         else:
             rows.append([d["task"], None, None, None, d["status"], d.get("reason")])
-    _table(f"run {docs[0]['run_id'] if docs else run_id}", ["task", "metric", "value", "n", "status", "weights/reason"],
-           rows)
+    run = results.run_info(docs[0]["run_id"] if docs else run_id)
+    state = f" · {_state(run)}" if run["state"] else ""
+    _table(f"run {run['run_id']} · {run['model_spec']}{state}", ["task", "metric", "value", "n", "status",
+                                                                 "weights/reason"], rows)
 
 
 # ------------------------------------------------------------------------------------------------ leaderboard, compare

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from evalsuite.errors import InputError
+from evalsuite.fsutil import is_temp_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -18,7 +19,8 @@ def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"image folder {root} does not exist or is not a folder", "pass an existing folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*")  # never a killed writer's half-written temporary file
+                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_temp_file(p))
     if not files:
         raise InputError(
             f"image folder {root} holds no images ({', '.join(IMAGE_EXTENSIONS)})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ import evalsuite
 from evalsuite import config, distributed, extractors, refstats
 from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped
 from evalsuite.features import FeatureResult, extract
+from evalsuite.fsutil import remove_temp_files
 from evalsuite.imageio import list_images
 from evalsuite.models import ModelSource, resolve_model
 from evalsuite.provenance import environment
@@ -597,9 +599,9 @@ def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str]
 
 
 def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
-    """Score a model on the requested tasks; returns the stored result documents."""
-    import tasks as registry
-
+    """Score a model on the requested tasks; returns the stored result documents. The run's manifest
+    (`runs/<run_id>/run.json`: model, tasks, options) is written before the first task and marked complete after
+    the last, so an interrupted run is listed as incomplete and `resume` finishes it."""
     options = options or ScoreOptions()
     source = resolve_model(model_spec)
     names, defaults = resolve_tasks(source, options)
@@ -607,55 +609,130 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
         if getattr(options, key) is None:
             setattr(options, key, value)
     check_run_inputs(source, options)
-    store = ResultsStore(options.store)
-    dist = distributed.current()
-    run_id = dist.broadcast(
+    run_id = distributed.current().broadcast(
         new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name))
-    ctx = RunContext(source, options, store)
-    ctx.keep_features = any(registry.get(n).needs_all_features for n in names)
-    env = environment(ctx.device)
-    if dist.enabled:
-        env["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend()}
-    docs, pending_artifacts = [], []
-    for name in names:
-        task = registry.get(name)()
-        started = time.perf_counter()
-        doc: dict[str, Any] = {
-            "run_id": run_id, "task": name, "task_version": task.version, "family": task.family,
-            "metric_info": {k: asdict(v) for k, v in task.metrics.items()},
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        try:
-            out = dist.collectively(lambda: task.run(ctx), f"task {name}")
-        except TaskSkipped as skip:
-            doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
-        except MissingWeightsError as exc:
-            doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
-        else:
-            _check_finite(task, out.metrics)
-            doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
-                       skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
-            if out.per_sample is not None:
-                doc["per_sample"] = out.per_sample
-            if out.protocol:
-                doc["protocol"] = out.protocol
-            if out.artifacts:
-                doc["artifacts"] = [str((store.runs_dir / run_id / f"{name}.{fname}").relative_to(store.root))
-                                    for fname in out.artifacts]
-                pending_artifacts += [(f"{name}.{fname}", data) for fname, data in out.artifacts.items()]
-        model = ctx.source_for(task)
-        doc["model"] = {"spec": model.spec, "id": model.model_id, "info": model.info}
-        doc["provenance"] = _provenance(ctx, task, env, time.perf_counter() - started)
-        if not dist.enabled:
-            _write(store, run_id, doc, pending_artifacts)
-            pending_artifacts = []
-        docs.append(doc)
-    if dist.enabled:  # all ranks finished every task: rank 0 stores the one result
-        dist.collectively(lambda: None, "the run")
+    manifest = {"run_id": run_id, "model": {"spec": source.spec, "id": source.model_id}, "tasks": names,
+                "options": _options_json(options), "created_at": _now(), "status": "running"}
+    return _execute(source, names, options, ResultsStore(options.store), manifest)
+
+
+def resume(run_id: str, store_dir: str | Path, model_spec: str | None = None, progress: bool = True) -> RunSummary:
+    """Finish an interrupted run: the tasks of its manifest without a result, for the same model, with the options
+    stored in the manifest, under the same run id; results already stored stay as they are."""
+    store = ResultsStore(store_dir)
+    stored = store.load_run(run_id)  # an unknown id is an error; a unique prefix names the run
+    run_id = stored[0]["run_id"] if stored else run_id
+    manifest = store.read_manifest(run_id, required=True)
+    spec = manifest["model"]["spec"]
+    if model_spec is not None and model_spec != spec:
+        raise InputError(f"run {run_id} scored {spec}, not {model_spec}", f"resume it without MODEL, or as {spec}")
+    state = store.run_state(run_id, manifest, [d["task"] for d in stored])
+    if not state["missing_tasks"]:
+        raise InputError(f"run {run_id} is complete: every task of its manifest has a result",
+                         f"nothing to resume; start a new run with `evalsuite score {spec}`")
+    damaged = [str(store.run_path(run_id, f"{t}.json")) for t in state["missing_tasks"]
+               if store.run_path(run_id, f"{t}.json").exists()]
+    if damaged:
+        raise InputError(f"run {run_id} holds result files that cannot be read: {', '.join(damaged)}",
+                         "move them out of the store, then resume to score those tasks again")
+    source = resolve_model(spec)
+    if source.model_id != manifest["model"]["id"]:
+        raise InputError(f"model {spec} now identifies as {source.model_id!r}, but run {run_id} scored "
+                         f"{manifest['model']['id']!r}", "the checkpoint changed: score it in a new run")
+    return _execute(source, state["missing_tasks"], _options_from_json(manifest["options"], store_dir, progress),
+                    store, manifest, stored)
+
+
+def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store: ResultsStore, manifest: dict,
+             stored: list[dict] | None = None) -> RunSummary:
+    """Run `names` in the run `manifest` describes, storing each result as soon as it is done, under the run's
+    lock; `stored`: the run's results already in the store when resuming (None: a new run). Returns every result
+    of the run."""
+    import tasks as registry
+
+    dist = distributed.current()
+    run_id = manifest["run_id"]
+    with ExitStack() as held:
+        def start() -> None:
+            if dist.is_main:
+                held.enter_context(store.run_lock(run_id))
+                if stored is not None:
+                    remove_temp_files(store.run_path(run_id), older_than_s=0)  # we hold the lock: a dead writer's
+                    manifest["resumed_at"] = [*manifest.get("resumed_at", []), _now()]
+                    store.write_manifest(manifest, new=False)
+                else:
+                    store.write_manifest(manifest, new=True)
+
+        dist.collectively(start, "starting the run")
+        if dist.is_main and stored is None:  # a new run that ends before its first result (bad input) leaves nothing
+            held.callback(store.discard_run, run_id)
+        ctx = RunContext(source, options, store)
+        ctx.keep_features = any(registry.get(n).needs_all_features for n in names)
+        env = environment(ctx.device)
+        if dist.enabled:
+            env["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend()}
+        docs, pending_artifacts = [], []
+        for name in names:
+            task = registry.get(name)()
+            started = time.perf_counter()
+            doc: dict[str, Any] = {
+                "run_id": run_id, "task": name, "task_version": task.version, "family": task.family,
+                "metric_info": {k: asdict(v) for k, v in task.metrics.items()},
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            try:
+                out = dist.collectively(lambda: task.run(ctx), f"task {name}")
+            except TaskSkipped as skip:
+                doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
+            except MissingWeightsError as exc:
+                doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
+            else:
+                _check_finite(task, out.metrics)
+                doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
+                           skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
+                if out.per_sample is not None:
+                    doc["per_sample"] = out.per_sample
+                if out.protocol:
+                    doc["protocol"] = out.protocol
+                if out.artifacts:
+                    doc["artifacts"] = [str((store.runs_dir / run_id / f"{name}.{fname}").relative_to(store.root))
+                                        for fname in out.artifacts]
+                    pending_artifacts += [(f"{name}.{fname}", data) for fname, data in out.artifacts.items()]
+            model = ctx.source_for(task)
+            doc["model"] = {"spec": model.spec, "id": model.model_id, "info": model.info}
+            doc["provenance"] = _provenance(ctx, task, env, time.perf_counter() - started)
+            if not dist.enabled:
+                _write(store, run_id, doc, pending_artifacts)
+                pending_artifacts = []
+            docs.append(doc)
+        if dist.enabled:  # all ranks finished every task: rank 0 stores the one result
+            dist.collectively(lambda: None, "the run")
+            if dist.is_main:
+                for i, doc in enumerate(docs):
+                    _write(store, run_id, doc, pending_artifacts if i == len(docs) - 1 else [])
         if dist.is_main:
-            for i, doc in enumerate(docs):
-                _write(store, run_id, doc, pending_artifacts if i == len(docs) - 1 else [])
-    return RunSummary(run_id, store.root, docs)
+            store.write_manifest({**manifest, "status": "complete", "completed_at": _now()}, new=False)
+    order = {task: i for i, task in enumerate(manifest["tasks"])}
+    return RunSummary(run_id, store.root, sorted((stored or []) + docs, key=lambda d: order.get(d["task"], len(order))))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _options_json(options: ScoreOptions) -> dict:
+    """The options as stored in results' provenance and run manifests."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+
+
+def _options_from_json(data: dict, store: str | Path, progress: bool) -> ScoreOptions:
+    """Options stored by `_options_json`, for the store they are in now (a store may have been moved)."""
+    known = {f.name for f in dataclasses.fields(ScoreOptions)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    kwargs.update(store=Path(store), progress=progress)
+    if kwargs.get("prompts") is not None:
+        kwargs["prompts"] = Path(kwargs["prompts"])
+    return ScoreOptions(**kwargs)
 
 
 def _write(store: ResultsStore, run_id: str, doc: dict, artifacts: list[tuple[str, bytes]]) -> None:
@@ -692,7 +769,7 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
                             if ext.graph_report() is not None},
         "hardware": env,
         "wall_time_s": round(wall_time, 3),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ctx.options).items()},
+        "options": _options_json(ctx.options),
     }
     if task.sample_kind == "autoencoder" and ctx._ae_data is not None:
         prov["data"] = ctx._ae_data.describe()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.errors import InputError
+from evalsuite.fsutil import is_temp_file
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".gif")
 
@@ -102,7 +103,8 @@ def list_videos(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"video folder {root} does not exist", "pass an existing folder of videos")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*")  # never a killed writer's half-written temporary file
+                   if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not is_temp_file(p))
     if not files:
         raise InputError(f"video folder {root} holds no videos ({', '.join(VIDEO_EXTENSIONS)})",
                          "point at the folder that holds the generated videos")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,7 +17,7 @@ from PIL import Image
 from evalsuite.bootstrap import STATISTICS, DeltaCI, bootstrap_ci, bootstrap_delta
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes, inside
-from evalsuite.results import ResultsStore, encode_nonfinite
+from evalsuite.results import ResultsStore, StoreWarning, encode_nonfinite
 from evalsuite.samples import SampleStore
 
 NO_CI = "no CI: aggregate only"
@@ -68,13 +70,17 @@ def _per_sample(doc: dict, metric: str) -> tuple[np.ndarray | None, list | None,
     info = doc.get("metric_info", {}).get(metric, {})
     per = doc.get("per_sample") or {}
     key = info.get("per_sample") or (metric if metric in per else None)
-    if not key or key not in per:
+    if not isinstance(key, str) or key not in per:
         return None, None, NO_CI
-    values = np.asarray([float(v) for v in per[key]], dtype=np.float64)
+    try:
+        values = np.asarray([float(v) for v in per[key]], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None, None, "no CI: per-sample values are not numbers"
     if not np.isfinite(values).all():
         return None, None, "no CI: non-finite per-sample values"
     names = per.get("name")
-    return values, (list(names) if names and len(names) == len(values) else None), ""
+    usable = isinstance(names, list) and len(names) == len(values) and all(isinstance(n, str) for n in names)
+    return values, (list(names) if usable else None), ""
 
 
 def _statistic(doc: dict, metric: str):
@@ -89,7 +95,10 @@ def _delta_ci(base: dict, other: dict, metric: str, n_boot: int, seed: int) -> t
         return None, why_a or why_b
     if len(a) < 2 or len(b) < 2:
         return None, "no CI: fewer than 2 samples"
-    stat = _statistic(base, metric)
+    try:
+        stat = _statistic(base, metric)
+    except (KeyError, TypeError, ValueError):
+        return None, "no CI: unknown aggregate"
     if names_a and names_b and sorted(names_a) == sorted(names_b) and len(set(names_a)) == len(names_a):
         order = {n: i for i, n in enumerate(names_b)}
         b = b[[order[n] for n in names_a]]  # same samples: paired resampling
@@ -104,7 +113,7 @@ def compare(store_dir: str | Path, run_ids: list[str], *, n_boot: int = 2000, se
         docs = store.load_run(rid)
         runs[docs[0]["run_id"] if docs else rid] = {d["task"]: d for d in docs if d["status"] == "ok"}
     ids = list(runs)
-    models = {rid: ", ".join(sorted({d["model"]["spec"] for d in runs[rid].values()})) or "?" for rid in ids}
+    models = {rid: store.run_info(rid)["model_spec"] or "?" for rid in ids}  # the run's model, from its manifest
     rows: list[CompareRow] = []
     tasks = [t for t in dict.fromkeys(t for rid in ids for t in runs[rid]) if sum(t in runs[r] for r in ids) >= 2]
     if not tasks:
@@ -153,52 +162,64 @@ def _plots(runs: dict, ids: list[str], n_boot: int, seed: int) -> dict[str, byte
     plots = {}
     for task in dict.fromkeys(t for rid in ids for t in runs[rid]):
         docs = [(rid, runs[rid][task]) for rid in ids if task in runs[rid]]
-        metrics = [m for m in docs[0][1].get("metric_info", {}) if _per_sample(docs[0][1], m)[0] is not None]
-        if metrics:
-            fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
-            for ax, metric in zip(axes[0], metrics):
-                means, errs = [], [[], []]
-                for rid, doc in docs:
-                    values, _, _ = _per_sample(doc, metric)
-                    stat = _statistic(doc, metric)
-                    center = stat(values) if values is not None else float("nan")
-                    lo, hi = bootstrap_ci(values, stat, n_boot=min(n_boot, 1000), seed=seed) if values is not None \
-                        else (center, center)
-                    means.append(center)
-                    errs[0].append(max(center - lo, 0))
-                    errs[1].append(max(hi - center, 0))
-                ax.bar(range(len(docs)), means, yerr=errs, capsize=4, color="#0969da")
-                ax.set_xticks(range(len(docs)), [rid[-14:] for rid, _ in docs], rotation=30, ha="right", fontsize=7)
-                ax.set_title(f"{metric} (95% CI)", fontsize=9)
-            fig.suptitle(task, fontsize=10)
-            fig.tight_layout()
-            plots[task] = _png(fig)
-        spectra = [(rid, d["details"]["latent"]) for rid, d in docs if "latent" in d.get("details", {})]
-        if spectra:
-            fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
-            for rid, curve in spectra:
-                if "dct_profile" in curve:
-                    a1.plot(curve["dct_profile"], label=rid[-14:])
-                a2.loglog(curve["radial_freq"], np.maximum(curve["radial_power"], 1e-30), label=rid[-14:])
-            a1.set(yscale="log", title="latent DCT profile", xlabel="zigzag index")
-            a2.set(title="latent radial power", xlabel="frequency (Nyquist = 1)")
-            for ax in (a1, a2):
-                ax.legend(fontsize=7)
-            fig.tight_layout()
-            plots[f"{task} spectra"] = _png(fig)
-        counts = [(rid, d["details"]["per_count"]) for rid, d in docs if isinstance(d.get("details", {}).get(
-            "per_count"), dict)]
-        if counts:
-            keys = sorted({k for _, pc in counts for k in pc}, key=lambda k: float(k))
-            fig, ax = plt.subplots(figsize=(6, 3.2))
-            width = 0.8 / len(counts)
-            for j, (rid, pc) in enumerate(counts):
-                ax.bar(np.arange(len(keys)) + j * width, [pc.get(k, 0.0) for k in keys], width, label=rid[-14:])
-            ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
-            ax.set(xlabel="requested count", ylabel="accuracy", title=f"{task}: per-count accuracy")
+        try:
+            plots.update(_task_plots(task, docs, n_boot, seed, plt))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            plt.close("all")
+            warnings.warn(f"no plot of task {task}: a compared result's stored details are unusable ({exc})",
+                          StoreWarning, stacklevel=2)
+    return plots
+
+
+def _task_plots(task: str, docs: list[tuple[str, dict]], n_boot: int, seed: int, plt: Any) -> dict[str, bytes]:
+    """Bar charts with bootstrap CIs, latent spectra and per-count accuracy of one task across the runs."""
+    plots = {}
+    metrics = [m for m in docs[0][1].get("metric_info", {}) if _per_sample(docs[0][1], m)[0] is not None]
+    if metrics:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            means, errs = [], [[], []]
+            for rid, doc in docs:
+                values, _, _ = _per_sample(doc, metric)
+                stat = _statistic(doc, metric)
+                center = stat(values) if values is not None else float("nan")
+                lo, hi = bootstrap_ci(values, stat, n_boot=min(n_boot, 1000), seed=seed) if values is not None \
+                    else (center, center)
+                means.append(center)
+                errs[0].append(max(center - lo, 0))
+                errs[1].append(max(hi - center, 0))
+            ax.bar(range(len(docs)), means, yerr=errs, capsize=4, color="#0969da")
+            ax.set_xticks(range(len(docs)), [rid[-14:] for rid, _ in docs], rotation=30, ha="right", fontsize=7)
+            ax.set_title(f"{metric} (95% CI)", fontsize=9)
+        fig.suptitle(task, fontsize=10)
+        fig.tight_layout()
+        plots[task] = _png(fig)
+    spectra = [(rid, d["details"]["latent"]) for rid, d in docs if "latent" in d.get("details", {})]
+    if spectra:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        for rid, curve in spectra:
+            if "dct_profile" in curve:
+                a1.plot(curve["dct_profile"], label=rid[-14:])
+            a2.loglog(curve["radial_freq"], np.maximum(curve["radial_power"], 1e-30), label=rid[-14:])
+        a1.set(yscale="log", title="latent DCT profile", xlabel="zigzag index")
+        a2.set(title="latent radial power", xlabel="frequency (Nyquist = 1)")
+        for ax in (a1, a2):
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            plots[f"{task} per count"] = _png(fig)
+        fig.tight_layout()
+        plots[f"{task} spectra"] = _png(fig)
+    counts = [(rid, d["details"]["per_count"]) for rid, d in docs if isinstance(d.get("details", {}).get(
+        "per_count"), dict)]
+    if counts:
+        keys = sorted({k for _, pc in counts for k in pc}, key=lambda k: float(k))
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        width = 0.8 / len(counts)
+        for j, (rid, pc) in enumerate(counts):
+            ax.bar(np.arange(len(keys)) + j * width, [pc.get(k, 0.0) for k in keys], width, label=rid[-14:])
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
+        ax.set(xlabel="requested count", ylabel="accuracy", title=f"{task}: per-count accuracy")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        plots[f"{task} per count"] = _png(fig)
     return plots
 
 

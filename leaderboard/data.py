@@ -4,7 +4,6 @@ appears without changes here."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 
 import tasks as task_registry
 from evalsuite.errors import InputError, UnknownNameError
-from evalsuite.results import ResultsStore, decode_nonfinite
+from evalsuite.results import ResultsStore
 
 PUBLISHED_FILE = Path(__file__).resolve().parent / "published.yaml"
 FAMILIES = {"image-quality": "Image quality", "text-image": "Text-image alignment", "video": "Video",
@@ -80,9 +79,11 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
     for row in store.rows():
         if row["status"] != "ok":
             continue
-        doc = decode_nonfinite(json.loads(store.document_path(row["path"]).read_text()))
+        doc = store.read_document(store.document_path(row["path"]))  # None, with a warning, if gone or unusable
+        if doc is None:
+            continue
         key = (doc["model"]["id"], column_task(doc))
-        if key not in latest or doc["created_at"] > latest[key]["created_at"]:
+        if key not in latest or (doc.get("created_at") or "") > (latest[key].get("created_at") or ""):
             latest[key] = doc
     columns: dict[str, Column] = {}
     for doc in latest.values():

@@ -44,7 +44,8 @@ def _options(tmp_path: Path, ref: Path | str | None, **kw) -> ScoreOptions:
 
 
 def _result_files(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "store" / "runs").glob("*/*.json"))
+    """Result documents (not a run's manifest, run.json)."""
+    return sorted(p for p in (tmp_path / "store" / "runs").glob("*/*.json") if p.name != "run.json")
 
 
 def _store_is_empty(tmp_path: Path) -> bool:
