@@ -23,7 +23,7 @@ from evalsuite.imageio import list_images
 from evalsuite.models import ModelSource, resolve_model
 from evalsuite.provenance import environment
 from evalsuite.results import ResultsStore, new_run_id
-from evalsuite.samples import SampleRequest, SampleStore
+from evalsuite.samples import SampleStore, sample_requests
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -122,32 +122,6 @@ def read_prompts(path: Path) -> list[str]:
     if not lines:
         raise InputError(f"prompts file {path} holds no prompts", "write one prompt per line")
     return lines
-
-
-class SampleRequests(Sequence[SampleRequest]):
-    """Sample i uses prompt i mod P and seed `seed + i` (`samples.make_requests`' assignment), computed when
-    indexed: ten million requests take no memory."""
-
-    def __init__(self, prompts: Sequence[str], num_samples: int, seed: int):
-        if not prompts:
-            raise InputError("the prompt list is empty", "pass a prompts file with at least one prompt")
-        self.prompts, self.range, self.seed = list(prompts), range(num_samples), seed
-
-    def __len__(self) -> int:
-        return len(self.range)
-
-    def __getitem__(self, index):  # int -> SampleRequest, slice -> a lazy view
-        if isinstance(index, slice):
-            view = SampleRequests(self.prompts, 0, self.seed)
-            view.range = self.range[index]
-            return view
-        i = self.range[index]
-        return SampleRequest(self.prompts[i % len(self.prompts)], self.seed + i)
-
-
-def sample_requests(prompts: Sequence[str], num_samples: int, seed: int) -> SampleRequests:
-    """The generation requests of a run, built lazily (see SampleRequests)."""
-    return SampleRequests(prompts, num_samples, seed)
 
 
 def _free_bytes(folder: Path) -> int:

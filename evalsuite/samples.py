@@ -28,11 +28,35 @@ class SampleRequest:
     seed: int
 
 
+class SampleRequests(Sequence[SampleRequest]):
+    """Sample i uses prompt i mod P and seed `seed + i`: a fixed, documented assignment, computed when indexed, so
+    ten million requests take no memory; a slice is a lazy view."""
+
+    def __init__(self, prompts: Sequence[str], num_samples: int, seed: int):
+        if not prompts:
+            raise InputError("the prompt list is empty", "pass a prompts file with at least one prompt")
+        self.prompts, self.range, self.seed = list(prompts), range(num_samples), seed
+
+    def __len__(self) -> int:
+        return len(self.range)
+
+    def __getitem__(self, index):  # int -> SampleRequest, slice -> a lazy view
+        if isinstance(index, slice):
+            view = SampleRequests(self.prompts, 0, self.seed)
+            view.range = self.range[index]
+            return view
+        i = self.range[index]
+        return SampleRequest(self.prompts[i % len(self.prompts)], self.seed + i)
+
+
+def sample_requests(prompts: Sequence[str], num_samples: int, seed: int) -> SampleRequests:
+    """The generation requests of a run, built lazily (see SampleRequests)."""
+    return SampleRequests(prompts, num_samples, seed)
+
+
 def make_requests(prompts: Sequence[str], num_samples: int, seed: int) -> list[SampleRequest]:
-    """Sample i uses prompt i mod len(prompts) and seed `seed + i`: a fixed, documented assignment."""
-    if not prompts:
-        raise InputError("the prompt list is empty", "pass a prompts file with at least one prompt")
-    return [SampleRequest(prompts[i % len(prompts)], seed + i) for i in range(num_samples)]
+    """The same assignment as a list (small request sets: references, tests)."""
+    return list(SampleRequests(prompts, num_samples, seed))
 
 
 class SampleStore:

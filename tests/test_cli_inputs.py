@@ -75,8 +75,11 @@ def test_generation_requests_are_lazy():
     assert len(requests) == 10_000_000
     assert requests[9_999_999] == SampleRequest(prompts[9_999_999 % 3], 7 + 9_999_999)
     assert requests[-1] == requests[9_999_999]
-    assert list(requests[:5]) == make_requests(prompts, 5, 7)  # the same documented assignment
-    assert list(run.sample_requests(prompts, 20, 3)[1::4]) == make_requests(prompts, 20, 3)[1::4]
+    # the documented assignment, written out: sample i uses prompt i mod P and seed SEED + i
+    assert list(requests[:5]) == [SampleRequest(prompts[i % 3], 7 + i) for i in range(5)]
+    assert list(run.sample_requests(prompts, 20, 3)[1::4]) == [SampleRequest(prompts[i % 3], 3 + i)
+                                                               for i in range(1, 20, 4)]
+    assert make_requests(prompts, 4, 1) == [SampleRequest(prompts[i % 3], 1 + i) for i in range(4)]
     with pytest.raises(IndexError):
         requests[10_000_000]
     with pytest.raises(InputError):
