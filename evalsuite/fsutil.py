@@ -16,7 +16,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from evalsuite.errors import InputError
 
@@ -117,6 +117,21 @@ def append_line(path: str | Path, line: str, *, root: str | Path | None = None) 
     finally:
         os.close(fd)
     return path
+
+
+def open_for_writing(path: str | Path) -> BinaryIO:
+    """A streamed store file (a log written while a process runs, so it cannot be renamed into place) opened for
+    binary writing, created or truncated, with O_NOFOLLOW: a symbolic link is refused, never followed."""
+    path = Path(path)
+    refuse_symlink(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link planted between the check and the open
+            refuse_symlink(path)
+        raise
+    return os.fdopen(fd, "wb")
 
 
 TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?")  # mkstemp names of atomic_write

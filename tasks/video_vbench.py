@@ -65,6 +65,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from evalsuite import config
 from evalsuite.errors import EvalsuiteError, InputError, TaskSkipped
+from evalsuite.fsutil import atomic_write, atomic_write_bytes, open_for_writing, refuse_symlink
 from tasks import register
 from tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
@@ -484,10 +485,11 @@ def write_layout(videos: Sequence[tuple[str, int, str | Path]], out_dir: str | P
                              f"named {name!r}", "give each prompt's videos distinct indices")
         seen[name] = (prompt, index)
         dst = out / name
+        refuse_symlink(dst)
         try:
             os.link(src, dst)
         except OSError:
-            shutil.copyfile(src, dst)
+            atomic_write(dst, lambda tmp, src=src: shutil.copyfile(src, tmp))
         entries.append(LayoutEntry(name, dst, prompt, int(index), src))
     return entries
 
@@ -558,12 +560,12 @@ def _run_vbench(python: str | Path, videos_dir: str | Path, dimensions: Sequence
     prompt_file = None
     if prompts:
         prompt_file = out / "evalsuite_prompts.json"
-        prompt_file.write_text(json.dumps(prompts, ensure_ascii=False, indent=1), encoding="utf-8")
+        atomic_write_bytes(prompt_file, json.dumps(prompts, ensure_ascii=False, indent=1).encode("utf-8"))
     cmd = vbench_command(python, Path(videos_dir).absolute(), dims, out, mode, full_info=full_info,
                          prompt_file=prompt_file, ngpus=ngpus)
     log_path = out / "vbench.log"
     started = time.monotonic()
-    with open(log_path, "wb") as log:
+    with open_for_writing(log_path) as log:
         log.write(("$ " + " ".join(cmd) + "\n").encode())
         log.flush()
         try:

@@ -350,3 +350,25 @@ def test_samples_generated_this_run_counts_videos(tmp_path, model, extra):
         assert doc["model"]["spec"] == "demo-video"
         counts.append(doc["provenance"]["samples_generated_this_run"])
     assert counts == [3, 0]
+
+
+def test_geneval_outputs_and_vbench_log_never_write_through_links(tmp_path):
+    """GenEval's results.jsonl / metadata and VBench's streamed log in a store: a planted link is refused and the
+    file it points to is untouched."""
+    from evalsuite.fsutil import open_for_writing
+    from tasks.t2i.geneval import write_prompts, write_results
+
+    target = tmp_path / "outside.txt"
+    target.write_text("precious")
+    for name, write in [("results.jsonl", lambda p: write_results([{"a": 1}], p)),
+                        ("metadata.jsonl", lambda p: write_prompts([{"prompt": "x"}], p)),
+                        ("vbench.log", lambda p: open_for_writing(p).close())]:
+        link = tmp_path / "store" / name
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(target)
+        with pytest.raises(InputError, match=name):
+            write(link)
+        assert target.read_text() == "precious"
+    with open_for_writing(tmp_path / "store" / "fresh.log") as fh:  # an ordinary file is written
+        fh.write(b"ok")
+    assert (tmp_path / "store" / "fresh.log").read_bytes() == b"ok"

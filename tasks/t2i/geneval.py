@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from evalsuite import weights
 from evalsuite.errors import InputError
+from evalsuite.fsutil import atomic_write_bytes
 from tasks.t2i.backends import ColorClassifier, Detection, Detector, register
 
 # The 80 COCO classes in COCO order, spelled as GenEval's object_names.txt spells them (the index is the class id
@@ -175,9 +176,7 @@ def generate_prompts(seed: int = 43) -> list[dict]:
 
 def write_prompts(prompts: Iterable[Mapping], path: str | Path) -> Path:
     """Write metadata in GenEval's JSON-lines format (one object per line)."""
-    path = Path(path)
-    path.write_text("".join(json.dumps(dict(p)) + "\n" for p in prompts), encoding="utf-8")
-    return path
+    return atomic_write_bytes(Path(path), "".join(json.dumps(dict(p)) + "\n" for p in prompts).encode("utf-8"))
 
 
 def _bad(where: str, what: str) -> InputError:
@@ -405,9 +404,7 @@ def score_images(samples: Iterable[tuple[str, Image.Image | str | Path, Mapping]
 
 def write_results(rows: Iterable[Mapping], path: str | Path) -> Path:
     """results.jsonl: one row per line (readable by GenEval's summary_scores.py)."""
-    path = Path(path)
-    path.write_text("".join(json.dumps(dict(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return atomic_write_bytes(Path(path), "".join(json.dumps(dict(r)) + "\n" for r in rows).encode("utf-8"))
 
 
 def summarize(rows: Iterable[Mapping]) -> dict:
