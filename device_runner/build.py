@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from device_runner.models import DeviceModel
+from evalsuite.device.models import DeviceModel
 from evalsuite.errors import EvalsuiteError, InputError
 from evalsuite.fsutil import atomic_write_bytes
 

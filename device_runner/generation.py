@@ -8,10 +8,10 @@ import platform
 import numpy as np
 import torch
 
-from device_runner.backends import TimingSettings
-from device_runner.backends.host_torch import HostTorchBackend
-from device_runner.models import GenerationPipeline
-from device_runner.records import TimingRecord
+from evalsuite.device.backends import TimingSettings
+from evalsuite.device.backends.host_torch import HostTorchBackend
+from evalsuite.device.models import GenerationPipeline
+from evalsuite.device.records import TimingRecord
 from evalsuite.provenance import environment
 
 

@@ -1,6 +1,6 @@
 """Speed history across releases: one series per (device, backend, compute unit, variant) of a model, the median
 latency per release (several measurements of one release are pooled by their median), violations and regressions
-by the rule in `device_runner.regression`, and a plot."""
+by the rule in `evalsuite.device.regression`, and a plot."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device_runner import regression
-from device_runner.records import TimingRecord, load_all
+from evalsuite.device import regression
+from evalsuite.device.records import TimingRecord, load_all
 
 
 @dataclass

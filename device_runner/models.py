@@ -43,7 +43,7 @@ def _wrap(name: str, module: nn.Module, inputs: tuple | None = None) -> DeviceMo
 def resolve(spec: str) -> DeviceModel:
     """`demo` or `python:module:factory` -> a module with example inputs."""
     if spec == "demo":
-        from device_runner.demo_net import DemoDiT
+        from evalsuite.device.demo_net import DemoDiT
 
         return _wrap("demo", DemoDiT())
     if spec.startswith("python:"):
@@ -61,7 +61,7 @@ def resolve(spec: str) -> DeviceModel:
 def resolve_pipeline(spec: str) -> GenerationPipeline:
     """`demo` (text encoder + DemoDiT + decoder) or a `python:` factory returning a GenerationPipeline."""
     if spec == "demo":
-        from device_runner.demo_net import DemoDecoder, DemoDiT, DemoTextEncoder
+        from evalsuite.device.demo_net import DemoDecoder, DemoDiT, DemoTextEncoder
 
         return GenerationPipeline("demo", _wrap("demo/denoiser", DemoDiT()), _wrap("demo/decoder", DemoDecoder()),
                                   _wrap("demo/text-encoder", DemoTextEncoder()))
@@ -71,7 +71,7 @@ def resolve_pipeline(spec: str) -> GenerationPipeline:
         if isinstance(obj, GenerationPipeline):
             return obj
         raise InputError(f"{spec} returned {type(obj).__name__}, not a GenerationPipeline",
-                         "return device_runner.models.GenerationPipeline(name, denoiser, decoder, text_encoder)")
+                         "return evalsuite.device.models.GenerationPipeline(name, denoiser, decoder, text_encoder)")
     raise InputError(f"unknown pipeline spec '{spec}'", "use demo or python:package.module:factory")
 
 

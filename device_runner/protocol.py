@@ -1,8 +1,8 @@
 """The versioned protocol between the host and the iPhone benchmark app (`device_runner/ios/`), its conversion into
-timing records (`device_runner.records`, schema `evalsuite.timing/1`), and the import of results produced elsewhere
+timing records (`evalsuite.device.records`, schema `evalsuite.timing/1`), and the import of results produced elsewhere
 (`evalsuite device ingest`). `device_runner/ios/PROTOCOL.md` documents the same schemas for the Swift side.
 
-Transport (see `device_runner.backends.iphone`): the host pushes files into the app's `Documents/` folder over
+Transport (see `evalsuite.device.backends.iphone`): the host pushes files into the app's `Documents/` folder over
 house_arrest (`pymobiledevice3 apps push`), launches the app with `--request /Documents/<request_id>.request.json`,
 and polls (`apps pull`) for `/Documents/<result_file>`. Remote paths are relative to the app container, which is what
 house_arrest exposes; the app resolves them against `NSHomeDirectory()`.
@@ -75,9 +75,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from device_runner import records
-from device_runner.backends import DeviceError
-from device_runner.records import TimingRecord
+from evalsuite.device import records
+from evalsuite.device.backends import DeviceError
+from evalsuite.device.records import TimingRecord
 from evalsuite.errors import InputError
 from evalsuite.results import MAX_JSON_DEPTH, too_deep
 

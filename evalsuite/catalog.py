@@ -8,7 +8,7 @@ from evalsuite.runner import ScoreOptions
 
 def task_rows(offline: bool | None = None) -> list[dict]:
     """One row per registered task: family, sample kind, weights (present or not), and whether it can run now."""
-    import tasks as registry
+    import evalsuite.tasks as registry
 
     is_offline = config.offline(offline)
     rows = []

@@ -451,7 +451,7 @@ def leaderboard_build(
                                              "default: the file shipped with evalsuite."),
 ) -> None:
     """Merge every stored result, the published figures and the on-device history into one static site."""
-    from leaderboard.site import build
+    from evalsuite.leaderboard.site import build
 
     index = build(_store(store), out_dir, published)
     out.print(f"leaderboard written to {index}", soft_wrap=True)
@@ -469,7 +469,7 @@ def compare(
     as_json: bool = JsonOpt,
 ) -> None:
     """Per-task deltas between runs with 95% bootstrap confidence intervals where per-sample results exist."""
-    from leaderboard import compare as cmp
+    from evalsuite.leaderboard import compare as cmp
 
     if len(run_ids) < 2:
         raise typer.BadParameter("give at least two run ids", param_hint="RUN_IDS")
@@ -518,7 +518,7 @@ def device_build(
     as_json: bool = JsonOpt,
 ) -> None:
     """Convert to Core ML ML programs and compress each variant; one manifest per variant. Exit 1 if any failed."""
-    from device_runner import build, models
+    from evalsuite.device import build, models
 
     results = build.build(models.resolve(model), [v for v in variants.split(",") if v.strip()], out_dir)
     if as_json:
@@ -551,7 +551,7 @@ def device_time(
     as_json: bool = JsonOpt,
 ) -> None:
     """Time a model with one backend and store the timing records."""
-    from device_runner import backends, build, models, records
+    from evalsuite.device import backends, build, models, records
 
     tag, sha = _release(release)
     settings = backends.TimingSettings(iterations=iterations, warmup=warmup, compute_unit=compute_unit,
@@ -591,8 +591,8 @@ def device_time_generation(
     as_json: bool = JsonOpt,
 ) -> None:
     """End-to-end generation time on the host: text encoder + steps × denoiser + decoder."""
-    from device_runner import backends, models, records
-    from device_runner.generation import time_generation
+    from evalsuite.device import backends, models, records
+    from evalsuite.device.generation import time_generation
 
     tag, sha = _release(release)
     rec = time_generation(models.resolve_pipeline(model), steps, backends.TimingSettings(
@@ -614,7 +614,7 @@ def device_ingest(
     store: Optional[Path] = StoreOpt,
 ) -> None:
     """Store timing records produced elsewhere (all or nothing)."""
-    from device_runner import protocol
+    from evalsuite.device import protocol
 
     paths = protocol.ingest(file, _store(store), release=release)
     out.print(f"{len(paths)} record(s) ingested into {_store(store) / 'device'}", soft_wrap=True)
@@ -635,7 +635,7 @@ def device_history(
     as_json: bool = JsonOpt,
 ) -> None:
     """Latency across releases per device/backend/variant; flags regressions and writes a plot."""
-    from device_runner import history as hist
+    from evalsuite.device import history as hist
     from evalsuite.errors import InputError
     from evalsuite.fsutil import atomic_write_bytes
 
@@ -671,7 +671,7 @@ def vbench_setup(
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index for a CUDA build of torch."),
 ) -> None:
     """Create the separate VBench environment (vbench 0.1.5 with its pins); needs the package registries."""
-    from tasks.video_vbench import setup_command
+    from evalsuite.tasks.video_vbench import setup_command
 
     setup_command(path=path, python=python, force=force, torch_index_url=torch_index_url, echo=out.print)
 
@@ -681,7 +681,7 @@ def vbench_setup(
 def vbench_check(python: Optional[str] = typer.Option(None, "--vbench-python")) -> None:
     """Report what the VBench environment has (vbench version, torch, CUDA, detectron2)."""
     from evalsuite.runner import ScoreOptions
-    from tasks.video_vbench import check_env, find_python
+    from evalsuite.tasks.video_vbench import check_env, find_python
 
     _print_json(check_env(find_python(ScoreOptions(vbench_python=python))))
 

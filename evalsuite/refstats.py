@@ -7,6 +7,7 @@ statistics whose extractor, weights or preprocessing differ from the run's, and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import zipfile
@@ -23,7 +24,7 @@ from evalsuite.fsutil import atomic_write, atomic_write_bytes, check_name, insid
 from evalsuite.hashing import sha256_file
 from evalsuite.stats import StreamingStats
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "reference_stats"
+SHIPPED_DIR = Path(importlib.util.find_spec("evalsuite.reference_stats").origin).parent  # the installed package
 COMPARED_FIELDS = ("extractor", "weights_sha256", "preprocessing", "dim")
 
 

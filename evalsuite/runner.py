@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
 import time
 from contextlib import ExitStack
@@ -35,7 +36,8 @@ MAX_NUM_SAMPLES = 10_000_000
 # fit on the store's disk
 MIN_SAMPLE_BYTES = {"image": 1 << 10, "video": 16 << 10}
 REFERENCE_SEED_OFFSET = 1_000_000  # `--ref model:SPEC` samples use seeds disjoint from the scored model's
-DEFAULT_PROMPTS_FILE = Path(__file__).resolve().parent.parent / "tasks" / "data" / "image_prompts.txt"
+DEFAULT_PROMPTS_FILE = (Path(importlib.util.find_spec("evalsuite.tasks").origin).parent  # the installed package's data
+                        / "data" / "image_prompts.txt")
 
 
 @dataclass
@@ -321,7 +323,7 @@ class RunContext:
     def prompt_samples(self, prompts: list[dict], label: str) -> list:
         """N images per prompt in GenEval's layout: generated through the sample store (seeds recorded), or read
         from a `folder:` model that is already in that layout (its own metadata then defines the prompts)."""
-        from tasks.t2i import layout
+        from evalsuite.tasks.t2i import layout
 
         per_prompt = self.options.images_per_prompt
         if self.source.kind == "folder":
@@ -555,7 +557,7 @@ def _skip_note(doc: dict) -> str:
 
 def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str], dict]:
     """Task names to run, and the suite's default options (filled in where the user gave none)."""
-    import tasks as registry
+    import evalsuite.tasks as registry
 
     if options.tasks is not None and not options.tasks:
         raise InputError("--tasks names no task", "pass comma-separated task names, e.g. --tasks fid,kid "
@@ -622,7 +624,7 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
     """Run `names` in the run `manifest` describes, storing each result as soon as it is done, under the run's
     lock; `stored`: the run's results already in the store when resuming (None: a new run). Returns every result
     of the run."""
-    import tasks as registry
+    import evalsuite.tasks as registry
 
     dist = distributed.current()
     run_id = manifest["run_id"]

@@ -275,7 +275,7 @@ def _samples(store: ResultsStore, runs: dict, ids: list[str], limit: int = 6) ->
 
 # ------------------------------------------------------------------------------------------------ rendering
 def write_html(report: Report, path: str | Path) -> Path:
-    from leaderboard.site import environment, static
+    from evalsuite.leaderboard.site import environment, static
 
     plots = {name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in report.plots.items()}
     html = environment().get_template("compare.html.j2").render(

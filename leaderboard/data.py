@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-import tasks as task_registry
+import evalsuite.tasks as task_registry
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.results import ResultsStore
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import evalsuite
-from device_runner import records as device_records
-from device_runner import regression
+from evalsuite.device import records as device_records
+from evalsuite.device import regression
 from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.results import ResultsStore, encode_nonfinite
-from leaderboard import charts
-from leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
+from evalsuite.leaderboard import charts
+from evalsuite.leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
 
 HERE = Path(__file__).resolve().parent
 

@@ -11,10 +11,10 @@ import importlib
 from importlib.metadata import entry_points
 
 from evalsuite.errors import UnknownNameError
-from tasks.base import MetricInfo, Task, TaskOutput
+from evalsuite.tasks.base import MetricInfo, Task, TaskOutput
 
-BUILTIN_MODULES = ("tasks.image_quality", "tasks.autoencoder", "tasks.text_image", "tasks.video_native",
-                   "tasks.video_fvd", "tasks.video_vbench")
+BUILTIN_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoencoder", "evalsuite.tasks.text_image", "evalsuite.tasks.video_native",
+                   "evalsuite.tasks.video_fvd", "evalsuite.tasks.video_vbench")
 
 _TASKS: dict[str, type[Task]] = {}
 _SUITES: dict[str, dict] = {}

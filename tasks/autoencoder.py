@@ -20,8 +20,8 @@ from evalsuite import imagemetrics
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.metrics import frechet_distance
 from evalsuite.spectral import SpectrumAccumulator, plot_spectra
-from tasks import register, register_suite
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register, register_suite
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
 @dataclass

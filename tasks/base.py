@@ -51,7 +51,7 @@ class Requirements:
 
 
 class Task:
-    """Subclass, fill the class variables, implement `run`; register with `@tasks.register`."""
+    """Subclass, fill the class variables, implement `run`; register with `@evalsuite.tasks.register`."""
 
     name: ClassVar[str]
     version: ClassVar[str]

@@ -8,8 +8,8 @@ from typing import ClassVar
 from evalsuite import extractors
 from evalsuite.errors import IncompatibleStatsError, InputError, TaskSkipped
 from evalsuite.metrics import frechet_distance, kernel_distance, precision_recall
-from tasks import register, register_suite
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register, register_suite
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
 class _FeatureDistanceTask(Task):

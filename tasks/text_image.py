@@ -11,8 +11,8 @@ from PIL import Image
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.imageio import read_rgb
-from tasks import register, register_suite
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register, register_suite
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
 def _backend(build, *args: Any, **kwargs: Any) -> Any:
@@ -41,12 +41,12 @@ class CLIPScoreTask(Task):
     }
 
     def requirements(self, options) -> Requirements:
-        from tasks.t2i.clipscore import BACKBONES
+        from evalsuite.tasks.t2i.clipscore import BACKBONES
 
         return Requirements(weights=(BACKBONES.get(options.clip_backbone, "clip-vit-b-32-openai"),))
 
     def run(self, ctx) -> TaskOutput:
-        from tasks.t2i.clipscore import CLIPScorer
+        from evalsuite.tasks.t2i.clipscore import CLIPScorer
 
         scorer = _backend(CLIPScorer, ctx.options.clip_backbone, ctx.device, ctx.options.offline)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
@@ -104,10 +104,10 @@ class CLIPScoreTask(Task):
 
 def _resolve_backend(kind: str, spec: str, ctx) -> Any:
     """A detector / colour / VQA backend; absent weights or an uninstallable official backend make a skip."""
-    from tasks.t2i import backends
+    from evalsuite.tasks.t2i import backends
 
-    import tasks.t2i.dpg  # noqa: F401  (registers the VQA backends)
-    import tasks.t2i.geneval  # noqa: F401  (registers detectors and the colour classifier)
+    import evalsuite.tasks.t2i.dpg  # noqa: F401  (registers the VQA backends)
+    import evalsuite.tasks.t2i.geneval  # noqa: F401  (registers detectors and the colour classifier)
 
     try:
         return _backend(backends.resolve, kind, spec, device=ctx.device, offline=ctx.options.offline)
@@ -158,7 +158,7 @@ class GenEvalTask(Task):
         import re
         import warnings
 
-        from tasks.t2i import geneval
+        from evalsuite.tasks.t2i import geneval
 
         detector = _resolve_backend("detector", ctx.options.detector, ctx)
         color = _resolve_backend("color", ctx.options.color, ctx)
@@ -240,7 +240,7 @@ COUNTING_CLASSES = ("apple", "dog", "cat", "bird", "car", "cup", "banana", "oran
 def counting_prompts(classes=COUNTING_CLASSES, max_count: int = 10) -> list[dict]:
     """'a photo of seven apples' for counts 1..10 of each class (class-major), with GenEval-style metadata plus
     `target_class` and `target_count`."""
-    from tasks.t2i.geneval import noun_phrase
+    from evalsuite.tasks.t2i.geneval import noun_phrase
 
     return [{"tag": "counting", "include": [{"class": cls, "count": n}], "exclude": [{"class": cls, "count": n + 1}],
              "prompt": f"a photo of {noun_phrase(cls, n)}", "target_class": cls, "target_count": n}
@@ -264,7 +264,7 @@ class CountingTask(Task):
         return Requirements(weights=_default_weights(options))
 
     def run(self, ctx) -> TaskOutput:
-        from tasks.t2i import geneval
+        from evalsuite.tasks.t2i import geneval
 
         detector = _resolve_backend("detector", ctx.options.detector, ctx)
         prompts = counting_prompts()
@@ -344,8 +344,8 @@ class DPGBenchTask(Task):
     def run(self, ctx) -> TaskOutput:
         import warnings
 
-        from tasks.t2i import dpg
-        from tasks.t2i import layout as t2i_layout
+        from evalsuite.tasks.t2i import dpg
+        from evalsuite.tasks.t2i import layout as t2i_layout
 
         if not ctx.options.dpg:
             raise TaskSkipped("DPG-Bench's prompts are not shipped with evalsuite",

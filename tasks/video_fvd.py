@@ -56,8 +56,8 @@ from evalsuite.video_features import (
     weights_needed,
     with_random_start,
 )
-from tasks import register
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 DEFAULT_EXTRACTOR = "i3d"
 STANDARD_COUNT = 2048  # StyleGAN-V fvd2048: 2048 generated and 2048 real videos

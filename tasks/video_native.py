@@ -14,8 +14,8 @@ import numpy as np
 from evalsuite import openai_clip
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.videoio import read_all_frames, read_frames
-from tasks import register, register_suite
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register, register_suite
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 if TYPE_CHECKING:
     import torch

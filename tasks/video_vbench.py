@@ -66,8 +66,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 from evalsuite import config
 from evalsuite.errors import EvalsuiteError, InputError, TaskSkipped
 from evalsuite.fsutil import atomic_write, atomic_write_bytes, open_for_writing, refuse_symlink
-from tasks import register
-from tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks import register
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 VBENCH_VERSION = "0.1.5"
 VBENCH_PINS = ("transformers==4.33.2", "numpy<2", "timm<=1.0.12")

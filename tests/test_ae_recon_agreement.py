@@ -10,7 +10,7 @@ import torch
 
 from evalsuite import imagemetrics
 from evalsuite.runner import ScoreOptions, score
-from tasks.autoencoder import PeakMemory
+from evalsuite.tasks.autoencoder import PeakMemory
 
 RECORD: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input, reconstruction) per decode call, in [-1, 1]
 BIG_MIB = 256

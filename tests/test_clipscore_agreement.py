@@ -152,7 +152,7 @@ def test_clipscore_equals_torchmetrics(tmp_path, monkeypatch, sign, eos_token_id
     assert (doc["metrics"]["clipscore"] == 0.0) == (sign < 0)
     assert doc["per_sample"]["truncated"] == [False, False, True, True, False]
     # the quirk reproduced: both prompts that lost their end token are pooled at the start token, one embedding
-    from tasks.t2i.clipscore import CLIPScorer
+    from evalsuite.tasks.t2i.clipscore import CLIPScorer
 
     same = [images[0], images[0]]
     with torch.no_grad(), pytest.warns(UserWarning):
@@ -167,7 +167,7 @@ def test_truncation_at_the_context_boundary():
     """torchmetrics keeps 77 ids (functional/multimodal/clip_score.py `_get_features`: `input_ids[..., :77]`);
     OpenAI's clip.tokenize(truncate=True) (openai/CLIP clip/clip.py l.238-240) cuts at 77 and writes the end token
     last, as open_clip's tokenizer does."""
-    from tasks.t2i.clipscore import hessel_tokens, torchmetrics_tokens
+    from evalsuite.tasks.t2i.clipscore import hessel_tokens, torchmetrics_tokens
 
     tok = open_clip.get_tokenizer("ViT-B-32")
     sot, eot, x = 49406, 49407, tok.encode("x")[0]

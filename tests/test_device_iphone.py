@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_runner import protocol, records
-from device_runner.backends import _BACKENDS, DeviceError, TimingSettings, TimingTarget
-from device_runner.backends.iphone import IPhoneBackend, PyMobileDevice3Transport
+from evalsuite.device import protocol, records
+from evalsuite.device.backends import _BACKENDS, DeviceError, TimingSettings, TimingTarget
+from evalsuite.device.backends.iphone import IPhoneBackend, PyMobileDevice3Transport
 from evalsuite.errors import InputError
 
 IPHONE = {"udid": "00008140-000A", "name": "Test iPhone", "product_type": "iPhone17,2", "os_version": "18.1",
@@ -193,7 +193,7 @@ def test_each_means_all_four_units(package):
 def test_zip_is_the_form_the_app_reads(package, tmp_path):
     """StoredZip.swift reads entries one after another from their local headers: method 0, sizes in the header
     (no data-descriptor flag), name then extra then data. Walk the host's zip the same way."""
-    from device_runner.backends.iphone import zip_package
+    from evalsuite.device.backends.iphone import zip_package
 
     raw = zip_package(package, tmp_path / "p.zip").read_bytes()
     offset, found = 0, {}
@@ -489,7 +489,7 @@ def test_input_specs_from_package(tmp_path):
     from coremltools.proto import FeatureTypes_pb2 as ft
     from coremltools.proto import Model_pb2
 
-    from device_runner.backends.iphone import input_specs
+    from evalsuite.device.backends.iphone import input_specs
 
     spec = Model_pb2.Model(specificationVersion=7)
     arrays = (("x", [1, 3, 8, 8], ft.ArrayFeatureType.FLOAT16), ("t", [1, 4], ft.ArrayFeatureType.INT32))

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from device_runner import backends, build, history, models, records, regression
-from device_runner.backends import DeviceError, TimingSettings, TimingTarget
+from evalsuite.device import backends, build, history, models, records, regression
+from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget
 from evalsuite.cli import app
 
 ct = pytest.importorskip("coremltools")
@@ -150,7 +150,7 @@ def test_bad_records_are_refused(tmp_path):
 
 
 def test_generation_timing_has_components_and_steps():
-    from device_runner.generation import time_generation
+    from evalsuite.device.generation import time_generation
 
     rec = time_generation(models.resolve_pipeline("demo"), 3, TimingSettings(iterations=2, warmup=0))
     assert rec.steps == 3 and set(rec.components_ms) == {"text_encoder", "denoise_step", "decoder"}

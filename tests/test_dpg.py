@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from evalsuite.errors import InputError
-from tasks.t2i.backends import resolve
-from tasks.t2i.dpg import (
+from evalsuite.tasks.t2i.backends import resolve
+from evalsuite.tasks.t2i.dpg import (
     DPGQuestion,
     answer_is_yes,
     category_scores,
@@ -289,7 +289,7 @@ def test_category_scores_after_the_rule_differ_from_the_official_ones(tmp_path):
 
 
 def test_category_weights_prompts_equally_when_image_counts_differ():
-    from tasks.t2i.dpg import DPGPrompt
+    from evalsuite.tasks.t2i.dpg import DPGPrompt
     prompts = [DPGPrompt("a", "a", [q(1, [0])]), DPGPrompt("b", "b", [q(1, [0])])]
     by_item = {"a": [{1: "yes"}], "b": [{1: "no"}, {1: "no"}, {1: "no"}, {1: "no"}]}
     assert category_scores(prompts, by_item)[0] == pytest.approx({"entity": 50.0})
@@ -338,7 +338,7 @@ def test_score_dpg_from_a_folder_of_grids_and_separate_images(tmp_path):
 
 
 def test_image_ids_that_look_indexed_stay_with_their_item(tmp_path):
-    from tasks.t2i.dpg import DPGPrompt
+    from evalsuite.tasks.t2i.dpg import DPGPrompt
     prompts = [DPGPrompt("a", "a", [q(1, [0])]), DPGPrompt("a_1", "a1", [q(1, [0])])]
     (tmp_path / "i").mkdir()
     grid([tile(k) for k in range(4)]).save(tmp_path / "i" / "a.png")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.t2i.dpg import load_dpg, official_score_prompt, summarize
+from evalsuite.tasks.t2i.dpg import load_dpg, official_score_prompt, summarize
 
 COLUMNS = ["item_id", "text", "keywords", "proposition_id", "dependency", "category_broad", "category_detailed",
            "tuple", "question_natural_language"]

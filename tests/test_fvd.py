@@ -265,7 +265,7 @@ def test_fewer_usable_videos_than_requested_is_an_error(i3d_standin, folder_with
 
 
 def test_npz_reference_must_share_the_sampling(i3d_standin, tmp_path):
-    from tasks.video_fvd import reference_stats
+    from evalsuite.tasks.video_fvd import reference_stats
 
     gen = _write_folder(tmp_path / "gen", 4)
     real = tmp_path / "real"

@@ -106,7 +106,7 @@ def test_reference_is_first_max_real_usable_videos_at_random_starts(i3d_standin,
 
 
 def test_stored_reference_must_share_cap_and_seed(i3d_standin, tmp_path):  # noqa: F811
-    from tasks.video_fvd import reference_stats
+    from evalsuite.tasks.video_fvd import reference_stats
 
     real, gen = _folders(tmp_path)
     ext = build("i3d", sampling={"num_frames": 8})

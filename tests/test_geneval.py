@@ -17,8 +17,8 @@ from PIL import Image
 from evalsuite import weights
 from evalsuite.errors import InputError, MissingWeightsError
 from evalsuite.hashing import sha256_file
-from tasks.t2i import geneval as ge
-from tasks.t2i.backends import Detection, resolve
+from evalsuite.tasks.t2i import geneval as ge
+from evalsuite.tasks.t2i.backends import Detection, resolve
 
 
 def det(label, score, box, mask=None):

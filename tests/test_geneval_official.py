@@ -21,8 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
-import tasks.t2i.geneval as ge
-from tasks.t2i.backends import Detection
+import evalsuite.tasks.t2i.geneval as ge
+from evalsuite.tasks.t2i.backends import Detection
 from tests.official import official
 
 ZSC = "clip_benchmark.metrics.zeroshot_classification"

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_runner.records import TimingRecord, write as write_record
+from evalsuite.device.records import TimingRecord, write as write_record
 from evalsuite.results import ResultsStore
-from leaderboard import compare as cmp
-from leaderboard.data import build_tables, load_published
-from leaderboard.site import build
+from evalsuite.leaderboard import compare as cmp
+from evalsuite.leaderboard.data import build_tables, load_published
+from evalsuite.leaderboard.site import build
 
 XSS = "<img src=x onerror=alert(1)>"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -77,7 +77,7 @@ def test_published_rows_never_merge_with_measured(store, published):
 
 
 def test_results_of_another_task_version_keep_their_own_column(tmp_path, published):
-    import tasks as task_registry
+    import evalsuite.tasks as task_registry
 
     current = task_registry.get("fid").version
     s = ResultsStore(tmp_path / "s")
@@ -159,8 +159,8 @@ def test_browser_sorts_without_errors_and_saves_screenshot(store, published, tmp
     ssim.click()  # higher is better: the bigger SSIM first
     assert _first_column(page, "autoencoder")[0] == "ae-big"
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
-    assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
+    page.screenshot(path=str(ARTIFACTS / "evalsuite.leaderboard.png"), full_page=True)
+    assert (ARTIFACTS / "evalsuite.leaderboard.png").stat().st_size > 10_000
     page.locator("a.prov").first.click()
     page.wait_for_load_state("load")
     assert "Provenance" in page.content()

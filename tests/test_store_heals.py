@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from device_runner import records
+from evalsuite.device import records
 from evalsuite.cli import app
 from evalsuite.errors import InputError
 from evalsuite.results import RUN_MANIFEST, ResultsStore, StoreWarning

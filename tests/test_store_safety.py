@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from device_runner import records
+from evalsuite.device import records
 from evalsuite import config, fsutil
 from evalsuite.cli import app
 from evalsuite.errors import InputError
@@ -356,7 +356,7 @@ def test_geneval_outputs_and_vbench_log_never_write_through_links(tmp_path):
     """GenEval's results.jsonl / metadata and VBench's streamed log in a store: a planted link is refused and the
     file it points to is untouched."""
     from evalsuite.fsutil import open_for_writing
-    from tasks.t2i.geneval import write_prompts, write_results
+    from evalsuite.tasks.t2i.geneval import write_prompts, write_results
 
     target = tmp_path / "outside.txt"
     target.write_text("precious")

@@ -13,7 +13,7 @@ from PIL import Image
 from evalsuite.models import resolve_model
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.samples import SampleStore
-from tasks.t2i import layout
+from evalsuite.tasks.t2i import layout
 
 open_clip = pytest.importorskip("open_clip")
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from evalsuite.runner import ScoreOptions, score
-from tasks import get as get_task
-from tasks.t2i.backends import Detection
-from tasks.text_image import COUNTING_CLASSES
+from evalsuite.tasks import get as get_task
+from evalsuite.tasks.t2i.backends import Detection
+from evalsuite.tasks.text_image import COUNTING_CLASSES
 
 
 class FixedDetector:

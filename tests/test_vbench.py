@@ -21,7 +21,7 @@ import pytest
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.runner import ScoreOptions, score
-from tasks import video_vbench as vb
+from evalsuite.tasks import video_vbench as vb
 
 RECORDING = Path(__file__).parent / "data" / "vbench" / "mymodel_eval_results.json"
 

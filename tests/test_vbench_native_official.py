@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-import tasks.video_native as vn
+import evalsuite.tasks.video_native as vn
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.videoio import read_all_frames, write_video
 from tests.official import official

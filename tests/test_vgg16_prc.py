@@ -126,7 +126,7 @@ def test_reference_of_another_feature_space_skips_with_the_fix(image_folders, tm
     ("clip", "prc-clip-vit-b-32-k3"), ("python:m:f", "prc-python:m:f-k3"),
 ])
 def test_protocol_names_the_feature_space(spec, protocol):
-    from tasks.image_quality import _pr_protocol
+    from evalsuite.tasks.image_quality import _pr_protocol
 
     assert _pr_protocol(spec, 3) == protocol
     assert _pr_protocol(spec, 5).endswith("-k5")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-import tasks.video_native as vn
+import evalsuite.tasks.video_native as vn
 from evalsuite import weights
 from evalsuite.errors import InputError
 from evalsuite.runner import ScoreOptions, score

@@ -1,4 +1,4 @@
-"""Timing backends behind one interface; every backend returns a `TimingRecord` (device_runner.records).
+"""Timing backends behind one interface; every backend returns a `TimingRecord` (evalsuite.device.records).
 
 * `host-torch`: eager PyTorch on this machine's CPU or GPU (everywhere; used by the tests);
 * `coreml-mac`: coremltools `MLModel.predict` per compute unit (macOS only);
@@ -64,7 +64,7 @@ def get(name: str) -> TimingBackend:
     import importlib
 
     if name not in _BACKENDS and name in _MODULES:
-        importlib.import_module(f"device_runner.backends.{_MODULES[name]}")  # registers itself
+        importlib.import_module(f"evalsuite.device.backends.{_MODULES[name]}")  # registers itself
     if name not in _BACKENDS:
         raise UnknownNameError(f"unknown timing backend '{name}'",
                                f"use one of {', '.join(sorted(set(_MODULES) | set(_BACKENDS)))}")

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from device_runner.backends import DeviceError, TimingSettings, TimingTarget, register
-from device_runner.records import TimingRecord
+from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget, register
+from evalsuite.device.records import TimingRecord
 
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 

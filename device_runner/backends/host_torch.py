@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from device_runner.backends import DeviceError, TimingSettings, TimingTarget, register
-from device_runner.records import TimingRecord
+from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget, register
+from evalsuite.device.records import TimingRecord
 from evalsuite.provenance import environment
 
 

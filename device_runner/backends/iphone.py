@@ -9,7 +9,7 @@ One timing run (`IPhoneBackend.time`):
 3. zip the `.mlpackage` folder, *stored* (uncompressed: weights barely compress and the app's reader stays small),
    and push it as one file, `/Documents/<request_id>.mlpackage.zip`. One file rather than one push per file,
    because house_arrest pushes need existing parent folders and every push is a process start;
-4. write and push `/Documents/<request_id>.request.json` (`device_runner.protocol.make_request`);
+4. write and push `/Documents/<request_id>.request.json` (`evalsuite.device.protocol.make_request`);
 5. launch the app with `--request /Documents/<request_id>.request.json`;
 6. poll `pull` of `/Documents/<request_id>.result.json` every `poll_s` until `settings.timeout_s` (monotonic
    clock); on time-out, fetch the app's progress log and the syslog and raise DeviceError with their tail;
@@ -36,9 +36,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from device_runner import protocol
-from device_runner.backends import DeviceError, TimingSettings, TimingTarget, register
-from device_runner.records import TimingRecord
+from evalsuite.device import protocol
+from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget, register
+from evalsuite.device.records import TimingRecord
 
 DEFAULT_BUNDLE_ID = "org.evalsuite.bench"
 APP_PROCESS = "EvalsuiteBench"
@@ -381,7 +381,7 @@ def input_specs(package: Path) -> list[dict]:
 
 def _package_hash(package: Path) -> str:
     try:
-        from device_runner.build import package_hash
+        from evalsuite.device.build import package_hash
     except ImportError:
         return ""
     return package_hash(package)

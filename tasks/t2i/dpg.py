@@ -38,7 +38,7 @@ duplicate proposition ids within an item, a dependency on a proposition the item
 Images: either separate images per prompt or the official 2x2 grid (`split_grid`, crops in row-major order as
 the official script: top-left, top-right, bottom-left, bottom-right); `load_dpg_images` finds them in a folder.
 
-VQA backends (`tasks.t2i.backends.resolve("vqa", spec)`): "mplug" is the official mPLUG-large through modelscope
+VQA backends (`evalsuite.tasks.t2i.backends.resolve("vqa", spec)`): "mplug" is the official mPLUG-large through modelscope
 (needs `pip install modelscope`, best in its own environment); "transformers:/path/to/folder" is an open VQA model
 (e.g. Salesforce/blip-vqa-base) loaded from a local folder, never downloaded. Their protocols differ, so results
 of different VQA models never share a column.
@@ -60,7 +60,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError
 from evalsuite.imageio import IMAGE_EXTENSIONS
-from tasks.t2i.backends import register
+from evalsuite.tasks.t2i.backends import register
 
 CSV_NAME = "dpg_bench.csv"
 PROMPTS_DIR = "prompts"

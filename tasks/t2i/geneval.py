@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 from evalsuite import weights
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes
-from tasks.t2i.backends import ColorClassifier, Detection, Detector, register
+from evalsuite.tasks.t2i.backends import ColorClassifier, Detection, Detector, register
 
 # The 80 COCO classes in COCO order, spelled as GenEval's object_names.txt spells them (the index is the class id
 # of mmdet's COCO detectors, which GenEval relies on).
@@ -183,7 +183,7 @@ def _bad(where: str, what: str) -> InputError:
     return InputError(f"{where}: {what}",
                       "each line must be a GenEval metadata object: {\"tag\", \"include\": [{\"class\", \"count\", "
                       "\"color\"?, \"position\"?: [relation, group index]}], \"exclude\"?, \"prompt\"} with the 80 "
-                      "GenEval COCO class names and the 10 colours (tasks.t2i.geneval.COCO_CLASSES / COLORS)")
+                      "GenEval COCO class names and the 10 colours (evalsuite.tasks.t2i.geneval.COCO_CLASSES / COLORS)")
 
 
 def _check_count(where: str, clause: Mapping) -> None:
