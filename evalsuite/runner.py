@@ -663,7 +663,7 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
             except MissingWeightsError as exc:
                 doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
             else:
-                _check_finite(task, out.metrics)
+                _check_metrics(task, out.metrics)
                 doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
                            skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
                 if out.per_sample is not None:
@@ -718,8 +718,14 @@ def _write(store: ResultsStore, run_id: str, doc: dict, artifacts: list[tuple[st
     store.write(doc)
 
 
-def _check_finite(task: Any, metrics: dict[str, float]) -> None:
-    """NaN is never stored; +inf only where the metric declares it meaningful (PSNR of identical images)."""
+def _check_metrics(task: Any, metrics: dict[str, float]) -> None:
+    """Every returned metric is declared in the task's `metrics` (its direction is what ranks it: an undeclared
+    number would be stored without one); NaN is never stored; +inf only where the metric declares it meaningful
+    (PSNR of identical images)."""
+    undeclared = sorted(set(metrics) - set(task.metrics))
+    if undeclared:
+        raise EvalsuiteError(f"task {task.name} returned undeclared metrics {', '.join(undeclared)}; nothing was "
+                             "stored", f"declare them in {type(task).__name__}.metrics (MetricInfo with a direction)")
     bad = [k for k, v in metrics.items()
            if not np.isfinite(v) and not (v == np.inf and k in task.metrics and task.metrics[k].allow_inf)]
     if bad:
