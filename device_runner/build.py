@@ -55,7 +55,8 @@ def parse_variant(name: str) -> VariantSpec:
         return VariantSpec(name, "fp16", int8=True)
     m = re.fullmatch(r"palettize(\d)(-kmeans)?", name)
     if m and int(m.group(1)) in PALETTE_BITS:
-        return VariantSpec(name, "fp16", palette_bits=int(m.group(1)), palette_mode="kmeans" if m.group(2) else "uniform")
+        return VariantSpec(name, "fp16", palette_bits=int(m.group(1)),
+                           palette_mode="kmeans" if m.group(2) else "uniform")
     raise InputError(f"unknown variant '{name}'",
                      "use fp32, fp16, int8 or palettizeN[-kmeans] with N in " + ", ".join(map(str, PALETTE_BITS)))
 
@@ -72,14 +73,16 @@ def _coremltools():
     try:
         import coremltools as ct
     except ImportError as exc:
-        raise InputError("coremltools is not installed", "pip install 'evalsuite[coreml]' (coremltools 9.0, numpy<2.3)") \
+        raise InputError("coremltools is not installed",
+                         "pip install 'evalsuite[coreml]' (coremltools 9.0, numpy<2.3)") \
             from exc
     return ct
 
 
 def _unsupported_op(exc: BaseException) -> str | None:
     text = str(exc)
-    for pattern in (r"convert function for op '([^']+)'", r"op '([^']+)' not implemented", r"Unsupported (?:fx )?node[^']*'([^']+)'",
+    for pattern in (r"convert function for op '([^']+)'", r"op '([^']+)' not implemented",
+                    r"Unsupported (?:fx )?node[^']*'([^']+)'",
                     r"aten\.([A-Za-z0-9_]+)"):
         m = re.search(pattern, text)
         if m:
@@ -117,8 +120,13 @@ def convert(model: DeviceModel, precision: str) -> tuple[Any, str, str | None]:
 
 
 def compress(mlmodel: Any, spec: VariantSpec) -> Any:
-    from coremltools.optimize.coreml import (OpLinearQuantizerConfig, OpPalettizerConfig, OptimizationConfig,
-                                             linear_quantize_weights, palettize_weights)
+    from coremltools.optimize.coreml import (
+        OpLinearQuantizerConfig,
+        OpPalettizerConfig,
+        OptimizationConfig,
+        linear_quantize_weights,
+        palettize_weights,
+    )
 
     if spec.palette_bits:
         config = OptimizationConfig(global_config=OpPalettizerConfig(mode=spec.palette_mode, nbits=spec.palette_bits,

@@ -12,7 +12,8 @@ DEFAULT_WINDOW = 5
 DEFAULT_CONSECUTIVE = 2
 
 
-def violations(latencies: list[float], threshold: float = DEFAULT_THRESHOLD, window: int = DEFAULT_WINDOW) -> list[bool]:
+def violations(latencies: list[float], threshold: float = DEFAULT_THRESHOLD,
+               window: int = DEFAULT_WINDOW) -> list[bool]:
     """Per point: slower than threshold × median of up to `window` previous points (the first point never is)."""
     out = []
     for i, value in enumerate(latencies):

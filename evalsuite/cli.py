@@ -34,10 +34,12 @@ app.add_typer(leaderboard_app, name="leaderboard")
 app.add_typer(device_app, name="device")
 app.add_typer(vbench_app, name="vbench")
 
-out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 140)  # printed strings may come from result files: never markup
+# printed strings may come from result files: never markup
+out = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
-StoreOpt = typer.Option(None, "--store", help="Results and samples store (default: $EVALSUITE_STORE or ./evalsuite-store).")
+StoreOpt = typer.Option(None, "--store",
+                        help="Results and samples store (default: $EVALSUITE_STORE or ./evalsuite-store).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 OfflineOpt = typer.Option(None, "--offline/--online", help="Forbid downloads (default: EVALSUITE_OFFLINE).")
 
@@ -181,7 +183,9 @@ def score(
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
     from evalsuite import distributed
-    from evalsuite.runner import ScoreOptions, resume as resume_run, score as run_score
+    from evalsuite.runner import ScoreOptions
+    from evalsuite.runner import resume as resume_run
+    from evalsuite.runner import score as run_score
 
     if resume is not None:
         _refuse_options_with_resume(ctx)
@@ -253,7 +257,8 @@ def weights_list(as_json: bool = JsonOpt) -> None:
         return
     _table(f"weights (store: {config.weights_dir()})", ["name", "file", "present", "licence", "sha256"],
            [[r["name"], r["filename"], r["present"], r["licence"],
-             r["sha256"][:16] + "…" if r["sha256"] else f"unpublished; pinned {(r['pinned_sha256'] or 'on first use')[:16]}"]
+             r["sha256"][:16] + "…" if r["sha256"]
+             else f"unpublished; pinned {(r['pinned_sha256'] or 'on first use')[:16]}"]
             for r in rows])
 
 
@@ -629,8 +634,10 @@ def device_history(
     threshold: float = typer.Option(1.15, "--threshold", min=1.0, help="Slower than this × the window median."),
     window: int = typer.Option(5, "--window", min=1, help="Earlier releases whose median is the baseline."),
     consecutive: int = typer.Option(2, "--consecutive", min=1, help="Latest releases that must all be slow."),
-    plot_file: Optional[Path] = typer.Option(None, "--out", help="Plot file (default: <store>/device/<model>-history.png)."),
-    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit 1 if the latest release regressed."),
+    plot_file: Optional[Path] = typer.Option(None, "--out",
+                                             help="Plot file (default: <store>/device/<model>-history.png)."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                            help="Exit 1 if the latest release regressed."),
     store: Optional[Path] = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -665,7 +672,8 @@ def device_history(
 @vbench_app.command("setup")
 @friendly
 def vbench_setup(
-    path: Optional[Path] = typer.Option(None, "--path", help="Where to create it (default $EVALSUITE_HOME/vbench-env)."),
+    path: Optional[Path] = typer.Option(None, "--path",
+                                        help="Where to create it (default $EVALSUITE_HOME/vbench-env)."),
     python: str = typer.Option("python3", "--python", help="Interpreter for the venv (Python <= 3.11)."),
     force: bool = typer.Option(False, "--force", help="Recreate an existing environment."),
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index for a CUDA build of torch."),

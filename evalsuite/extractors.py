@@ -135,7 +135,8 @@ INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 def _inception_identity(mode: str) -> tuple[str, Preprocessing, int]:
     mode = mode or "clean"
     if mode not in INCEPTION_MODES:
-        raise UnknownNameError(f"unknown Inception mode '{mode}'", f"use inception:{' | inception:'.join(INCEPTION_MODES)}")
+        raise UnknownNameError(f"unknown Inception mode '{mode}'",
+                               f"use inception:{' | inception:'.join(INCEPTION_MODES)}")
     return f"inception-2015-12-05/{mode}", named(mode, 299), 2048
 
 

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from evalsuite import config
 from evalsuite.errors import InputError
-from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.extractors import Extractor
+from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.hashing import sha256_file, sha256_json
 from evalsuite.imageio import read_rgb
 from evalsuite.stats import StreamingStats

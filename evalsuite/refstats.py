@@ -176,7 +176,8 @@ def load_npz(path: str | Path, name: str | None = None, manifest_meta: dict | No
     and the fix. Nothing is converted silently (complex, string or integer statistics are refused)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"statistics file {path} does not exist", "check the path, or list names with `evalsuite ref list`")
+        raise InputError(f"statistics file {path} does not exist",
+                         "check the path, or list names with `evalsuite ref list`")
     arrays, names = _read_npz(path)
     feats = arrays.get("feats")
     if feats is not None and (feats.ndim != 2 or feats.shape[1] == 0):
@@ -207,7 +208,8 @@ def load_npz(path: str | Path, name: str | None = None, manifest_meta: dict | No
                          "store the reference features as an (N, d) array")
     meta = _stats_meta(path, arrays.get("meta"), manifest_meta)
     n = _stats_count(path, arrays.get("n"), meta)
-    return ReferenceStats(name or path.stem, mu, sigma, n, meta, feats, path, id=f"{name or path.stem}@{sha256_file(path)[:16]}")
+    label = name or path.stem
+    return ReferenceStats(label, mu, sigma, n, meta, feats, path, id=f"{label}@{sha256_file(path)[:16]}")
 
 
 def check_compatible(ref: ReferenceStats, key: dict) -> None:
@@ -296,7 +298,7 @@ def import_npz(name: str, file: str | Path, key: dict, source: str, covariance: 
     return register(ref)
 
 
-# ------------------------------------------------------------------------------------------------ building and comparing
+# ---------------------------------------------------------------------------------------- building and comparing
 def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, device: str = "cpu",
           batch_size: int = 32, num_workers: int | None = None, offline: bool | None = None,
           keep_features: bool = True, strict: bool = False, progress: bool = True,
@@ -305,7 +307,6 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
     image extractor, videos with a video one (i3d, videomae:PATH; `sampling` = frames, stride, start; the biased
     covariance FVD uses)."""
     from evalsuite import video_features
-
     from evalsuite.videoio import VIDEO_EXTENSIONS
 
     check_name(name, "reference name")  # before any work

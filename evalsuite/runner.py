@@ -657,7 +657,7 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             try:
-                out = dist.collectively(lambda: task.run(ctx), f"task {name}")
+                out = dist.collectively(lambda task=task: task.run(ctx), f"task {name}")
             except TaskSkipped as skip:
                 doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
             except MissingWeightsError as exc:
@@ -734,7 +734,8 @@ def _check_metrics(task: Any, metrics: dict[str, float]) -> None:
 
 
 def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict:
-    refs = [{"spec": r.name, "id": r.id, "n": r.n, "source": r.meta.get("source"), "covariance": r.meta.get("covariance")}
+    refs = [{"spec": r.name, "id": r.id, "n": r.n, "source": r.meta.get("source"),
+             "covariance": r.meta.get("covariance")}
             for r in ctx._refs.values()]
     prov = {
         "evalsuite_version": evalsuite.__version__,

@@ -22,8 +22,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from evalsuite import config
-from evalsuite.fsutil import atomic_write, atomic_write_bytes
 from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError, WeightsIntegrityError
+from evalsuite.fsutil import atomic_write, atomic_write_bytes
 from evalsuite.hashing import sha256_file
 
 
@@ -75,7 +75,8 @@ register(WeightsSpec(
     sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
     size_bytes=244_408_911,
     licence="BSD-3-Clause (torchvision)",
-    description="torchvision AlexNet ImageNet weights: the LPIPS v0.1 'alex' backbone (linear heads ship with torchmetrics)",
+    description="torchvision AlexNet ImageNet weights: the LPIPS v0.1 'alex' backbone "
+                "(linear heads ship with torchmetrics)",
 ))
 register(WeightsSpec(
     name="vgg16-imagenet1k-v1",

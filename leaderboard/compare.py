@@ -179,7 +179,7 @@ def _task_plots(task: str, docs: list[tuple[str, dict]], n_boot: int, seed: int,
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             means, errs = [], [[], []]
-            for rid, doc in docs:
+            for _rid, doc in docs:
                 values, _, _ = _per_sample(doc, metric)
                 stat = _statistic(doc, metric)
                 center = stat(values) if values is not None else float("nan")

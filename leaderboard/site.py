@@ -15,9 +15,9 @@ import evalsuite
 from evalsuite.device import records as device_records
 from evalsuite.device import regression
 from evalsuite.fsutil import atomic_write_bytes
-from evalsuite.results import ResultsStore, encode_nonfinite
 from evalsuite.leaderboard import charts
 from evalsuite.leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
+from evalsuite.results import ResultsStore, encode_nonfinite
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,1 +1,2 @@
-"""Reference statistics shipped with evalsuite: `manifest.json` lists them (installed as `evalsuite.reference_stats`)."""
+"""Reference statistics shipped with evalsuite: `manifest.json` lists them (installed as
+`evalsuite.reference_stats`)."""

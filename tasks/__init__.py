@@ -13,8 +13,8 @@ from importlib.metadata import entry_points
 from evalsuite.errors import UnknownNameError
 from evalsuite.tasks.base import MetricInfo, Task, TaskOutput
 
-BUILTIN_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoencoder", "evalsuite.tasks.text_image", "evalsuite.tasks.video_native",
-                   "evalsuite.tasks.video_fvd", "evalsuite.tasks.video_vbench")
+BUILTIN_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoencoder", "evalsuite.tasks.text_image",
+                   "evalsuite.tasks.video_native", "evalsuite.tasks.video_fvd", "evalsuite.tasks.video_vbench")
 
 _TASKS: dict[str, type[Task]] = {}
 _SUITES: dict[str, dict] = {}
@@ -53,7 +53,8 @@ def all_tasks() -> list[type[Task]]:
 def get(name: str) -> type[Task]:
     _load()
     if name not in _TASKS:
-        raise UnknownNameError(f"unknown task '{name}'", f"known tasks: {', '.join(sorted(_TASKS))} (`evalsuite tasks`)")
+        raise UnknownNameError(f"unknown task '{name}'",
+                               f"known tasks: {', '.join(sorted(_TASKS))} (`evalsuite tasks`)")
     return _TASKS[name]
 
 

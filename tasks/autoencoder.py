@@ -383,18 +383,18 @@ class Spectral(Task):
             skipped += part_skipped
         if n == 0:
             raise InputError(f"autoencoder {runner.source.spec} gave no finite latents", "check the autoencoder")
-        r, l = rgb.result(), latent.result()
-        png = plot_spectra({"RGB input": r, f"latent ({runner.source.spec})": l},
+        r, lat = rgb.result(), latent.result()
+        png = plot_spectra({"RGB input": r, f"latent ({runner.source.spec})": lat},
                            f"{runner.source.model_id} on {runner.data.spec} @ {runner.data.resolution}px")
-        metrics = {"latent_high_freq_fraction": l["high_freq_energy_fraction"],
+        metrics = {"latent_high_freq_fraction": lat["high_freq_energy_fraction"],
                    "rgb_high_freq_fraction": r["high_freq_energy_fraction"],
-                   "latent_spectral_slope": l["spectral_slope"], "rgb_spectral_slope": r["spectral_slope"],
+                   "latent_spectral_slope": lat["spectral_slope"], "rgb_spectral_slope": r["spectral_slope"],
                    "rgb_dct_high_half": r["dct_high_half_mean"]}
-        details = {"dct_block": block, "rgb": r, "latent": l}
-        if "dct_profile" in l:
-            metrics["latent_dct_high_half"] = l["dct_high_half_mean"]
+        details = {"dct_block": block, "rgb": r, "latent": lat}
+        if "dct_profile" in lat:
+            metrics["latent_dct_high_half"] = lat["dct_high_half_mean"]
         else:  # the FFT view still stands; say why the DCT one is missing
-            details["latent_dct_skipped"] = (f"latents of shape {l['shape']} are smaller than the DCT block {block}; "
+            details["latent_dct_skipped"] = (f"latents of shape {lat['shape']} are smaller than the DCT block {block}; "
                                              "use a smaller --dct-block or a larger --resolution")
         return TaskOutput(metrics=metrics, details=details,
                           skipped_samples=skipped, num_samples=n, artifacts={"spectrum.png": png})

@@ -51,7 +51,8 @@ class CLIPScoreTask(Task):
         scorer = _backend(CLIPScorer, ctx.options.clip_backbone, ctx.device, ctx.options.offline)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
         files, prompts = ctx.sample_files(), ctx.sample_prompts()
-        skipped = [{"file": str(f), "reason": "no prompt known for this image"} for f, p in zip(files, prompts) if not p]
+        skipped = [{"file": str(f), "reason": "no prompt known for this image"}
+                   for f, p in zip(files, prompts) if not p]
         pairs = [(f, p) for f, p in zip(files, prompts) if p]
         if not pairs:
             raise TaskSkipped("no prompt is known for any of these images",
@@ -104,10 +105,9 @@ class CLIPScoreTask(Task):
 
 def _resolve_backend(kind: str, spec: str, ctx) -> Any:
     """A detector / colour / VQA backend; absent weights or an uninstallable official backend make a skip."""
-    from evalsuite.tasks.t2i import backends
-
     import evalsuite.tasks.t2i.dpg  # noqa: F401  (registers the VQA backends)
     import evalsuite.tasks.t2i.geneval  # noqa: F401  (registers detectors and the colour classifier)
+    from evalsuite.tasks.t2i import backends
 
     try:
         return _backend(backends.resolve, kind, spec, device=ctx.device, offline=ctx.options.offline)

@@ -42,6 +42,8 @@ from evalsuite import refstats
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.hashing import sha256_json
 from evalsuite.metrics import frechet_distance
+from evalsuite.tasks import register
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.video_features import (
     RANDOM_START_RULE,
     VideoFeatureResult,
@@ -56,8 +58,6 @@ from evalsuite.video_features import (
     weights_needed,
     with_random_start,
 )
-from evalsuite.tasks import register
-from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 DEFAULT_EXTRACTOR = "i3d"
 STANDARD_COUNT = 2048  # StyleGAN-V fvd2048: 2048 generated and 2048 real videos

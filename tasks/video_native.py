@@ -13,9 +13,9 @@ import numpy as np
 
 from evalsuite import openai_clip
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
-from evalsuite.videoio import read_all_frames, read_frames
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.videoio import read_all_frames, read_frames
 
 if TYPE_CHECKING:
     import torch

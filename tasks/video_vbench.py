@@ -423,7 +423,8 @@ def standard_info(full_info: str | Path) -> list[dict]:
                                                 and isinstance(e.get("dimension"), list) for e in doc):
             raise ValueError("not a list of {prompt_en, dimension} objects")
     except (OSError, ValueError) as exc:
-        raise InputError(f"VBench prompt list {path} cannot be read: {exc}", "reinstall vbench in its environment")
+        raise InputError(f"VBench prompt list {path} cannot be read: {exc}",
+                         "reinstall vbench in its environment") from exc
     return doc
 
 

@@ -1,4 +1,5 @@
-"""Every test runs offline, with its own EVALSUITE_HOME and store, so nothing touches the network or the user's caches."""
+"""Every test runs offline, with its own EVALSUITE_HOME and store, so nothing touches the network or the user's
+caches."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalsuite import config, runner as run
+from evalsuite import config
+from evalsuite import runner as run
 from evalsuite.cli import app
 from evalsuite.errors import InputError
 from evalsuite.samples import SampleRequest, make_requests

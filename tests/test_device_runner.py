@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from evalsuite.cli import app
 from evalsuite.device import backends, build, history, models, records, regression
 from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget
-from evalsuite.cli import app
 
 ct = pytest.importorskip("coremltools")
 runner = CliRunner()

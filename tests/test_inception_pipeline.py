@@ -8,7 +8,6 @@ weights registry for the test only. Both tools then do the same arithmetic on it
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F

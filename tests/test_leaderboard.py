@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.device.records import TimingRecord, write as write_record
-from evalsuite.results import ResultsStore
+from evalsuite.device.records import TimingRecord
+from evalsuite.device.records import write as write_record
 from evalsuite.leaderboard import compare as cmp
 from evalsuite.leaderboard.data import build_tables, load_published
 from evalsuite.leaderboard.site import build
+from evalsuite.results import ResultsStore
 
 XSS = "<img src=x onerror=alert(1)>"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -200,7 +201,8 @@ def test_compare_bootstrap_matches_hand_computed(store):
     a, b = (np.array(d["per_sample"]["ssim"]) for d in docs)
     lo, hi = _hand_bootstrap(a, b, paired=True, n_boot=500, seed=3)
     cell = row.cells[1]
-    assert cell.ci.paired and cell.ci.low == pytest.approx(lo, abs=1e-12) and cell.ci.high == pytest.approx(hi, abs=1e-12)
+    assert cell.ci.paired
+    assert cell.ci.low == pytest.approx(lo, abs=1e-12) and cell.ci.high == pytest.approx(hi, abs=1e-12)
     assert cell.delta == pytest.approx(b.mean() - a.mean())
     assert cell.significant  # 0.7 vs 0.9 on 12 samples
     psnr_row = next(r for r in report.rows if r.metric == "psnr")

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from evalsuite import imageio
 from evalsuite.cli import app
 from evalsuite.errors import InputError
-from evalsuite import imageio
 from evalsuite.models import resolve_model
 from evalsuite.runner import ScoreOptions, score
 from tests.conftest import write_images

@@ -103,8 +103,8 @@ def _count_passes(monkeypatch) -> list[str]:
 
 
 def test_task_shares_the_feature_pass_and_equals_the_metric(image_folders, monkeypatch):
-    from evalsuite.features import extract
     from evalsuite.extractors import build
+    from evalsuite.features import extract
 
     a, b = image_folders
     passes = _count_passes(monkeypatch)

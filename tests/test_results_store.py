@@ -19,7 +19,8 @@ from evalsuite.results import SCHEMA, ResultsStore, new_run_id
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _doc(run_id: str, task: str, metrics: dict | None = None, status: str = "ok", created: str = "2024-01-01T00:00:00+00:00",
+def _doc(run_id: str, task: str, metrics: dict | None = None, status: str = "ok",
+         created: str = "2024-01-01T00:00:00+00:00",
          **extra) -> dict:
     return {"run_id": run_id, "task": task, "status": status,
             "model": {"spec": "folder:/data/samples", "id": "folder:/data/samples"},

@@ -52,7 +52,7 @@ def test_shape_errors():
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         s.update(np.zeros((3, 5)))
     with pytest.raises(ValueError):
-        s.mean
+        _ = s.mean
     s.update(np.zeros((1, 4)))
     with pytest.raises(ValueError, match="more than 1"):
         s.cov()

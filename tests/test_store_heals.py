@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evalsuite.device import records
 from evalsuite.cli import app
+from evalsuite.device import records
 from evalsuite.errors import InputError
 from evalsuite.results import RUN_MANIFEST, ResultsStore, StoreWarning
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evalsuite.device import records
 from evalsuite import config, fsutil
 from evalsuite.cli import app
+from evalsuite.device import records
 from evalsuite.errors import InputError
 from evalsuite.features import FeatureCache
 from evalsuite.results import ResultsStore

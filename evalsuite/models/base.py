@@ -47,8 +47,7 @@ def schemes() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from evalsuite.models import (  # noqa: F401  (each registers its schemes on import)
-        autoencoders, demo, demo_video, diffusers_model, folder, python_model)
+    from evalsuite.models import autoencoders, demo, demo_video, diffusers_model, folder, python_model  # noqa: F401  (each registers its schemes on import)
 
 
 def resolve_model(spec: str) -> ModelSource:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from urllib.parse import parse_qsl
 from typing import Sequence
+from urllib.parse import parse_qsl
 
 from evalsuite.errors import InputError
 from evalsuite.hashing import sha256_json

@@ -71,7 +71,8 @@ def resolve(kind: str, spec: str, **kwargs: Any) -> Any:
                                    "python:module:factory")
         obj = _FACTORIES[kind][name](arg, **kwargs)
     if not hasattr(obj, method):
-        raise InputError(f"{kind} backend {spec} has no {method}() method", f"implement {method}() (evalsuite.tasks.t2i.backends)")
+        raise InputError(f"{kind} backend {spec} has no {method}() method",
+                         f"implement {method}() (evalsuite.tasks.t2i.backends)")
     if not getattr(obj, "protocol", None):
         raise InputError(f"{kind} backend {spec} does not name its protocol",
                          "set .protocol to a name that identifies its results (e.g. 'my-detector-v1')")

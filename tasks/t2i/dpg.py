@@ -38,10 +38,10 @@ duplicate proposition ids within an item, a dependency on a proposition the item
 Images: either separate images per prompt or the official 2x2 grid (`split_grid`, crops in row-major order as
 the official script: top-left, top-right, bottom-left, bottom-right); `load_dpg_images` finds them in a folder.
 
-VQA backends (`evalsuite.tasks.t2i.backends.resolve("vqa", spec)`): "mplug" is the official mPLUG-large through modelscope
-(needs `pip install modelscope`, best in its own environment); "transformers:/path/to/folder" is an open VQA model
-(e.g. Salesforce/blip-vqa-base) loaded from a local folder, never downloaded. Their protocols differ, so results
-of different VQA models never share a column.
+VQA backends (`evalsuite.tasks.t2i.backends.resolve("vqa", spec)`): "mplug" is the official mPLUG-large through
+modelscope (needs `pip install modelscope`, best in its own environment); "transformers:/path/to/folder" is an open
+VQA model (e.g. Salesforce/blip-vqa-base) loaded from a local folder, never downloaded. Their protocols differ, so
+results of different VQA models never share a column.
 """
 
 from __future__ import annotations
