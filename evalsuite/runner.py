@@ -323,7 +323,7 @@ class RunContext:
     def prompt_samples(self, prompts: list[dict], label: str) -> list:
         """N images per prompt in GenEval's layout: generated through the sample store (seeds recorded), or read
         from a `folder:` model that is already in that layout (its own metadata then defines the prompts)."""
-        from evalsuite.tasks.t2i import layout
+        from evalsuite import prompt_layout as layout
 
         per_prompt = self.options.images_per_prompt
         if self.source.kind == "folder":

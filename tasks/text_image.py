@@ -344,8 +344,8 @@ class DPGBenchTask(Task):
     def run(self, ctx) -> TaskOutput:
         import warnings
 
+        from evalsuite import prompt_layout as t2i_layout
         from evalsuite.tasks.t2i import dpg
-        from evalsuite.tasks.t2i import layout as t2i_layout
 
         if not ctx.options.dpg:
             raise TaskSkipped("DPG-Bench's prompts are not shipped with evalsuite",

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from evalsuite import prompt_layout as layout
 from evalsuite.models import resolve_model
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.samples import SampleStore
-from evalsuite.tasks.t2i import layout
 
 open_clip = pytest.importorskip("open_clip")
 

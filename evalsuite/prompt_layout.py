@@ -1,5 +1,7 @@
-"""GenEval's folder layout, `<dir>/<NNNNN>/metadata.jsonl` + `<dir>/<NNNNN>/samples/<jjjj>.png`, written from the
-sample store (N images per prompt, seeds recorded) or read from a folder made elsewhere, so one scorer serves both.
+"""The prompt-grid sample layout of the text-image tasks, GenEval's folder layout (used by GenEval, counting and
+DPG-Bench; it lives in the core because the run context builds it): `<dir>/<NNNNN>/metadata.jsonl` +
+`<dir>/<NNNNN>/samples/<jjjj>.png`, written from the sample store (N images per prompt, seeds recorded) or read from a
+folder made elsewhere, so one scorer serves both.
 
 Seeds: image j of prompt i uses `seed + i * N + j`. Files are hard links to the content-addressed samples (copies
 where links are impossible), so a layout costs no extra disk and regenerates nothing."""
