@@ -1,0 +1,198 @@
+"""On-device speed: Core ML builds, timing backends, ingestion and history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from evalsuite.cli.common import (
+    JsonOpt,
+    StoreOpt,
+    _print_json,
+    _store,
+    _table,
+    device_app,
+    err,
+    friendly,
+    out,
+)
+from evalsuite.errors import InputError
+
+
+# ------------------------------------------------------------------------------------------------ device runner
+def _git(*args: str) -> str:
+
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _release(release: Optional[str]) -> tuple[str, str]:
+    """--release, else `git describe` of the working directory, else 'unreleased'; and the git sha."""
+    return release or _git("describe", "--tags", "--always", "--dirty") or "unreleased", _git("rev-parse", "HEAD")
+
+
+def _records_table(records: list) -> None:
+    _table("timing", ["model", "variant", "backend", "unit", "device", "median ms", "p90 ms", "trimmed ms",
+                      "throughput", "release"],
+           [[r.model, r.variant, r.backend, r.compute_unit, r.device_model, r.median_ms, r.p90_ms, r.trimmed_mean_ms,
+             f"{r.throughput:.4g} {r.throughput_unit}", r.release] for r in records])
+
+
+@device_app.command("build")
+@friendly
+def device_build(
+    model: str = typer.Argument(..., help="demo | python:package.module:factory"),
+    variants: str = typer.Option("fp16,palettize4,palettize6,int8", "--variants"),
+    out_dir: Path = typer.Option(Path("coreml-builds"), "--out"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Convert to Core ML ML programs and compress each variant; one manifest per variant. Exit 1 if any failed."""
+    from evalsuite.device import build, models
+
+    results = build.build(models.resolve(model), [v for v in variants.split(",") if v.strip()], out_dir)
+    if as_json:
+        _print_json([{"variant": r.variant, "package": str(r.package) if r.package else None, "error": r.error,
+                      "manifest": r.manifest} for r in results])
+    else:
+        _table(f"Core ML builds in {out_dir}", ["variant", "size (bytes)", "weight bits", "model hash", "conversion",
+                                               "error"],
+               [[r.variant, r.manifest.get("size_bytes"), r.manifest.get("weight_bits"),
+                 (r.manifest.get("model_hash") or "")[:16], r.manifest.get("conversion"), r.error] for r in results])
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+@device_app.command("time")
+@friendly
+def device_time(
+    model: str = typer.Argument(..., help="demo | python:package.module:factory"),
+    backend: str = typer.Option("host-torch", "--backend", help="host-torch | coreml-mac | iphone"),
+    package: Optional[Path] = typer.Option(None, "--package", help=".mlpackage for coreml-mac / iphone."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Variant name recorded (default: from the "
+                                          "package's manifest, else fp32)."),
+    iterations: int = typer.Option(50, "--iterations", min=1),
+    warmup: int = typer.Option(5, "--warmup", min=0),
+    compute_unit: str = typer.Option("ALL", "--compute-unit", help="ALL | CPU_AND_NE | CPU_AND_GPU | CPU_ONLY | each"),
+    device: str = typer.Option("cpu", "--device", help="host-torch: cpu or cuda"),
+    release: Optional[str] = typer.Option(None, "--release", help="Release tag (default: git describe)."),
+    timeout: float = typer.Option(600.0, "--timeout", help="iphone: seconds to wait for the app's result."),
+    store: Optional[Path] = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Time a model with one backend and store the timing records."""
+    from evalsuite.device import backends, build, models, records
+
+    tag, sha = _release(release)
+    settings = backends.TimingSettings(iterations=iterations, warmup=warmup, compute_unit=compute_unit,
+                                       release=tag, git_sha=sha, timeout_s=timeout, device=device)
+    chosen = backends.get(backend)
+    chosen.check_available()
+    target = backends.TimingTarget(model=model, variant=variant or "fp32")
+    if package is not None:
+        manifest_file = package.with_name(package.name.replace(".mlpackage", ".manifest.json"))
+        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        target.package, target.model_hash = package, build.package_hash(package)
+        target.variant = variant or manifest.get("variant", "fp32")
+        target.model = manifest.get("model", model)
+    if backend == "host-torch":
+        resolved = models.resolve(model)
+        target.module, target.example_inputs = resolved.module, resolved.example_inputs
+        target.model_hash = target.model_hash or resolved.weights_sha256
+    recs = chosen.time(target, settings)
+    paths = [records.write(_store(store), r) for r in recs]
+    if as_json:
+        _print_json([{**r.__dict__, "path": str(p)} for r, p in zip(recs, paths)])
+    else:
+        _records_table(recs)
+        out.print(f"{len(paths)} record(s) stored in {_store(store) / 'device'}", soft_wrap=True)
+
+
+@device_app.command("time-generation")
+@friendly
+def device_time_generation(
+    model: str = typer.Argument("demo", help="demo | python:package.module:factory (a GenerationPipeline)"),
+    steps: int = typer.Option(4, "--steps", min=1),
+    iterations: int = typer.Option(10, "--iterations", min=1),
+    warmup: int = typer.Option(2, "--warmup", min=0),
+    device: str = typer.Option("cpu", "--device"),
+    release: Optional[str] = typer.Option(None, "--release"),
+    store: Optional[Path] = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """End-to-end generation time on the host: text encoder + steps × denoiser + decoder."""
+    from evalsuite.device import backends, models, records
+    from evalsuite.device.generation import time_generation
+
+    tag, sha = _release(release)
+    rec = time_generation(models.resolve_pipeline(model), steps, backends.TimingSettings(
+        iterations=iterations, warmup=warmup, release=tag, git_sha=sha, device=device))
+    path = records.write(_store(store), rec)
+    if as_json:
+        _print_json({**rec.__dict__, "path": str(path)})
+    else:
+        _records_table([rec])
+        parts = ", ".join(f"{k} {v:.3g} ms" for k, v in (rec.components_ms or {}).items())
+        out.print(f"{rec.median_ms / 1000:.3f} s per sample at {steps} steps ({parts})", soft_wrap=True)
+
+
+@device_app.command("ingest")
+@friendly
+def device_ingest(
+    file: Path = typer.Argument(..., help="The benchmark app's result JSON, or an ExecuTorch benchmark JSON."),
+    release: Optional[str] = typer.Option(None, "--release"),
+    store: Optional[Path] = StoreOpt,
+) -> None:
+    """Store timing records produced elsewhere (all or nothing)."""
+    from evalsuite.device import protocol
+
+    paths = protocol.ingest(file, _store(store), release=release)
+    out.print(f"{len(paths)} record(s) ingested into {_store(store) / 'device'}", soft_wrap=True)
+
+
+@device_app.command("history")
+@friendly
+def device_history(
+    model: str,
+    device: Optional[str] = typer.Option(None, "--device", help="Device model code, e.g. iPhone17,2."),
+    backend: Optional[str] = typer.Option(None, "--backend"),
+    threshold: float = typer.Option(1.15, "--threshold", min=1.0, help="Slower than this × the window median."),
+    window: int = typer.Option(5, "--window", min=1, help="Earlier releases whose median is the baseline."),
+    consecutive: int = typer.Option(2, "--consecutive", min=1, help="Latest releases that must all be slow."),
+    plot_file: Optional[Path] = typer.Option(None, "--out",
+                                             help="Plot file (default: <store>/device/<model>-history.png)."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
+                                            help="Exit 1 if the latest release regressed."),
+    store: Optional[Path] = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Latency across releases per device/backend/variant; flags regressions and writes a plot."""
+    from evalsuite.device import history as hist
+    from evalsuite.fsutil import atomic_write_bytes
+
+    series = hist.history(_store(store), model, device=device, backend=backend, threshold=threshold, window=window,
+                          consecutive=consecutive)
+    if not series:
+        raise InputError(f"no timing records for model '{model}' in {_store(store) / 'device'}",
+                         "time it with `evalsuite device time` or import records with `evalsuite device ingest`")
+    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
+    path = plot_file or _store(store) / "device" / f"{slug}-history.png"
+    atomic_write_bytes(path, hist.plot(series, f"{model}: median latency across releases"))
+    regressed = [s for s in series if s.latest_is_regression]
+    if as_json:
+        _print_json({"plot": str(path), "series": [s.__dict__ | {"label": s.label} for s in series]})
+    else:
+        for s in series:
+            _table(s.label, ["release", "median ms", "measurements", "vs window", "flag"],
+                   [[rel, ms, n, "slow" if bad else "", "REGRESSION" if i in s.regression_events else ""]
+                    for i, (rel, ms, n, bad) in enumerate(zip(s.releases, s.median_ms, s.measurements, s.violations))])
+        out.print(f"plot: {path}", soft_wrap=True)
+        for s in regressed:
+            err.print(f"regression: {s.label} at {s.releases[-1]}", markup=False, highlight=False)
+    if regressed and fail_on_regression:
+        raise typer.Exit(1)

@@ -1,0 +1,148 @@
+"""`evalsuite score` and `evalsuite tasks`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from evalsuite.cli.common import (
+    JsonOpt,
+    OfflineOpt,
+    StoreOpt,
+    _print_json,
+    _refuse_options_with_resume,
+    _store,
+    _table,
+    app,
+    friendly,
+    out,
+)
+from evalsuite.errors import InputError
+
+
+# ------------------------------------------------------------------------------------------------ score
+@app.command()
+@friendly
+def score(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Argument(None, help="demo | folder:PATH | python:pkg.module:factory | "
+                                          "diffusers:PATH (omit with --resume)"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (see `evalsuite tasks`)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of tasks (default: the model's)."),
+    num_samples: Optional[int] = typer.Option(None, "--num-samples", min=2, help="Samples to score."),
+    seed: int = typer.Option(0, "--seed", help="Sample i uses seed SEED+i; also seeds KID's subsets."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
+    store: Optional[Path] = StoreOpt,
+    extractor: Optional[str] = typer.Option(None, "--extractor", help="inception[:clean|legacy_tensorflow|"
+                                            "legacy_pytorch] | clip | vgg16 | python:module:factory"),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Reference: NAME | FILE.npz | folder:PATH | model:SPEC"),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file (.txt or .jsonl) for generation."),
+    offline: Optional[bool] = OfflineOpt,
+    strict: bool = typer.Option(False, "--strict", help="Make skipped (unreadable) samples an error."),
+    biased_cov: bool = typer.Option(False, "--biased-cov", help="Covariance divided by N (StyleGAN-V style)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
+    pr_k: int = typer.Option(3, "--pr-k", min=1, help="Precision/recall: k of the k-nearest-neighbour balls."),
+    pr_extractor: str = typer.Option("vgg16", "--pr-extractor", help="Precision/recall features: vgg16 (the "
+                                     "paper's and torch-fidelity's fc2_relu) | inception | clip | python:..."),
+    autoencoder: Optional[str] = typer.Option(None, "--autoencoder", help="Autoencoder for the autoencoder tasks "
+                                              "when MODEL is a generator: demo-ae | diffusers-ae:PATH | python:..."),
+    data: Optional[str] = typer.Option(None, "--data", help="Autoencoder data: skimage (default) | folder:PATH"),
+    resolution: int = typer.Option(256, "--resolution", min=8, help="Autoencoder data: square crop size."),
+    frames: int = typer.Option(16, "--frames", min=1, help="Autoencoder video data: frames per clip."),
+    dct_block: int = typer.Option(8, "--dct-block", min=2, help="Spectral task: DCT block size."),
+    images_per_prompt: int = typer.Option(4, "--images-per-prompt", min=1, help="Text-image tasks: images per prompt."),
+    detector: str = typer.Option("torchvision-maskrcnn", "--detector", help="GenEval/counting detector: "
+                                 "torchvision-maskrcnn | mask2former:CONFIG,CHECKPOINT | python:module:factory"),
+    color: str = typer.Option("clip-vit-l-14", "--color", help="GenEval colour classifier."),
+    vqa: Optional[str] = typer.Option(None, "--vqa", help="DPG-Bench VQA: mplug | transformers:PATH | python:..."),
+    dpg: Optional[str] = typer.Option(None, "--dpg", help="DPG-Bench folder (ELLA's dpg_bench) or its CSV."),
+    clip_backbone: str = typer.Option("ViT-B-32", "--clip-backbone", help="CLIPScore backbone: ViT-B-32 | ViT-L-14"),
+    max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Text-image tasks: first N prompts."),
+    geneval_missing_as_failure: bool = typer.Option(False, "--geneval-missing-as-failure", help="GenEval: count "
+                                                    "missing images as failures (the official script skips them)."),
+    frame_stride: int = typer.Option(1, "--frame-stride", min=1, help="Video tasks: take every k-th frame."),
+    frame_start: int = typer.Option(0, "--frame-start", min=0, help="Video tasks: first frame index."),
+    vbench_frames: Optional[int] = typer.Option(None, "--vbench-frames", min=2, help="Native VBench dimensions: "
+                                                "sample N frames (--frame-stride/--frame-start) instead of every "
+                                                "frame as VBench does; recorded in the protocol name."),
+    fvd_max_real: int = typer.Option(2048, "--fvd-max-real", min=2, help="FVD: reference videos used (StyleGAN-V's "
+                                     "max_real=2048); another count changes the protocol name."),
+    vbench_python: Optional[str] = typer.Option(None, "--vbench-python", help="Interpreter of a VBench environment "
+                                                "(default: $EVALSUITE_HOME/vbench-env, see `evalsuite vbench setup`)."),
+    video_model: Optional[str] = typer.Option(None, "--video-model", help="Video generator for the video tasks when "
+                                              "MODEL makes no videos (the demo suite uses demo-video)."),
+    fast: bool = typer.Option(False, "--fast", help="TF32 + autocast feature extraction; the measured deviation "
+                              "from exact mode is recorded (off by default: fidelity first)."),
+    graph_opt: bool = typer.Option(True, "--graph-opt/--no-graph-opt", help="Fold conv+BatchNorm, channels_last, "
+                                   "frozen TorchScript; checked against the network as written on the first batch "
+                                   "of each shape (deviation recorded). --no-graph-opt runs the network as written."),
+    video_ref: Optional[str] = typer.Option(None, "--video-ref", help="FVD reference when it differs from --ref: "
+                                            "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish the interrupted run RUN_ID (see `runs "
+                                         "list`): only its missing tasks, with the options stored with the run."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score MODEL on tasks; prints a results table and where the results were stored."""
+    from evalsuite import distributed
+    from evalsuite.runner import ScoreOptions
+    from evalsuite.runner import resume as resume_run
+    from evalsuite.runner import score as run_score
+
+    if resume is not None:
+        _refuse_options_with_resume(ctx)
+    elif not model:
+        raise InputError("no MODEL was given", "pass a model spec (see `evalsuite score --help`), or --resume RUN_ID "
+                         "to finish an interrupted run")
+    with distributed.session() as dist:
+        options = ScoreOptions(
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None, suite=suite,
+            num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
+            extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
+            pr_neighbourhood=pr_k, pr_extractor=pr_extractor, num_workers=workers,
+            progress=not as_json and dist.is_main,
+            autoencoder=autoencoder, data=data, resolution=resolution,
+            frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
+            vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
+            frame_start=frame_start, vbench_frames=vbench_frames, fvd_max_real=fvd_max_real,
+            geneval_missing_as_failure=geneval_missing_as_failure, vbench_python=vbench_python,
+            video_model=video_model, video_ref=video_ref,
+            fast=fast, optimize_graph=graph_opt,
+        )
+        summary = run_score(model, options) if resume is None else \
+            resume_run(resume, options.store, model, progress=options.progress)
+    if not dist.is_main:
+        return
+    if as_json:
+        _print_json({"run_id": summary.run_id, "store": str(summary.store), "results": summary.rows()})
+        return
+    _table(f"run {summary.run_id}", ["task", "model", "metric", "value", "n", "status", "note"],
+           [[r["task"], r["model"], r["metric"], r["value"], r["n"], r["status"], r["note"]] for r in summary.rows()])
+    for artifact in summary.artifacts():
+        out.print(f"plot: {summary.store / artifact}", soft_wrap=True)
+    fixes = list(dict.fromkeys(r["fix"] for r in summary.rows() if r.get("fix")))
+    for fix in fixes:
+        out.print(f"to run the skipped tasks: {fix}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"results stored in {summary.store / 'runs' / summary.run_id}", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+@app.command("tasks")
+@friendly
+def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt) -> None:
+    """Every registered task: what it needs and whether it can run here and now."""
+    from evalsuite.catalog import task_rows
+
+    rows = task_rows(offline)
+    if as_json:
+        _print_json(rows)
+        return
+    _table("tasks", ["task", "family", "samples", "weights", "reference", "runnable now"],
+           [[r["task"], r["family"], r["sample_kind"], ", ".join(r["weights"]) or "-",
+             "required" if r["reference"] else "-", r["runnable"]] for r in rows])
+    if any(r["missing_weights"] for r in rows):
+        out.print("missing weights: `evalsuite weights fetch NAME`, or `evalsuite weights import NAME FILE` offline",
+                  markup=False, highlight=False)
