@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from evalsuite.runner import RunContext, ScoreOptions
+    from evalsuite.context import RunContext
+    from evalsuite.options import ScoreOptions
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalsuite import config
+from evalsuite import config, options
 from evalsuite import runner as run
 from evalsuite.cli import app
 from evalsuite.errors import InputError
@@ -52,7 +52,7 @@ def test_num_samples_beyond_free_disk_is_refused_before_any_work(tmp_path, monke
         seen.append(Path(path))
         return usage(10 << 20, 9 << 20, 1 << 20)  # 1 MiB free
 
-    monkeypatch.setattr(run.shutil, "disk_usage", tiny_disk)
+    monkeypatch.setattr(options.shutil, "disk_usage", tiny_disk)
     result = _score(tmp_path, "--num-samples", "100000")
     _clear_error(result, "--num-samples 100000", "free", str(tmp_path / "store"))
     assert _nothing_stored(tmp_path)

@@ -89,16 +89,16 @@ def test_bad_input():
 
 
 def _count_passes(monkeypatch) -> list[str]:
-    from evalsuite import runner
+    from evalsuite import context
 
     passes: list[str] = []
-    real = runner.extract
+    real = context.extract
 
     def counting(files, ext, **kw):
         passes.append(ext.id)
         return real(files, ext, **kw)
 
-    monkeypatch.setattr(runner, "extract", counting)
+    monkeypatch.setattr(context, "extract", counting)
     return passes
 
 
