@@ -103,13 +103,7 @@ def append_line(path: str | Path, line: str, *, root: str | Path | None = None) 
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         raise InputError(f"store file {path} is not a regular file", f"remove {path} and rerun")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a link planted between the check and the open
-            refuse_symlink(path)
-        raise
+    fd = _open_nofollow(path, os.O_APPEND)
     try:
         data = (line.rstrip("\n") + "\n").encode("utf-8")
         while data:
@@ -124,14 +118,19 @@ def open_for_writing(path: str | Path) -> BinaryIO:
     binary writing, created or truncated, with O_NOFOLLOW: a symbolic link is refused, never followed."""
     path = Path(path)
     refuse_symlink(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(_open_nofollow(path, os.O_TRUNC), "wb")
+
+
+def _open_nofollow(path: Path, mode_flag: int) -> int:
+    """A write descriptor on `path` (created if absent) that never follows a symbolic link: one planted between the
+    caller's check and this open is refused with the same error."""
+    flags = os.O_WRONLY | os.O_CREAT | mode_flag | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o644)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a link planted between the check and the open
+        if exc.errno == errno.ELOOP:
             refuse_symlink(path)
         raise
-    return os.fdopen(fd, "wb")
 
 
 TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?")  # mkstemp names of atomic_write
