@@ -22,27 +22,32 @@ the spec `python:evalsuite.api:in_memory.<Class>_<hash>` (the hash covers its cl
 cache is shared between calls with the same network); it declares `preprocessing` (and `num_features`) as a
 `python:` extractor does. Errors are the usual one-line evalsuite errors (`InputError`, `UnknownNameError`,
 `MissingWeightsError`, `IncompatibleStatsError`), with the fix.
+
+This module holds the functions and the calls into the engine; `evalsuite.api_inputs` turns what they are given
+(folders, lists, batches, statistics, objects) into what the engine reads, and `evalsuite.result_frames` holds
+`RunResult` and `load_results` (the DataFrames), both re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tempfile
-import threading
-import types
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
+from evalsuite.api_inputs import Side as _Side
+from evalsuite.api_inputs import in_memory as in_memory  # the module python:evalsuite.api:in_memory.NAME names
+from evalsuite.api_inputs import side as _side
+from evalsuite.api_inputs import spec_of as _spec_of
+from evalsuite.api_inputs import stats_file as _stats_file
 from evalsuite.errors import InputError
+from evalsuite.result_frames import RESULT_COLUMNS, RunResult, load_results
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
     import torch
 
     from evalsuite.refstats import ReferenceStats
@@ -66,149 +71,6 @@ class KID(NamedTuple):
 
     mean: float
     std: float
-
-
-# ------------------------------------------------------------------------------------------------ in-memory objects
-in_memory = types.SimpleNamespace()  # objects handed to the API, reachable by the engine's `python:` specs
-_in_memory_lock = threading.Lock()
-_in_memory_refs: dict[str, int] = {}
-
-
-def _object_name(obj: Any) -> str:
-    """A stable attribute name for an object: its class and a hash of what identifies it (class, module files,
-    weights of it or of its nn.Module attributes, model_id), so the same network always gets the same spec."""
-    from evalsuite.hashing import sha256_json
-    from evalsuite.models.python_model import model_fingerprint
-
-    cls = type(obj)
-    identity = {"class": f"{cls.__module__}.{cls.__qualname__}", "model_id": str(getattr(obj, "model_id", "") or ""),
-                **model_fingerprint(obj, obj)}
-    return f"{re.sub(r'[^0-9A-Za-z_]', '_', cls.__qualname__)}_{sha256_json(identity)[:12]}"
-
-
-@contextmanager
-def _as_spec(obj: Any) -> Iterator[str]:
-    """`python:evalsuite.api:in_memory.NAME` naming `obj` while the block runs (the engine's `python:` loaders
-    return it as it is: an nn.Module is used as the extractor, an object with generate/encode as the model)."""
-    name = _object_name(obj)
-    with _in_memory_lock:
-        setattr(in_memory, name, obj)
-        _in_memory_refs[name] = _in_memory_refs.get(name, 0) + 1
-    try:
-        yield f"python:{__name__}:in_memory.{name}"
-    finally:
-        with _in_memory_lock:
-            _in_memory_refs[name] -= 1
-            if not _in_memory_refs[name]:
-                del _in_memory_refs[name]
-                delattr(in_memory, name)
-
-
-def _spec_of(value: Any, stack: ExitStack) -> Any:
-    """A spec string for an option that names a model or a network: strings pass through, objects are registered
-    for the duration of `stack`."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return stack.enter_context(_as_spec(value))
-
-
-# ------------------------------------------------------------------------------------------------ inputs
-@dataclass
-class _Side:
-    """One side of a comparison, as the engine takes it: a folder of files, or statistics (file or name)."""
-
-    kind: str  # "folder" or "stats"
-    value: str  # the folder path, the .npz path or the registered name
-    given: str  # how the user gave it, for messages
-
-
-def _is_tensor(x: Any) -> bool:
-    return hasattr(x, "detach") and hasattr(x, "is_floating_point")
-
-
-def _registered_reference(name: str) -> bool:
-    from evalsuite import refstats
-
-    return any(entry["name"] == name for entry in refstats.entries())
-
-
-def _side(x: Any, label: str, media: str, tmp: Path) -> _Side:
-    """Turn `a` or `b` into a folder or statistics the engine reads; in-memory data is written under `tmp`."""
-    import numpy as np
-
-    from evalsuite.refstats import ReferenceStats, save_npz
-
-    if isinstance(x, (str, os.PathLike)):
-        path = Path(x).expanduser()
-        if path.is_dir():
-            return _Side("folder", str(path), str(x))
-        if path.is_file():
-            if path.suffix != ".npz":
-                raise InputError(f"{label} {path} is a file, not a folder of {media}s or an .npz statistics file",
-                                 f"pass the folder that holds the {media}s, a .npz file or a registered name")
-            return _Side("stats", str(path), str(x))
-        if isinstance(x, str) and path.suffix != ".npz" and _registered_reference(x):
-            return _Side("stats", x, x)
-        raise InputError(f"{label} {str(x)!r} is neither a folder, an .npz file nor a registered reference name",
-                         f"pass an existing folder of {media}s, a .npz statistics file, or a name from "
-                         "`evalsuite ref list`")
-    if isinstance(x, ReferenceStats):
-        path = tmp / f"{label}.npz"
-        save_npz(x, path)
-        return _Side("stats", str(path), f"statistics {x.name!r}")
-    if _is_tensor(x) or isinstance(x, np.ndarray):
-        items = _split_batch(x, label, media)
-    elif isinstance(x, (list, tuple)):
-        items = list(x)
-    else:
-        raise InputError(f"{label} is a {type(x).__name__}",
-                         f"pass a folder, a list of {media}s, a batch tensor or array, an .npz file, a registered "
-                         "reference name or ReferenceStats")
-    if len(items) < 2:
-        raise InputError(f"{label} holds {len(items)} {media}(s)", f"statistics need at least 2 {media}s")
-    folder = tmp / label
-    folder.mkdir()
-    _write_items(items, folder, label, media)
-    return _Side("folder", str(folder), f"{len(items)} {media}s in memory")
-
-
-def _split_batch(x: Any, label: str, media: str) -> list[Any]:
-    """A batch as a list of items in channels-last layout: images (N, 3, H, W) or (N, H, W, 3); videos
-    (N, T, 3, H, W) or (N, T, H, W, 3). A size-3 last axis is read as channels-last, as for generator outputs,
-    except for tensors, which are channels-first when their second (images) or third (videos) axis is 3."""
-    rank, layout = (4, "(N, 3, H, W) or (N, H, W, 3)") if media == "image" else \
-        (5, "(N, T, 3, H, W) or (N, T, H, W, 3)")
-    shape = tuple(x.shape)
-    if len(shape) != rank:
-        raise InputError(f"{label} is a batch of shape {shape}; a batch of {media}s is {layout}",
-                         f"stack the {media}s into one batch, or pass a list of them")
-    channel_axis = rank - 3  # 1 for images, 2 for videos
-    first = shape[channel_axis] == 3 and (shape[-1] != 3 or _is_tensor(x))
-    if first:
-        order = (0, *range(channel_axis + 1, rank), channel_axis) if media == "image" else (0, 1, 3, 4, 2)
-        x = x.permute(*order) if _is_tensor(x) else x.transpose(order)
-    elif shape[-1] != 3:
-        raise InputError(f"{label} is a batch of shape {shape} with no axis of 3 colour channels where one is "
-                         f"expected ({layout})", "pass RGB images: grayscale and RGBA are refused")
-    return [x[i] for i in range(shape[0])]
-
-
-def _write_items(items: list[Any], folder: Path, label: str, media: str) -> None:
-    """PNG (images) or lossless MP4 (videos), after the pixel rule generator outputs follow."""
-    from PIL import Image
-
-    from evalsuite.imageio import frames_from_model, image_from_model
-    from evalsuite.videoio import write_video
-
-    for i, item in enumerate(items):
-        if media == "image":
-            Image.fromarray(image_from_model(item, f"{label} image {i}")).save(folder / f"{i:06d}.png")
-        else:
-            if _is_tensor(item) and item.ndim == 4 and item.shape[1] == 3 and item.shape[-1] != 3:
-                item = item.permute(0, 2, 3, 1)  # (T, 3, H, W) -> (T, H, W, 3), uint8 tensors included
-            write_video(folder / f"{i:06d}.mp4", frames_from_model(item, f"{label} video {i}"), lossless=True)
 
 
 # ------------------------------------------------------------------------------------------------ the engine
@@ -467,110 +329,6 @@ def frechet_distance(stats_a: Stats, stats_b: Stats, *, biased_cov: bool = False
         return float(refstats.distance(a, b, biased_cov=biased_cov, allow_mismatch=allow_mismatch)["fd"])
 
 
-def _stats_file(stats: Stats, path: Path, label: str) -> str:
-    """A statistics file or registered name for `refstats.distance`; in-memory statistics are written to `path`."""
-    import numpy as np
-
-    from evalsuite.refstats import ReferenceStats, save_npz
-
-    if isinstance(stats, (str, os.PathLike)):
-        return os.fspath(stats)
-    if isinstance(stats, ReferenceStats):
-        save_npz(stats, path)
-        return str(path)
-    if isinstance(stats, tuple) and len(stats) == 2:
-        mu, sigma = stats
-    elif hasattr(stats, "keys") and {"mu", "sigma"} <= set(stats.keys()):
-        mu, sigma = stats["mu"], stats["sigma"]  # type: ignore[index]
-    else:
-        raise InputError(f"{label} is a {type(stats).__name__}",
-                         "pass an .npz file, a registered name, ReferenceStats, (mu, sigma) or {'mu': .., 'sigma': ..}")
-    try:
-        mu_arr = np.asarray(mu, dtype=np.float64)
-        sigma_arr = np.asarray(sigma, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{label}: mu and sigma must be numeric arrays ({exc})", "pass float arrays") from exc
-    save_npz(ReferenceStats(label, mu_arr, sigma_arr, None, {}), path)
-    return str(path)
-
-
-# ------------------------------------------------------------------------------------------------ runs as DataFrames
-#: Columns of `RunResult.metrics()` and `load_results()`: one row per model x task x metric, with provenance.
-RESULT_COLUMNS = [
-    "run_id", "model_spec", "model_id", "task", "task_version", "metric", "value", "direction", "primary",
-    "status", "reason", "num_samples", "skipped_samples", "protocol", "extractor", "preprocessing",
-    "weights_sha256", "reference", "seed", "evalsuite_version", "git_sha", "device", "wall_time_s", "created_at",
-]
-
-
-def _rows(doc: dict) -> list[dict]:
-    """The DataFrame rows of one result document (a skipped task: one row without a metric)."""
-    prov = doc.get("provenance") or {}
-    hardware = prov.get("hardware") or {}
-    model = doc.get("model") or {}
-    extractors_used = (prov.get("extractors") or {}).values()
-    common = {
-        "run_id": doc.get("run_id"), "model_spec": model.get("spec"), "model_id": model.get("id"),
-        "task": doc.get("task"), "task_version": doc.get("task_version"), "status": doc.get("status"),
-        "reason": doc.get("reason"), "num_samples": doc.get("num_samples"),
-        "skipped_samples": (doc.get("skipped_samples") or {}).get("count"), "protocol": doc.get("protocol"),
-        "extractor": ", ".join(str(k.get("extractor")) for k in extractors_used) or None,
-        "preprocessing": ", ".join(str(k.get("preprocessing")) for k in extractors_used) or None,
-        "weights_sha256": ", ".join(f"{k}={v}" for k, v in (prov.get("weights_sha256") or {}).items()) or None,
-        "reference": ", ".join(str(r.get("id")) for r in prov.get("reference_stats") or []) or None,
-        "seed": (prov.get("seeds") or {}).get("sample_seed_start"),
-        "evalsuite_version": prov.get("evalsuite_version"), "git_sha": hardware.get("evalsuite_git_sha"),
-        "device": hardware.get("device"), "wall_time_s": prov.get("wall_time_s"), "created_at": doc.get("created_at"),
-    }
-    info = doc.get("metric_info") or {}
-    metrics = doc.get("metrics") or {}
-    if not metrics:
-        return [{**common, "metric": None, "value": None, "direction": None, "primary": None}]
-    return [{**common, "metric": name, "value": value, "direction": (info.get(name) or {}).get("direction"),
-             "primary": (info.get(name) or {}).get("primary")} for name, value in metrics.items()]
-
-
-def _frame(docs: Sequence[dict], include_skipped: bool) -> pd.DataFrame:
-    import pandas as pd
-
-    rows = [row for doc in docs for row in _rows(doc) if include_skipped or doc.get("status") == "ok"]
-    frame = pd.DataFrame.from_records(rows, columns=RESULT_COLUMNS)
-    frame["value"] = frame["value"].astype(float)
-    return frame
-
-
-@dataclass
-class RunResult:
-    """One scoring run: its id, the store it was written to (None: not stored) and its result documents (schema
-    `evalsuite.result/1`, as stored)."""
-
-    run_id: str
-    store: Path | None
-    results: list[dict]
-
-    def metrics(self, include_skipped: bool = True) -> pd.DataFrame:
-        """A DataFrame with one row per model x task x metric and provenance columns (`RESULT_COLUMNS`); a task that
-        was skipped is one row with `status` "skipped", no metric and the `reason` (dropped by
-        `include_skipped=False`).
-
-        >>> from evalsuite.api import RunResult
-        >>> doc = {"run_id": "r1", "task": "fid", "status": "ok", "model": {"spec": "demo", "id": "demo@1"},
-        ...        "metrics": {"fid": 12.5}, "metric_info": {"fid": {"direction": "lower", "primary": True}}}
-        >>> RunResult("r1", None, [doc]).metrics()[["model_spec", "task", "metric", "value", "direction"]]
-          model_spec task metric  value direction
-        0       demo  fid    fid   12.5     lower
-        """
-        return _frame(self.results, include_skipped)
-
-    def __getitem__(self, task: str) -> dict:
-        """The result document of one task."""
-        for doc in self.results:
-            if doc.get("task") == task:
-                return doc
-        raise KeyError(f"run {self.run_id} has no result for task {task!r}; it has "
-                       f"{', '.join(d.get('task', '?') for d in self.results)}")
-
-
 _SCORE_ARGS = ("model", "tasks", "suite", "store")
 _OBJECT_OPTIONS = ("extractor", "pr_extractor", "autoencoder", "video_model")  # may be objects, not only specs
 
@@ -631,45 +389,3 @@ def score(model: Any, tasks: str | Sequence[str] | None = None, *, suite: str | 
                                **task_options)
         summary = run_score(spec, options)
         return RunResult(summary.run_id, None if store is None else Path(summary.store), summary.results)
-
-
-def load_results(store: str | os.PathLike, *, runs: str | Sequence[str] | None = None,
-                 include_skipped: bool = True) -> pd.DataFrame:
-    """Every result in a results store (or only `runs`, by id or unique prefix) as a DataFrame with one row per
-    model x task x metric and the provenance columns of `RunResult.metrics()`, oldest run first. Unusable result
-    files are skipped with a StoreWarning naming them, as `evalsuite runs` does.
-
-    >>> import tempfile, torch
-    >>> from evalsuite import load_results, score
-    >>> _ = torch.manual_seed(0)
-    >>> net = torch.nn.Sequential(torch.nn.GroupNorm(1, 3), torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.Tanh(),
-    ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-    >>> net.preprocessing = {"resize": "none", "input_dtype": "float255"}
-    >>> with tempfile.TemporaryDirectory() as store:
-    ...     run = score("demo", tasks=["fid", "kid"], num_samples=6, ref="model:demo", extractor=net,
-    ...                 store=store, progress=False)
-    ...     df = load_results(store)
-    >>> df[["task", "metric", "status"]]
-      task   metric status
-    0  fid      fid     ok
-    1  kid      kid     ok
-    2  kid  kid_std     ok
-    >>> bool((df["run_id"] == run.run_id).all())
-    True
-    """
-    from evalsuite.results import ResultsStore
-
-    root = Path(store).expanduser()
-    if not root.is_dir():
-        raise InputError(f"results store {root} does not exist or is not a folder",
-                         "pass the folder given as --store (or score(..., store=PATH))")
-    results = ResultsStore(root)
-    wanted = [runs] if isinstance(runs, str) else list(runs) if runs is not None else None
-    run_ids = [r["run_id"] for r in reversed(results.runs())] if wanted is None else wanted  # oldest run first
-    docs = []
-    for run_id in run_ids:
-        stored = results.load_run(run_id)
-        manifest = results.read_manifest(stored[0]["run_id"]) if stored else None
-        order = {t: i for i, t in enumerate((manifest or {}).get("tasks", []))}
-        docs += sorted(stored, key=lambda d: (order.get(d["task"], len(order)), d["task"]))
-    return _frame(docs, include_skipped)

@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import evalsuite
-from evalsuite import api, metrics, refstats
+from evalsuite import api, api_inputs, metrics, refstats, result_frames
 from evalsuite.cli import app
 from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError
 from evalsuite.runner import ScoreOptions
@@ -47,9 +47,13 @@ def _temp_leftovers() -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------------ doctests, exports
-def test_doctests_run_offline():
-    result = doctest.testmod(api, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [api, api_inputs, result_frames])
+def test_doctests_run_offline(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_public_functions_have_examples():
     public = [api.compute_fid, api.compute_kid, api.compute_fvd, api.frechet_distance, api.score, api.load_results,
               api.RunResult.metrics]
     assert all(">>> " in (fn.__doc__ or "") for fn in public)
@@ -101,7 +105,7 @@ def test_module_object_is_the_python_extractor_path(image_folders):
     by_spec = api.compute_fid(a, b, extractor=EXTRACTOR, progress=False)
     net = tiny_clean()
     assert api.compute_fid(a, b, extractor=net, progress=False) == by_spec
-    with api._as_spec(net) as first, api._as_spec(tiny_clean()) as second:
+    with api_inputs.as_spec(net) as first, api_inputs.as_spec(tiny_clean()) as second:
         assert first == second  # same class and weights: same spec, so the feature cache is shared
         assert first.startswith("python:evalsuite.api:in_memory.TinyExtractor_")
     assert not vars(api.in_memory)  # released after use
