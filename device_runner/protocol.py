@@ -1,6 +1,8 @@
-"""The versioned protocol between the host and the iPhone benchmark app (`device_runner/ios/`), its conversion into
-timing records (`evalsuite.device.records`, schema `evalsuite.timing/1`), and the import of results produced elsewhere
-(`evalsuite device ingest`). `device_runner/ios/PROTOCOL.md` documents the same schemas for the Swift side.
+"""The versioned protocol between the host and the iPhone benchmark app (`device_runner/ios/`): the request the host
+writes (`make_request`), the package zip it pushes (`zip_package`), and the result the app writes, checked and turned
+into timing records (`parse_result`; schema `evalsuite.timing/1`, `evalsuite.device.records`).
+`device_runner/ios/PROTOCOL.md` documents the same schemas for the Swift side. Reading result files produced elsewhere
+(ExecuTorch's benchmark JSON too) and storing their records (`evalsuite device ingest`) is `evalsuite.device.ingest`.
 
 Transport (see `evalsuite.device.backends.iphone`): the host pushes files into the app's `Documents/` folder over
 house_arrest (`pymobiledevice3 apps push`), launches the app with `--request /Documents/<request_id>.request.json`,
@@ -51,31 +53,18 @@ compile_ms is `MLModel.compileModel(at:)` on the phone (the app compiles a fresh
 first load is a first load); first_load_ms is the first `MLModel.load` of that copy (device specialisation; the
 record's `load_ms`); warm_load_ms a second load (kept in the record's `notes`); first_predict_ms the first prediction.
 All times use `mach_absolute_time` converted with `mach_timebase_info`.
-
-ExecuTorch benchmark JSON (what ExecuTorch's Android/iOS benchmark apps upload; `parse_executorch`): a list of
-entries `{"benchmarkModel": {"name", "backend", "quantization"}, "metric", "actualValue", "deviceInfo": {"arch",
-"device", "os", "availMem", "totalMem"}}`. Entries are grouped per model, backend, quantization and device into one
-record: model = name, variant = quantization (`fp32` when empty), compute_unit = the ExecuTorch backend (e.g.
-xnnpack, coreml, mps), device_model = deviceInfo.arch (the phone model), else deviceInfo.device, os_version =
-deviceInfo.os as given (e.g. `iOS 17.2`). ExecuTorch reports aggregates, not every iteration: latencies_ms holds the
-`trimmean_inference_latency(ms)` value(s) (else `avg_inference_latency(ms)`), one per run in the file, so median_ms
-and p90_ms are over runs; the record's notes say so. load_ms = mean `model_load_time(ms)`. Groups whose
-`load_status` is non-zero (the model failed to load) are left out; a file with no usable group is an error.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import uuid
-from collections import defaultdict
-from dataclasses import asdict
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from evalsuite.device import records
 from evalsuite.device.backends import DeviceError
 from evalsuite.device.records import TimingRecord
 from evalsuite.errors import InputError
@@ -88,9 +77,6 @@ DTYPES = ("float32", "float16", "float64", "int32")
 THERMAL_STATES = ("nominal", "fair", "serious", "critical", "unknown")
 UNIT_FIELDS = ("compute_unit", "compile_ms", "first_load_ms", "warm_load_ms", "first_predict_ms", "latencies_ms")
 META_FIELDS = ("model", "variant", "model_hash", "release", "git_sha")
-ET_LATENCY_METRICS = ("trimmean_inference_latency(ms)", "avg_inference_latency(ms)")
-ET_LOAD_METRIC = "model_load_time(ms)"
-ET_STATUS_METRIC = "load_status"
 PROTOCOL_DOC = "device_runner/ios/PROTOCOL.md"
 
 
@@ -166,9 +152,19 @@ def make_request(package: str, *, iterations: int, warmup: int, compute_units: s
     }
 
 
+def zip_package(package: Path, dest: Path) -> Path:
+    """`dest`: a stored (uncompressed) zip whose entries are `<package name>/<relative path>`, the one form the app's
+    reader accepts (local headers carry the sizes; zip64 extras for files over 4 GiB)."""
+    package = Path(package)
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in sorted(p for p in package.rglob("*") if p.is_file()):
+            zf.write(path, f"{package.name}/{path.relative_to(package).as_posix()}")
+    return dest
+
+
 # ------------------------------------------------------------------------------------------------------ results
 
-def _load_json(data: Any, source: str) -> Any:
+def load_json(data: Any, source: str) -> Any:
     if isinstance(data, (bytes, bytearray)):
         try:
             data = bytes(data).decode("utf-8")
@@ -243,7 +239,7 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
     Keyword values win over the result's echoed `meta`. Unknown schema, a request id other than `request_id`,
     missing or ill-typed fields -> InputError; status `error` or a crash marker -> DeviceError with the app's message.
     """
-    data = check_schema(_load_json(data, source), source)
+    data = check_schema(load_json(data, source), source)
     if request_id is not None and data.get("request_id") != request_id:
         raise InputError(f"{source} answers request {data.get('request_id')!r}, not {request_id!r}",
                          "a stale result from another run; rerun")
@@ -326,146 +322,11 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
             notes="; ".join(n for n in notes if n))
         if stamp:
             kwargs["timestamp"] = stamp
-        out.append(_record(kwargs, where))
+        out.append(make_record(kwargs, where))
     return out
 
 
-# --------------------------------------------------------------------------------------------------- ExecuTorch
-
-def parse_executorch(data: Any, *, model: str | None = None, variant: str | None = None, model_hash: str = "",
-                     release: str | None = None, git_sha: str = "", source: str = "ExecuTorch benchmark results",
-                     timestamp: str | None = None) -> list[TimingRecord]:
-    """Records from an ExecuTorch benchmark JSON (a list of metric entries), one per model/backend/quantization/
-    device group. Aggregates only: see the module docstring for what latencies_ms then holds."""
-    data = _load_json(data, source)
-    if not isinstance(data, list):
-        raise InputError(f"{source} is not a list of ExecuTorch benchmark entries",
-                         "ExecuTorch benchmark files are JSON lists of {benchmarkModel, metric, actualValue, "
-                         "deviceInfo}")
-    if not data:
-        raise InputError(f"{source} is an empty list", "pass a file with benchmark entries")
-    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for i, entry in enumerate(data):
-        where = f"{source}: entry #{i}"
-        if not isinstance(entry, dict):
-            raise InputError(f"{where} is not an object", "each entry is {benchmarkModel, metric, actualValue, "
-                                                          "deviceInfo}")
-        missing = [k for k in ("benchmarkModel", "metric", "actualValue", "deviceInfo") if k not in entry]
-        bm, dev = entry.get("benchmarkModel"), entry.get("deviceInfo")
-        if isinstance(bm, dict):
-            missing += [f"benchmarkModel.{k}" for k in ("name", "backend") if k not in bm]
-        elif bm is not None:
-            missing.append("benchmarkModel (not an object)")
-        if isinstance(dev, dict):
-            if not (dev.get("arch") or dev.get("device")):
-                missing.append("deviceInfo.arch or deviceInfo.device")
-            if "os" not in dev:
-                missing.append("deviceInfo.os")
-        elif dev is not None:
-            missing.append("deviceInfo (not an object)")
-        if missing:
-            raise InputError(f"{where} lacks the field(s) {', '.join(missing)}",
-                             "ExecuTorch entries carry benchmarkModel{name, backend, quantization}, metric, "
-                             "actualValue, deviceInfo{arch, device, os}")
-        value = entry["actualValue"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{where}: actualValue is {value!r}, not a finite number", "fix or remove the entry")
-        key = (str(bm["name"]), str(bm["backend"]), str(bm.get("quantization") or ""),
-               str(dev.get("arch") or dev.get("device")), str(dev["os"]))
-        groups[key][str(entry["metric"])].append(float(value))
-
-    out, skipped = [], []
-    for (name, backend, quant, device, os_name), metrics in groups.items():
-        label = f"{name} ({backend}{', ' + quant if quant else ''}) on {device}"
-        if any(v != 0 for v in metrics.get(ET_STATUS_METRIC, [])):
-            skipped.append(f"{label}: load_status {metrics[ET_STATUS_METRIC]}")
-            continue
-        metric = next((m for m in ET_LATENCY_METRICS if metrics.get(m)), None)
-        if metric is None:
-            skipped.append(f"{label}: no latency metric")
-            continue
-        loads = [v for v in metrics.get(ET_LOAD_METRIC, []) if v > 0]
-        kwargs: dict[str, Any] = dict(
-            model=model or name, variant=variant or quant or "fp32", backend="executorch", device_model=device,
-            latencies_ms=metrics[metric], release=release or "unreleased", model_hash=model_hash,
-            compute_unit=backend, os_version=os_name, load_ms=sum(loads) / len(loads) if loads else None,
-            git_sha=git_sha,
-            notes=f"ExecuTorch aggregates only: latencies_ms holds the reported {metric} value(s), one per run, "
-                  f"not per-iteration samples")
-        if timestamp:
-            kwargs["timestamp"] = timestamp
-        out.append(_record(kwargs, f"{source}, {label}"))
-    if not out:
-        raise InputError(f"{source} has no usable timing: {'; '.join(skipped)}",
-                         f"a group needs one of {', '.join(ET_LATENCY_METRICS)} and load_status 0")
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------- ingest
-
-def _validate(record: TimingRecord, source: str) -> None:
-    """Everything `records.write` and `records.load_all` will need: strict JSON and a clean round trip."""
-    try:
-        data = asdict(record)
-        json.dumps(data, allow_nan=False)
-        TimingRecord.from_dict(json.loads(json.dumps(data)), source)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{source}: a record for {record.model}/{record.compute_unit} is not storable ({exc})",
-                         f"see {PROTOCOL_DOC}") from exc
-
-
-def convert(path: str | Path, release: str | None = None) -> list[TimingRecord]:
-    """Read and convert a result file (our app's, or ExecuTorch's) into validated records; stores nothing."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such file {path}", "pass the app's result JSON or an ExecuTorch benchmark JSON")
-    data = _load_json(path.read_bytes(), str(path))
-    if isinstance(data, list):
-        stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-        recs = parse_executorch(data, release=release, source=str(path), timestamp=stamp)
-    elif isinstance(data, dict) and data.get("schema") == REQUEST_SCHEMA:
-        raise InputError(f"{path} is a benchmark request, not a result", "ingest the app's <id>.result.json")
-    elif isinstance(data, dict) and ("schema" in data or "compute_units" in data):
-        recs = parse_result(data, release=release, source=str(path))
-    else:
-        raise InputError(f"{path} is neither an {RESULT_SCHEMA} result nor an ExecuTorch benchmark list",
-                         f"see {PROTOCOL_DOC} for both formats")
-    for rec in recs:
-        _validate(rec, str(path))
-    return recs
-
-
-def ingest(path: str | Path, store: str | Path, release: str | None = None) -> list[Path]:
-    """Convert `path` and store every record, all or nothing: everything is validated before anything is written,
-    and records written before a failing write (e.g. a file ingested twice) are removed again."""
-    recs = convert(path, release)
-    written: list[Path] = []
-    try:
-        for rec in recs:
-            written.append(records.write(store, rec))
-    except FileExistsError as exc:
-        _remove(written)
-        raise InputError(f"{path} was already ingested ({exc.filename or exc} exists); nothing stored",
-                         "each result is stored once") from exc
-    except BaseException:
-        _remove(written)
-        raise
-    return written
-
-
-def _remove(paths: list[Path]) -> None:
-    for p in paths:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass
-
-
-__all__ = ["REQUEST_SCHEMA", "RESULT_SCHEMA", "COMPUTE_UNITS", "DTYPES", "make_request", "parse_result",
-           "parse_executorch", "ingest", "convert", "normalise_compute_units", "new_request_id"]
-
-
-def _record(kwargs: dict, where: str) -> TimingRecord:
+def make_record(kwargs: dict, where: str) -> TimingRecord:
     """A validated TimingRecord; a validation error names where the values came from."""
     try:
         return TimingRecord(**kwargs)
@@ -473,3 +334,19 @@ def _record(kwargs: dict, where: str) -> TimingRecord:
         raise InputError(f"{where}: {exc.message}", exc.fix) from exc
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: {exc}", f"see {PROTOCOL_DOC}") from exc
+
+
+__all__ = ["REQUEST_SCHEMA", "RESULT_SCHEMA", "COMPUTE_UNITS", "DTYPES", "make_request", "zip_package", "parse_result",
+           "normalise_compute_units", "new_request_id"]
+
+_MOVED_TO_INGEST = ("ingest", "convert", "parse_executorch")
+
+
+def __getattr__(name: str) -> Any:
+    """`protocol.ingest`, `protocol.convert` and `protocol.parse_executorch` from before they moved to
+    `evalsuite.device.ingest` (imported on use: that module imports this one)."""
+    if name in _MOVED_TO_INGEST:
+        from evalsuite.device import ingest as ingest_module
+
+        return getattr(ingest_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.device import protocol, records
-from evalsuite.device.backends import _BACKENDS, DeviceError, TimingSettings, TimingTarget
+from evalsuite.device import ingest, protocol, records
+from evalsuite.device.backends import BACKENDS, DeviceError, TimingSettings, TimingTarget
 from evalsuite.device.backends.iphone import IPhoneBackend, PyMobileDevice3Transport
 from evalsuite.errors import InputError
 
@@ -131,7 +131,17 @@ def backend(fake, **kw) -> IPhoneBackend:
 # ------------------------------------------------------------------------------------------------- good runs
 
 def test_registered_as_iphone():
-    assert _BACKENDS["iphone"] is IPhoneBackend
+    assert BACKENDS.get("iphone") is IPhoneBackend
+
+
+def test_protocol_and_ingest_are_apart():
+    """The protocol module holds the host<->app schemas only; record ingestion lives in evalsuite.device.ingest, and
+    the names that moved there still resolve through the protocol module for older callers."""
+    assert protocol.ingest is ingest.ingest and protocol.convert is ingest.convert
+    assert protocol.parse_executorch is ingest.parse_executorch
+    assert "ingest" not in protocol.__all__ and {"make_request", "parse_result", "zip_package"} <= set(protocol.__all__)
+    with pytest.raises(AttributeError):
+        protocol.no_such_name  # noqa: B018
 
 
 def test_sequence_and_records(package, tmp_path):
@@ -193,7 +203,7 @@ def test_each_means_all_four_units(package):
 def test_zip_is_the_form_the_app_reads(package, tmp_path):
     """StoredZip.swift reads entries one after another from their local headers: method 0, sizes in the header
     (no data-descriptor flag), name then extra then data. Walk the host's zip the same way."""
-    from evalsuite.device.backends.iphone import zip_package
+    from evalsuite.device.protocol import zip_package
 
     raw = zip_package(package, tmp_path / "p.zip").read_bytes()
     offset, found = 0, {}
@@ -351,17 +361,17 @@ def test_ingest_app_result(tmp_path):
     path = tmp_path / "result.json"
     path.write_text(json.dumps(app_result(request)))
     store = tmp_path / "store"
-    written = protocol.ingest(path, store)
+    written = ingest.ingest(path, store)
     assert len(written) == 2 and all(p.parent == store / "device" for p in written)
     loaded = records.load_all(store)
     assert sorted(r.compute_unit for r in loaded) == ["ALL", "CPU_AND_NE"]
     assert {(r.model, r.variant, r.release, r.backend, r.device_model) for r in loaded} == {
         ("tiny", "fp16", "v1", "iphone", "iPhone17,2")}
-    assert protocol.ingest(path, tmp_path / "other", release="v2") and \
+    assert ingest.ingest(path, tmp_path / "other", release="v2") and \
         {r.release for r in records.load_all(tmp_path / "other")} == {"v2"}
     # the same file twice: refused, and nothing more is stored
     with pytest.raises(InputError, match="already ingested"):
-        protocol.ingest(path, store)
+        ingest.ingest(path, store)
     assert len(list((store / "device").glob("*.json"))) == 2
 
 
@@ -369,7 +379,7 @@ def test_ingest_executorch(tmp_path):
     path = tmp_path / "benchmark_results.json"
     path.write_text(json.dumps(EXECUTORCH))
     store = tmp_path / "store"
-    assert len(protocol.ingest(path, store, release="et-0.5")) == 2
+    assert len(ingest.ingest(path, store, release="et-0.5")) == 2
     loaded = {r.model: r for r in records.load_all(store)}
     assert set(loaded) == {"tiny_unet", "tiny_vae"}  # `broken` failed to load and is left out
     unet, vae = loaded["tiny_unet"], loaded["tiny_vae"]
@@ -392,7 +402,7 @@ def test_ingest_bad_file_stores_nothing(tmp_path, content):
     path.write_text(content)
     store = tmp_path / "store"
     with pytest.raises(InputError):
-        protocol.ingest(path, store)
+        ingest.ingest(path, store)
     assert not (store / "device").exists() or not any((store / "device").iterdir())
 
 
@@ -404,12 +414,12 @@ def test_ingest_validates_every_record_first(tmp_path):
     path = tmp_path / "result.json"
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="compute_units\\[1\\]"):
-        protocol.ingest(path, tmp_path / "store")
+        ingest.ingest(path, tmp_path / "store")
     assert not (tmp_path / "store" / "device").exists()
     # an app error result is a failed run: nothing stored either
     path.write_text(json.dumps(app_result(request, status="error", error="boom")))
     with pytest.raises(DeviceError, match="boom"):
-        protocol.ingest(path, tmp_path / "store")
+        ingest.ingest(path, tmp_path / "store")
     assert not (tmp_path / "store" / "device").exists()
 
 

@@ -4,6 +4,9 @@ rule on synthetic histories, and the history command."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from typer.testing import CliRunner
 from evalsuite.cli import app
 from evalsuite.device import backends, build, history, models, records, regression
 from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget
+from evalsuite.errors import UnknownNameError
 
 ct = pytest.importorskip("coremltools")
 runner = CliRunner()
@@ -160,14 +164,37 @@ def test_generation_timing_has_components_and_steps():
 
 
 def test_coreml_mac_is_macos_only():
-    import sys
-
     if sys.platform == "darwin":
         pytest.skip("on macOS this backend runs")
     with pytest.raises(DeviceError, match="macOS"):
         backends.get("coreml-mac").check_available()
     result = runner.invoke(app, ["device", "time", "demo", "--backend", "coreml-mac"])
     assert result.exit_code == 2 and "macOS" in result.output
+
+
+def test_backends_are_one_registry_with_plugins(tmp_path):
+    """The built-in backends are found by name; an unknown name lists them; a plugin package's entry point in the
+    group `evalsuite.device_backends` adds a backend `get` makes and `device time` lists."""
+    assert {"host-torch", "coreml-mac", "iphone"} <= set(backends.BACKENDS.names())
+    with pytest.raises(UnknownNameError, match="unknown timing backend 'no-such'") as err:
+        backends.get("no-such")
+    assert "coreml-mac, host-torch, iphone" in err.value.fix
+    result = runner.invoke(app, ["device", "time", "demo", "--backend", "no-such"])
+    assert result.exit_code != 0 and "unknown timing backend 'no-such'" in result.output
+
+    site = tmp_path / "site"
+    (site / "demo_timer_plugin.py").parent.mkdir()
+    (site / "demo_timer_plugin.py").write_text("class DemoTimer:\n    name = 'demo-timer'\n")
+    dist = site / "demo_timer_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-timer-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[evalsuite.device_backends]\ndemo-timer = demo_timer_plugin:DemoTimer\n")
+    code = ("from evalsuite.device import backends\n"
+            "print(type(backends.get('demo-timer')).__name__, ' '.join(backends.BACKENDS.names()))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["DemoTimer", "coreml-mac", "demo-timer", "host-torch", "iphone"]
 
 
 # ------------------------------------------------------------------ regression rule and history

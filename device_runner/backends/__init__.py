@@ -3,6 +3,9 @@
 * `host-torch`: eager PyTorch on this machine's CPU or GPU (everywhere; used by the tests);
 * `coreml-mac`: coremltools `MLModel.predict` per compute unit (macOS only);
 * `iphone`: a USB-attached iPhone through pymobiledevice3 and the benchmark app in `device_runner/ios/`.
+
+`BACKENDS` (an `evalsuite.registry.Registry`) maps each name to a factory; third-party backends join through the
+entry-point group `evalsuite.device_backends`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from evalsuite.errors import EvalsuiteError, UnknownNameError
+from evalsuite.errors import EvalsuiteError
+from evalsuite.registry import Registry
 
 
 class DeviceError(EvalsuiteError):
@@ -52,20 +56,22 @@ class TimingBackend(Protocol):
         """Time the target; one TimingRecord per compute unit measured."""
 
 
-_BACKENDS: dict[str, Callable[[], TimingBackend]] = {}
-_MODULES = {"host-torch": "host_torch", "coreml-mac": "coreml_mac", "iphone": "iphone"}  # imported on first use
+BACKENDS: Registry[Callable[[], TimingBackend]] = Registry(
+    "timing backend",
+    builtin_modules=("evalsuite.device.backends.host_torch", "evalsuite.device.backends.coreml_mac",
+                     "evalsuite.device.backends.iphone"),  # imported on the first lookup; each registers itself
+    group="evalsuite.device_backends",
+    fix="pass one to --backend",
+)
 
 
-def register(name: str, factory: Callable[[], TimingBackend]) -> None:
-    _BACKENDS[name] = factory
+def register(name: str, factory: Callable[[], TimingBackend], *, replace: bool = False) -> Callable[[], TimingBackend]:
+    """Add a timing backend: `factory()` (e.g. the backend class) makes one. Plugins register through the
+    entry-point group `evalsuite.device_backends` (`name = package.module:BackendClass`, or a module that calls
+    this on import)."""
+    return BACKENDS.register(name, factory, replace=replace)
 
 
 def get(name: str) -> TimingBackend:
-    import importlib
-
-    if name not in _BACKENDS and name in _MODULES:
-        importlib.import_module(f"evalsuite.device.backends.{_MODULES[name]}")  # registers itself
-    if name not in _BACKENDS:
-        raise UnknownNameError(f"unknown timing backend '{name}'",
-                               f"use one of {', '.join(sorted(set(_MODULES) | set(_BACKENDS)))}")
-    return _BACKENDS[name]()
+    """A new instance of the backend named `name`; an unknown name is UnknownNameError listing the known ones."""
+    return BACKENDS.get(name)()

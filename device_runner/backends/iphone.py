@@ -6,9 +6,10 @@ One timing run (`IPhoneBackend.time`):
 1. check the phone: connected, unlocked, Developer Mode on (`check_available`);
 2. install the app when an .ipa is given (`ipa=`, `settings.extra["ipa"]` or `$EVALSUITE_IOS_IPA`; otherwise the
    app must already be installed);
-3. zip the `.mlpackage` folder, *stored* (uncompressed: weights barely compress and the app's reader stays small),
-   and push it as one file, `/Documents/<request_id>.mlpackage.zip`. One file rather than one push per file,
-   because house_arrest pushes need existing parent folders and every push is a process start;
+3. zip the `.mlpackage` folder (`protocol.zip_package`), *stored* (uncompressed: weights barely compress and the
+   app's reader stays small), and push it as one file, `/Documents/<request_id>.mlpackage.zip`. One file rather
+   than one push per file, because house_arrest pushes need existing parent folders and every push is a process
+   start;
 4. write and push `/Documents/<request_id>.request.json` (`evalsuite.device.protocol.make_request`);
 5. launch the app with `--request /Documents/<request_id>.request.json`;
 6. poll `pull` of `/Documents/<request_id>.result.json` every `poll_s` until `settings.timeout_s` (monotonic
@@ -32,12 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Protocol
 
 from evalsuite.device import protocol
 from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget, register
+from evalsuite.device.protocol import zip_package
 from evalsuite.device.records import TimingRecord
 
 DEFAULT_BUNDLE_ID = "org.evalsuite.bench"
@@ -339,16 +340,6 @@ class IPhoneBackend:
 
 def _label(device: dict) -> str:
     return f"{device.get('name') or 'iPhone'} ({device.get('product_type') or device.get('udid') or '?'})"
-
-
-def zip_package(package: Path, dest: Path) -> Path:
-    """`dest`: a stored (uncompressed) zip whose entries are `<package name>/<relative path>`, the one form the app's
-    reader accepts (local headers carry the sizes; zip64 extras for files over 4 GiB)."""
-    package = Path(package)
-    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for path in sorted(p for p in package.rglob("*") if p.is_file()):
-            zf.write(path, f"{package.name}/{path.relative_to(package).as_posix()}")
-    return dest
 
 
 def input_specs(package: Path) -> list[dict]:

@@ -149,9 +149,9 @@ def device_ingest(
     store: Optional[Path] = StoreOpt,
 ) -> None:
     """Store timing records produced elsewhere (all or nothing)."""
-    from evalsuite.device import protocol
+    from evalsuite.device.ingest import ingest
 
-    paths = protocol.ingest(file, _store(store), release=release)
+    paths = ingest(file, _store(store), release=release)
     out.print(f"{len(paths)} record(s) ingested into {_store(store) / 'device'}", soft_wrap=True)
 
 
