@@ -6,7 +6,8 @@ Built in: `inception` (FID Inception, TorchScript `inception-2015-12-05.pt`) in 
 (default), `legacy_tensorflow` and `legacy_pytorch`; `clip` (OpenAI CLIP ViT-B/32 through open_clip, CLIP-FID, with
 clean-fid's `clip_vit_b_32` preprocessing); `vgg16` (torchvision VGG-16 fc2_relu as torch-fidelity computes it, the
 precision/recall feature space).
-Users add `python:module:factory`. Weights only ever come from the weights store.
+Users add `python:module:factory`; plugin packages register `ExtractorInfo`s through the `evalsuite.extractors`
+entry-point group. Weights only ever come from the weights store.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from evalsuite.hashing import sha256_state_dict
 from evalsuite.inference import InferenceGraph
 from evalsuite.preprocess import Preprocessing, named
 from evalsuite.pyspec import load_object
+from evalsuite.registry import Registry
 
 
 @dataclass
@@ -84,15 +86,18 @@ class ExtractorInfo:
                 "preprocessing": preprocessing.id, "dim": dim}
 
 
-_REGISTRY: dict[str, ExtractorInfo] = {}
+#: image feature extractors by spec name; plugins add theirs through the `evalsuite.extractors` entry-point group
+EXTRACTORS: Registry[ExtractorInfo] = Registry(
+    "extractor", group="evalsuite.extractors", fix="or python:module:factory for your own network")
 
 
-def register(info: ExtractorInfo) -> None:
-    _REGISTRY[info.name] = info
+def register(info: ExtractorInfo) -> ExtractorInfo:
+    """Add an extractor under `info.name` (what a plugin module's import does)."""
+    return EXTRACTORS.register(info.name, info)
 
 
 def registered() -> list[ExtractorInfo]:
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return EXTRACTORS.values()
 
 
 def weights_needed(spec: str) -> tuple[str, ...]:
@@ -103,12 +108,7 @@ def weights_needed(spec: str) -> tuple[str, ...]:
 
 
 def _info(name: str) -> ExtractorInfo:
-    if name not in _REGISTRY:
-        raise UnknownNameError(
-            f"unknown extractor '{name}'",
-            f"use one of {', '.join(sorted(_REGISTRY))}, or python:module:factory for your own network",
-        )
-    return _REGISTRY[name]
+    return EXTRACTORS.get(name)
 
 
 def key_of(spec: str) -> dict:

@@ -16,6 +16,16 @@ Traceback (most recent call last):
 ...
 evalsuite.errors.UnknownNameError: unknown colour 'blue'
   fix: known colours: red (see the colour list)
+
+It also reads and writes like a dict (what `dict(registry)` and pytest's `monkeypatch.setitem` use): `registry[name]`
+is `get(name)`, `get(name, default)` does not raise, assignment replaces, `del` removes.
+
+>>> colours["green"] = 0x00FF00
+>>> colours["green"] == 0x00FF00, colours.get("blue", None), sorted(dict(colours))
+(True, None, ['green', 'red'])
+>>> del colours["green"]
+>>> "green" in colours, colours.names()
+(False, ['red'])
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Callable, Generic, Iterable, Iterator, TypeVar
 from evalsuite.errors import UnknownNameError
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 class Registry(Generic[T]):
@@ -71,9 +82,9 @@ class Registry(Generic[T]):
 
     def load(self) -> None:
         """Import the built-in modules and the plugins of the entry-point group (once)."""
-        if self._loaded or self._in_load:
+        if self._loaded:
             return
-        with self._loading:
+        with self._loading:  # other threads wait for the load; the loading thread re-enters the (reentrant) lock
             if self._loaded or self._in_load:  # a module that looks names up while registering does not recurse
                 return
             self._in_load = True
@@ -91,19 +102,45 @@ class Registry(Generic[T]):
                 self._in_load = False
 
     # ------------------------------------------------------------------ lookup
-    def get(self, name: str) -> T:
-        """The entry named `name`; an unknown name is an UnknownNameError listing the known ones."""
+    def get(self, name: str, default: object = _MISSING) -> T:
+        """The entry named `name`; an unknown name is an UnknownNameError listing the known ones (or `default`,
+        when one is given)."""
         self.load()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            known = ", ".join(sorted(self._entries)) or "none"
-            fix = f"known {self.plural}: {known}" + (f" ({self.fix})" if self.fix else "")
-            raise UnknownNameError(f"unknown {self.kind} '{name}'", fix) from None
+            if default is not _MISSING:
+                return default  # type: ignore[return-value]
+            raise self.unknown(name) from None
+
+    def unknown(self, name: str) -> UnknownNameError:
+        """The error for a name that is not registered: what was asked, and the known names (plus `fix`)."""
+        known = ", ".join(sorted(self._entries)) or "none"
+        fix = f"known {self.plural}: {known}" + (f" ({self.fix})" if self.fix else "")
+        return UnknownNameError(f"unknown {self.kind} '{name}'", fix)
 
     def __contains__(self, name: object) -> bool:
         self.load()
         return name in self._entries
+
+    # ------------------------------------------------------------------ dict-like access
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __setitem__(self, name: str, entry: T) -> None:
+        """Register `entry` under `name`, replacing any entry already there (tests patch entries this way)."""
+        self.load()  # the built-in entry, loaded later, must not overwrite the one set now
+        self.register(name, entry, replace=True)
+
+    def __delitem__(self, name: str) -> None:
+        """Remove an entry; KeyError when there is none (as a dict)."""
+        del self._entries[name]
+
+    def keys(self) -> list[str]:
+        return self.names()
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(k, self._entries[k]) for k in self.names()]
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
@@ -128,6 +165,9 @@ def _same_definition(old: object, new: object) -> bool:
     """A class or function defined again by re-running its module (importlib.reload, a notebook cell) replaces
     itself; two different definitions under one name are still an error."""
     if not (inspect.isclass(old) or inspect.isfunction(old)):
-        return False
+        try:
+            return type(old) is type(new) and bool(old == new)  # e.g. an equal frozen dataclass registered again
+        except Exception:  # noqa: BLE001 -- an entry whose == fails is simply not the same definition
+            return False
     return (getattr(old, "__module__", None), getattr(old, "__qualname__", None)) == \
         (getattr(new, "__module__", None), getattr(new, "__qualname__", None))

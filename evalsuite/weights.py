@@ -22,9 +22,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from evalsuite import config
-from evalsuite.errors import InputError, MissingWeightsError, UnknownNameError, WeightsIntegrityError
+from evalsuite.errors import InputError, MissingWeightsError, WeightsIntegrityError
 from evalsuite.fsutil import atomic_write, atomic_write_bytes
 from evalsuite.hashing import sha256_file
+from evalsuite.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,13 @@ class WeightsSpec:
     description: str
 
 
-REGISTRY: dict[str, WeightsSpec] = {}
+#: every known weights file by name (`REGISTRY[name]` reads like a dict; an unknown name lists the known ones)
+REGISTRY: Registry[WeightsSpec] = Registry("weights", plural="weights", fix="see `evalsuite weights list`")
 
 
 def register(spec: WeightsSpec) -> WeightsSpec:
-    REGISTRY[spec.name] = spec
-    return spec
+    """Add a weights file to the registry (a plugin's extractor registers the weights it loads this way)."""
+    return REGISTRY.register(spec.name, spec)
 
 
 register(WeightsSpec(
@@ -138,12 +140,7 @@ register(WeightsSpec(
 
 
 def get_spec(name: str) -> WeightsSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown weights '{name}'", f"known weights: {', '.join(sorted(REGISTRY))} (see `evalsuite weights list`)"
-        ) from None
+    return REGISTRY.get(name)
 
 
 def local_path(name: str) -> Path:
@@ -316,7 +313,7 @@ def require(name: str, *, offline: bool | None = None) -> Path:
 def verify(names: list[str] | None = None) -> list[dict]:
     """Check every present file (or the named ones) against the registry; returns one row per weights entry."""
     rows = []
-    for name in names or sorted(REGISTRY):
+    for name in names or REGISTRY.names():
         spec = get_spec(name)
         path = local_path(name)
         row = {"name": name, "file": str(path), "present": path.is_file(), "ok": None,
@@ -332,4 +329,4 @@ def verify(names: list[str] | None = None) -> list[dict]:
 def list_weights() -> list[dict]:
     return [{**asdict(spec), "present": is_present(spec.name), "path": str(local_path(spec.name)),
              "pinned_sha256": None if spec.sha256 else _pins().get(spec.name)}
-            for spec in sorted(REGISTRY.values(), key=lambda s: s.name)]
+            for spec in REGISTRY.values()]

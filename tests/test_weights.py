@@ -44,11 +44,15 @@ def source_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    """A copy of the real registry, patched in, to which tests add their temporary specs."""
-    reg = dict(weights.REGISTRY)
-    monkeypatch.setattr(weights, "REGISTRY", reg)
-    return reg
+def registry():
+    """The real registry, to which tests add their temporary specs; put back as it was afterwards."""
+    before = dict(weights.REGISTRY)
+    yield weights.REGISTRY
+    for name in weights.REGISTRY.names():
+        if name not in before:
+            del weights.REGISTRY[name]
+    for name, spec in before.items():
+        weights.REGISTRY[name] = spec
 
 
 @pytest.fixture

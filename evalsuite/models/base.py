@@ -1,4 +1,5 @@
-"""The model-adapter protocol and the spec-string resolver that later issues extend with new schemes."""
+"""The model-adapter protocol and the spec-string resolver: built-in modules and plugins (the `evalsuite.models`
+entry-point group) register spec schemes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from evalsuite.errors import InputError, UnknownNameError
+from evalsuite.registry import Registry
 
 
 @runtime_checkable
@@ -33,21 +35,27 @@ class ModelSource:
 
 
 SchemeFactory = Callable[[str], ModelSource]
-_SCHEMES: dict[str, SchemeFactory] = {}
+
+#: model adapters by spec scheme; the built-in modules register theirs on import (on the first lookup), plugins
+#: through the `evalsuite.models` entry-point group (a module that calls `register_scheme`, or `name = mod:factory`)
+SCHEMES: Registry[SchemeFactory] = Registry(
+    "model spec scheme", group="evalsuite.models",
+    builtin_modules=[f"evalsuite.models.{m}" for m in ("autoencoders", "demo", "demo_video", "diffusers_model",
+                                                        "folder", "python_model")])
+_SCHEMES = SCHEMES  # the name tests patch
 
 
 def register_scheme(name: str, factory: SchemeFactory) -> None:
     """Add a spec scheme (`name` or `name:ARG`); `factory` receives the part after the colon ('' if none)."""
-    _SCHEMES[name] = factory
+    SCHEMES.register(name, factory)
 
 
 def schemes() -> list[str]:
-    _load_builtin()
-    return sorted(_SCHEMES)
+    return SCHEMES.names()
 
 
 def _load_builtin() -> None:
-    from evalsuite.models import autoencoders, demo, demo_video, diffusers_model, folder, python_model  # noqa: F401  (each registers its schemes on import)
+    SCHEMES.load()
 
 
 def resolve_model(spec: str) -> ModelSource:
@@ -57,11 +65,12 @@ def resolve_model(spec: str) -> ModelSource:
     if not spec:
         raise InputError("empty model spec", "pass e.g. demo, folder:PATH, python:pkg.mod:factory or diffusers:PATH")
     name, _, arg = spec.partition(":")
-    if name in _SCHEMES:
-        return _SCHEMES[name](arg)
+    factory = SCHEMES.get(name, None)
+    if factory is not None:
+        return factory(arg)
     if Path(spec).is_dir():
         raise UnknownNameError(f"model spec '{spec}' has no scheme", f"for a folder of images write folder:{spec}")
-    raise UnknownNameError(
+    raise UnknownNameError(  # the whole spec and the forms it may take, more helpful here than the bare scheme names
         f"unknown model spec '{spec}'",
-        "known forms: " + ", ".join(f"{s}" if s in ("demo",) else f"{s}:..." for s in sorted(_SCHEMES)),
+        "known forms: " + ", ".join(f"{s}" if s in ("demo",) else f"{s}:..." for s in SCHEMES.names()),
     )

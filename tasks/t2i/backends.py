@@ -1,8 +1,8 @@
 """Pluggable model backends for text-to-image scoring, each named by the *protocol* it implements so results of
 different backends never share a column (e.g. `geneval-mask2former` vs `torchvision-maskrcnn`).
 
-Specs: a registered name, or `python:module:factory` returning an object with the methods below (tests use
-scripted fakes this way)."""
+Specs: a registered name (built in, or a plugin's through the entry-point groups in `BACKENDS`), or
+`python:module:factory` returning an object with the methods below (tests use scripted fakes this way)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.pyspec import load_object
+from evalsuite.registry import Registry
 
 
 @dataclass
@@ -50,26 +51,50 @@ class VQAModel(Protocol):
         """Free-text answer; DPG-Bench counts only 'yes'."""
 
 
-_FACTORIES: dict[str, dict[str, Callable[..., Any]]] = {"detector": {}, "color": {}, "vqa": {}}
+BackendFactory = Callable[..., Any]  # (the part of the spec after the colon, **options) -> backend
 
 
-def register(kind: str, name: str, factory: Callable[..., Any]) -> None:
-    _FACTORIES[kind][name] = factory
+def _backends(kind: str, group: str, module: str) -> Registry[BackendFactory]:
+    return Registry(f"{kind} backend", builtin_modules=[f"evalsuite.tasks.t2i.{module}"], group=group,
+                    fix="or python:module:factory")
+
+
+#: scoring backends by kind, then name: GenEval's detectors and colour classifiers, DPG-Bench's VQA models; plugins add
+#: theirs through the entry-point groups `evalsuite.detectors`, `evalsuite.color_classifiers` and `evalsuite.vqa_models`
+#: (a module that calls `register`, or `name = mod:factory`)
+BACKENDS: dict[str, Registry[BackendFactory]] = {
+    "detector": _backends("detector", "evalsuite.detectors", "geneval"),
+    "color": _backends("color", "evalsuite.color_classifiers", "geneval"),
+    "vqa": _backends("vqa", "evalsuite.vqa_models", "dpg"),
+}
+_METHODS = {"detector": "detect", "color": "classify", "vqa": "answer"}
+
+
+def _kind(kind: str) -> Registry[BackendFactory]:
+    if kind not in BACKENDS:
+        raise UnknownNameError(f"unknown backend kind '{kind}'", f"use one of {', '.join(BACKENDS)}")
+    return BACKENDS[kind]
+
+
+def register(kind: str, name: str, factory: BackendFactory) -> None:
+    """Add a `kind` backend ("detector", "color" or "vqa"): `factory(arg, **options)` builds it for `name[:arg]`."""
+    _kind(kind).register(name, factory)
+
+
+def registered(kind: str) -> list[str]:
+    """The names of the registered `kind` backends."""
+    return _kind(kind).names()
 
 
 def resolve(kind: str, spec: str, **kwargs: Any) -> Any:
     """Build the backend a spec names; `python:module:factory` objects must have the kind's method."""
-    method = {"detector": "detect", "color": "classify", "vqa": "answer"}[kind]
+    registry, method = _kind(kind), _METHODS[kind]
     if spec.startswith("python:"):
         obj = load_object(spec[len("python:"):], f"{kind} backend")
         obj = obj() if callable(obj) and not hasattr(obj, method) else obj
     else:
         name, _, arg = spec.partition(":")
-        if name not in _FACTORIES[kind]:
-            raise UnknownNameError(f"unknown {kind} backend '{spec}'",
-                                   f"use one of {', '.join(sorted(_FACTORIES[kind])) or '(none registered)'}, or "
-                                   "python:module:factory")
-        obj = _FACTORIES[kind][name](arg, **kwargs)
+        obj = registry.get(name)(arg, **kwargs)
     if not hasattr(obj, method):
         raise InputError(f"{kind} backend {spec} has no {method}() method",
                          f"implement {method}() (evalsuite.tasks.t2i.backends)")
