@@ -1,0 +1,43 @@
+"""An exclusive flock on a lock file, as results stores use them: `run.lock` (held by the process scoring a run,
+released by the kernel if it dies) and `.index.lock` (held while a damaged index is moved aside and rebuilt)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def flock(path: str | Path, *, blocking: bool = True, create: bool = True) -> Iterator[bool | None]:
+    """An exclusive flock on the lock file `path` (never through a link) for the block; yields True when held,
+    False when another process holds it (non-blocking), None when it cannot be opened and `create` is off.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with flock(f"{folder}/x.lock") as held, flock(f"{folder}/x.lock", blocking=False) as again:
+    ...         print(held, again)  # a second open file description is refused while the first holds it
+    ...     with flock(f"{folder}/missing.lock", create=False) as absent:
+    ...         print(absent)
+    True False
+    None
+    """
+    flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError:
+        if create:
+            raise
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
