@@ -9,10 +9,11 @@ from evalsuite.errors import EvalsuiteError
 __version__ = "0.1.0"
 
 # The Python API (evalsuite.api), imported on first use so that `import evalsuite` stays cheap (no torch, no pandas).
-_API = ("compute_fid", "compute_kid", "compute_fvd", "frechet_distance", "score", "load_results", "RunResult")
+_API = ("compute_fid", "compute_kid", "compute_fvd", "frechet_distance", "score", "resume", "load_results",
+        "RunResult")
 
 __all__ = ["EvalsuiteError", "RunResult", "__version__", "compute_fid", "compute_fvd", "compute_kid",
-           "frechet_distance", "load_results", "score"]
+           "frechet_distance", "load_results", "resume", "score"]
 
 
 def __getattr__(name: str) -> Any:

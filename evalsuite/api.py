@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from evalsuite.refstats import ReferenceStats
 
 __all__ = ["KID", "RESULT_COLUMNS", "RunResult", "compute_fid", "compute_fvd", "compute_kid", "frechet_distance",
-           "load_results", "score"]
+           "load_results", "resume", "score"]
 
 #: What `a` and `b` may be: a folder, a list of images (or videos), a batch tensor/array, an `.npz` file,
 #: a registered reference name, or ReferenceStats.
@@ -113,8 +113,8 @@ def _run_task(task: str, a: _Side, b: _Side, options: dict[str, Any]) -> dict:
     ref = f"folder:{b.value}" if b.kind == "folder" else b.value
     ref_option: dict[str, Any] = {"video_ref": ref} if task == "fvd" else {"ref": ref}
     with tempfile.TemporaryDirectory(prefix=_TMP_PREFIX) as store:
-        summary = run_score(f"folder:{a.value}", ScoreOptions(tasks=[task], store=Path(store), **ref_option,
-                                                              **options))
+        summary = run_score(f"folder:{a.value}", ScoreOptions.with_legacy(tasks=[task], store=Path(store),
+                                                                          **ref_option, **options))
     (doc,) = summary.results
     if doc["status"] != "ok":
         raise InputError(f"{task} could not be computed: {doc.get('reason')}", doc.get("fix"))
@@ -329,22 +329,28 @@ def frechet_distance(stats_a: Stats, stats_b: Stats, *, biased_cov: bool = False
         return float(refstats.distance(a, b, biased_cov=biased_cov, allow_mismatch=allow_mismatch)["fd"])
 
 
-_SCORE_ARGS = ("model", "tasks", "suite", "store")
+_SCORE_ARGS = ("model", "tasks", "suite", "store", "task_options")
 _OBJECT_OPTIONS = ("extractor", "pr_extractor", "autoencoder", "video_model")  # may be objects, not only specs
+_PLAIN = (str, int, float, bool, type(None), os.PathLike)
 
 
 def score(model: Any, tasks: str | Sequence[str] | None = None, *, suite: str | None = None,
-          store: str | os.PathLike | None = None, **task_options: Any) -> RunResult:
+          store: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None,
+          **run_options: Any) -> RunResult:
     """Score `model` on `tasks` (or `suite`, or the model's default suite), as `evalsuite score` does.
 
     `model` is a spec (`demo`, `folder:PATH`, `python:pkg.module:factory`, `diffusers:PATH`, ...), a `pathlib.Path`
     to a folder of samples, or an object with `generate(prompts, seeds)` (or `encode`/`decode`) as a `python:`
     factory returns. `tasks`: a list or a comma-separated string. `store=None` (default) scores in a temporary store
     that is deleted before this returns: nothing is written to the working folder or `$EVALSUITE_STORE` (the feature
-    cache in `$EVALSUITE_HOME` is still used), and the results live only in the returned RunResult. `store=PATH`
-    keeps them there like `--store PATH`. `task_options` are `evalsuite score`'s options by their `ScoreOptions`
-    names (`num_samples`, `seed`, `ref`, `extractor`, `batch_size`, `device`, `kid_subsets`, ...); `extractor`,
-    `pr_extractor`, `autoencoder` and `video_model` may also be objects.
+    cache in `$EVALSUITE_HOME` is still used), and the results live only in the returned RunResult (such a run
+    cannot be resumed). `store=PATH` keeps them there like `--store PATH`.
+
+    `run_options` are the run-wide settings by their `ScoreOptions` names (`num_samples`, `seed`, `ref`,
+    `extractor`, `batch_size`, `device`, `strict`, ...; `extractor`, `autoencoder` and `video_model` may also be
+    objects). `options` are the tasks' own options as `-o` takes them: `{"geneval.detector": "...",
+    "images_per_prompt": 2}` (a bare NAME sets it for every task of the run that declares it; `evalsuite tasks
+    --options` lists them); the old flat names (`kid_subsets=50`, `detector=...`) are accepted in `run_options` too.
 
     >>> import torch
     >>> from evalsuite import score
@@ -352,40 +358,59 @@ def score(model: Any, tasks: str | Sequence[str] | None = None, *, suite: str | 
     >>> net = torch.nn.Sequential(torch.nn.GroupNorm(1, 3), torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.Tanh(),
     ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     >>> net.preprocessing = {"resize": "none", "input_dtype": "float255"}
-    >>> run = score("demo", tasks="fid", num_samples=6, ref="model:demo", extractor=net, progress=False)
+    >>> run = score("demo", tasks="fid,kid", num_samples=6, ref="model:demo", extractor=net, progress=False,
+    ...             options={"kid.subsets": 10, "kid.subset_size": 4})
     >>> run.store is None  # nothing was stored
     True
     >>> df = run.metrics()
     >>> df[["model_spec", "task", "metric", "status"]]
-      model_spec task metric status
-    0       demo  fid    fid     ok
-    >>> bool(df.loc[0, "value"] > 0)
-    True
+      model_spec task  metric status
+    0       demo  fid     fid     ok
+    1       demo  kid     kid     ok
+    2       demo  kid kid_std     ok
+    >>> run["kid"]["provenance"]["task_options"]
+    {'subsets': 10, 'subset_size': 4}
     """
+    from evalsuite import task_options
     from evalsuite.runner import ScoreOptions
     from evalsuite.runner import score as run_score
 
-    known = {f.name for f in dataclasses.fields(ScoreOptions)} - set(_SCORE_ARGS)
-    unknown = sorted(set(task_options) - known)
+    known = ({f.name for f in dataclasses.fields(ScoreOptions)} | set(task_options.LEGACY_ALIASES)) - set(_SCORE_ARGS)
+    unknown = sorted(set(run_options) - known)
     if unknown:
         raise InputError(f"unknown option(s) {', '.join(unknown)} for score()",
-                         f"use the ScoreOptions names: {', '.join(sorted(known))}")
+                         "pass run-wide settings by their ScoreOptions names (num_samples, seed, ref, extractor, ...) "
+                         "and task options as options={'TASK.NAME': VALUE}; " + task_options.LIST_FIX)
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     with ExitStack() as stack:
         # a Path is a folder of samples; strings are specs, as on the CLI; objects go through the python: path
         spec = f"folder:{os.fspath(model)}" if isinstance(model, os.PathLike) else _spec_of(model, stack)
         for key in _OBJECT_OPTIONS:
-            if key in task_options:
-                task_options[key] = _spec_of(task_options[key], stack)
+            if key in run_options:
+                run_options[key] = _spec_of(run_options[key], stack)
         for key in ("prompts",):
-            if task_options.get(key) is not None:
-                task_options[key] = Path(task_options[key])
+            if run_options.get(key) is not None:
+                run_options[key] = Path(run_options[key])
+        settings = task_options.parse_assignments([])  # {} : filled from `options`, objects as python: specs
+        for key, value in (options or {}).items():
+            task, dot, name = str(key).rpartition(".")
+            task_options.add(settings, task if dot else task_options.ALL_TASKS, name,
+                             value if isinstance(value, _PLAIN) else _spec_of(value, stack))
         if store is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=_TMP_PREFIX)))
         else:
             root = Path(store).expanduser()
-        options = ScoreOptions(tasks=list(tasks) if tasks is not None else None, suite=suite, store=root,
-                               **task_options)
-        summary = run_score(spec, options)
+        opts = ScoreOptions.with_legacy(tasks=list(tasks) if tasks is not None else None, suite=suite, store=root,
+                                        task_options=settings, **run_options)
+        summary = run_score(spec, opts)
         return RunResult(summary.run_id, None if store is None else Path(summary.store), summary.results)
+
+
+def resume(run_id: str, store: str | os.PathLike, *, model: str | None = None, progress: bool = True) -> RunResult:
+    """Finish an interrupted run of a store (`evalsuite score --resume RUN_ID`): its tasks without a result, for
+    the same model, with the options stored with the run; returns every result of the run."""
+    from evalsuite.runner import resume as resume_run
+
+    summary = resume_run(run_id, Path(store).expanduser(), model, progress=progress)
+    return RunResult(summary.run_id, Path(summary.store), summary.results)

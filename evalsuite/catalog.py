@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from evalsuite import config, extractors, weights
-from evalsuite.runner import ScoreOptions
+from evalsuite import config, extractors, task_options, weights
+from evalsuite.options import ScoreOptions
 
 
 def task_rows(offline: bool | None = None) -> list[dict]:
     """One row per registered task: family, sample kind, weights (present or not), and whether it can run now."""
-    import evalsuite.tasks as registry
+    from evalsuite import task as registry
 
     is_offline = config.offline(offline)
     rows = []
@@ -32,6 +32,13 @@ def task_rows(offline: bool | None = None) -> list[dict]:
                      "runnable": runnable, "description": cls.description,
                      "metrics": {k: v.direction for k, v in cls.metrics.items()}})
     return rows
+
+
+def option_rows() -> list[dict]:
+    """One row per option of every registered task: task, option, type, default, help, old flags (aliases)."""
+    from evalsuite import task as registry
+
+    return [row for cls in registry.all_tasks() for row in task_options.describe(cls)]
 
 
 def extractor_key(spec: str) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from evalsuite import distributed, extractors, refstats
-from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped
+from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped, refuse_skipped
 from evalsuite.features import FeatureResult, extract
 from evalsuite.imageio import list_images
 from evalsuite.models import ModelSource, resolve_model
@@ -53,7 +53,7 @@ class RunContext:
         self.keep_features = False  # set when a task of the run needs every feature vector (KID)
         self._ae_source: ModelSource | None = None
         self._video_source: ModelSource | None = None
-        self._ae_data = None
+        self._ae_data: dict[tuple, Any] = {}  # prepared autoencoder data, by (data, resolution, frames)
         self._sample_prompts: list[str | None] | None = None
         self.layouts: dict[str, Path] = {}
 
@@ -176,11 +176,6 @@ class RunContext:
                              "folder:PATH of videos")
         return self._generated(source, self.options.seed if seed is None else seed, "video", prompts)
 
-    def frame_sampling(self) -> dict:
-        """The explicit, recorded frame sampling of video tasks."""
-        return {"num_frames": self.options.frames, "stride": self.options.frame_stride,
-                "start": self.options.frame_start}
-
     def sample_prompts(self) -> list[str | None]:
         """The prompt of each sample file: from generation, or a folder's prompts.jsonl (None where unknown)."""
         files = self.sample_files()
@@ -194,12 +189,11 @@ class RunContext:
                                     if self.source.kind == "folder" else None for f in files]
         return self._sample_prompts
 
-    def prompt_samples(self, prompts: list[dict], label: str) -> list:
-        """N images per prompt in GenEval's layout: generated through the sample store (seeds recorded), or read
-        from a `folder:` model that is already in that layout (its own metadata then defines the prompts)."""
+    def prompt_samples(self, prompts: list[dict], label: str, per_prompt: int) -> list:
+        """`per_prompt` images per prompt in GenEval's layout: generated through the sample store (seeds recorded),
+        or read from a `folder:` model that is already in that layout (its own metadata then defines the prompts)."""
         from evalsuite import prompt_layout as layout
 
-        per_prompt = self.options.images_per_prompt
         if self.source.kind == "folder":
             if not layout.is_layout(self.source.folder):
                 raise InputError(f"folder {self.source.folder} is not in GenEval's layout (<NNNNN>/metadata.jsonl + "
@@ -285,10 +279,8 @@ class RunContext:
         return merged
 
     def _check_skips(self, result: FeatureResult, label: str) -> None:
-        if result.skipped and self.options.strict:
-            first = result.skipped[0]
-            raise InputError(f"{len(result.skipped)} {label} file(s) could not be used, e.g. {first['file']}: "
-                             f"{first['reason']}", "fix or remove those files, or run without --strict to skip them")
+        if self.options.strict:  # refused before the features are used (the runner refuses a task's skips after it)
+            refuse_skipped(result.skipped, f"{label} files")
         if result.n < 2:
             raise InputError(f"only {result.n} usable {label} image(s) ({len(result.skipped)} skipped)",
                              "statistics need at least 2 images; check the folder or the model's output")
@@ -317,18 +309,19 @@ class RunContext:
                                   "--autoencoder SPEC")
         return self._ae_source
 
-    def ae_data(self):
-        """The prepared real images or videos the autoencoder tasks reconstruct (default: scikit-image photos)."""
+    def ae_data(self, data: str | None, resolution: int, frames: int):
+        """The prepared real images or videos the autoencoder tasks reconstruct (default: scikit-image photos),
+        prepared once per (data, resolution, frames) and shared by the tasks asking for the same."""
         from evalsuite import aedata
 
-        if self._ae_data is None:
-            self._ae_data = aedata.prepare(self.options.data, self.options.resolution,
-                                           num_frames=self.options.frames, limit=self.options.num_samples)
-            if self._ae_data.skipped and self.options.strict:
-                first = self._ae_data.skipped[0]
-                raise InputError(f"{len(self._ae_data.skipped)} data item(s) could not be used, e.g. "
-                                 f"{first['file']}: {first['reason']}", "fix or remove them, or run without --strict")
-        return self._ae_data
+        key = (data, resolution, frames)
+        if key not in self._ae_data:
+            self._ae_data[key] = aedata.prepare(data, resolution, num_frames=frames, limit=self.options.num_samples)
+        return self._ae_data[key]
+
+    def prepared_ae_data(self, data: str | None, resolution: int, frames: int):
+        """The autoencoder data prepared for these options in this run, or None."""
+        return self._ae_data.get((data, resolution, frames))
 
     def store_key(self, model_id: str, data: Any) -> str:
         """Folder name for an autoencoder's reconstructions of a prepared dataset."""

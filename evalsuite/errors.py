@@ -50,3 +50,12 @@ class TaskSkipped(Exception):
         self.reason = reason
         self.fix = fix
         super().__init__(reason)
+
+
+def refuse_skipped(skipped: list[dict], what: str) -> None:
+    """`--strict`: inputs that could not be used (`{"file": ..., "reason": ...}` records) are an error, naming the
+    first; the one rule every task's skips go through."""
+    if skipped:
+        first = skipped[0]
+        raise InputError(f"{what}: {len(skipped)} input(s) could not be used, e.g. {first.get('file')}: "
+                         f"{first.get('reason')}", "fix or remove them, or run without --strict to skip them")

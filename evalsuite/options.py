@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,7 +27,8 @@ DEFAULT_PROMPTS_FILE = (Path(importlib.util.find_spec("evalsuite.tasks").origin)
 
 @dataclass
 class ScoreOptions:
-    """Everything that shapes a run; stored verbatim in every result."""
+    """The run-wide settings of a run (the options of each task are in `task_options`); stored verbatim in the
+    run's manifest and every result."""
 
     tasks: list[str] | None = None
     suite: str | None = None
@@ -40,38 +42,33 @@ class ScoreOptions:
     prompts: Path | None = None
     offline: bool | None = None
     strict: bool = False
-    biased_cov: bool = False
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    pr_neighbourhood: int = 3  # precision/recall: k of the k-NN balls
-    pr_extractor: str = "vgg16"  # precision/recall feature space: the paper's and torch-fidelity's VGG-16 fc2_relu
     num_workers: int | None = None
     progress: bool = True
-    # autoencoder tasks
+    # the other models of a run: the autoencoder of the autoencoder tasks and the video model of the video tasks when
+    # the scored model is not one, and the reference of FVD when it differs from --ref
     autoencoder: str | None = None
-    data: str | None = None
-    resolution: int = 256
-    frames: int = 16
-    dct_block: int = 8
-    # text-image tasks
-    images_per_prompt: int = 4
-    detector: str = "torchvision-maskrcnn"
-    color: str = "clip-vit-l-14"
-    vqa: str | None = None
-    dpg: str | None = None
-    clip_backbone: str = "ViT-B-32"
-    max_prompts: int | None = None
-    geneval_missing_as_failure: bool = False  # opt-in: missing images count as failures (the official script skips)
-    # video tasks: frame sampling (recorded in every video result)
-    frame_stride: int = 1
-    frame_start: int = 0
-    vbench_frames: int | None = None  # native VBench dimensions: None = every frame (VBench); N = sampled, recorded
-    fvd_max_real: int = 2048  # FVD fvd2048_16f: reference videos used (StyleGAN-V's max_real)
-    vbench_python: str | None = None
     video_model: str | None = None
     video_ref: str | None = None
     fast: bool = False  # opt-in TF32/autocast feature extraction; the deviation from exact mode is measured
     optimize_graph: bool = True  # folded conv+BN, channels_last, frozen TorchScript; checked, recorded, revertible
+    # the options that belong to tasks, as asked: {"*": {NAME: VALUE}, TASK: {NAME: VALUE}} (see task_options)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def with_legacy(cls, **kwargs: Any) -> "ScoreOptions":
+        """ScoreOptions from run-wide fields plus task options by their old flat names (`detector=...`,
+        `kid_subsets=...`), which become `task_options` settings: how the CLI's old flags, the Python API and runs
+        stored before options belonged to tasks reach the new layout."""
+        from evalsuite import task_options
+
+        own = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - own - set(task_options.LEGACY_ALIASES))
+        if unknown:
+            raise InputError(f"unknown option(s) {', '.join(unknown)}", task_options.LIST_FIX)
+        legacy = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
+        kwargs["task_options"] = task_options.merge(kwargs.get("task_options") or {},
+                                                    task_options.from_legacy(legacy))
+        return cls(**kwargs)
 
 
 def resolve_device(device: str) -> str:

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 import evalsuite
-from evalsuite import distributed
+from evalsuite import distributed, task_options
+from evalsuite import task as registry
 from evalsuite.context import RunContext, measure_fast_deviation
-from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped
+from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped, refuse_skipped
 from evalsuite.fsutil import remove_temp_files
 from evalsuite.models import ModelSource, resolve_model
 from evalsuite.options import (
@@ -80,8 +81,6 @@ def _skip_note(doc: dict) -> str:
 
 def resolve_tasks(source: ModelSource, options: ScoreOptions) -> tuple[list[str], dict]:
     """Task names to run, and the suite's default options (filled in where the user gave none)."""
-    import evalsuite.tasks as registry
-
     if options.tasks is not None and not options.tasks:
         raise InputError("--tasks names no task", "pass comma-separated task names, e.g. --tasks fid,kid "
                          "(see `evalsuite tasks`), or leave --tasks out for the model's suite")
@@ -108,6 +107,7 @@ def score(model_spec: str, options: ScoreOptions | None = None) -> RunSummary:
         if getattr(options, key) is None:
             setattr(options, key, value)
     check_run_inputs(source, options)
+    task_options.check(options.task_options, [registry.get(n) for n in names], registry.all_tasks())
     run_id = distributed.current().broadcast(
         new_run_id(source.spec.split(":")[0] if source.kind != "folder" else Path(str(source.folder)).name))
     manifest = {"run_id": run_id, "model": {"spec": source.spec, "id": source.model_id}, "tasks": names,
@@ -147,8 +147,6 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
     """Run `names` in the run `manifest` describes, storing each result as soon as it is done, under the run's
     lock; `stored`: the run's results already in the store when resuming (None: a new run). Returns every result
     of the run."""
-    import evalsuite.tasks as registry
-
     dist = distributed.current()
     run_id = manifest["run_id"]
     with ExitStack() as held:
@@ -172,7 +170,8 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
             env["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend()}
         docs, pending_artifacts = [], []
         for name in names:
-            task = registry.get(name)()
+            cls = registry.get(name)
+            task = cls(task_options.resolve(cls, options.task_options))
             started = time.perf_counter()
             doc: dict[str, Any] = {
                 "run_id": run_id, "task": name, "task_version": task.version, "family": task.family,
@@ -187,6 +186,8 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
                 doc.update(status="skipped", reason=exc.message, fix=exc.fix, metrics={})
             else:
                 _check_metrics(task, out.metrics)
+                if options.strict:
+                    refuse_skipped(out.skipped_samples, f"task {name}")
                 doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
                            skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
                 if out.per_sample is not None:
@@ -226,12 +227,12 @@ def _options_json(options: ScoreOptions) -> dict:
 
 def _options_from_json(data: dict, store: str | Path, progress: bool) -> ScoreOptions:
     """Options stored by `_options_json`, for the store they are in now (a store may have been moved)."""
-    known = {f.name for f in dataclasses.fields(ScoreOptions)}
-    kwargs = {k: v for k, v in data.items() if k in known}
-    kwargs.update(store=Path(store), progress=progress)
+    known = {f.name for f in dataclasses.fields(ScoreOptions)} | set(task_options.LEGACY_ALIASES)
+    kwargs = {k: v for k, v in data.items() if k in known}  # a manifest written before options belonged to tasks
+    kwargs.update(store=Path(store), progress=progress)     # holds them flat: their old names still map
     if kwargs.get("prompts") is not None:
         kwargs["prompts"] = Path(kwargs["prompts"])
-    return ScoreOptions(**kwargs)
+    return ScoreOptions.with_legacy(**kwargs)
 
 
 def _write(store: ResultsStore, run_id: str, doc: dict, artifacts: list[tuple[str, bytes]]) -> None:
@@ -276,8 +277,10 @@ def _provenance(ctx: RunContext, task: Any, env: dict, wall_time: float) -> dict
         "hardware": env,
         "wall_time_s": round(wall_time, 3),
         "options": _options_json(ctx.options),
+        "task_options": task_options.as_json(task.options),
     }
-    if task.sample_kind == "autoencoder" and ctx._ae_data is not None:
-        prov["data"] = ctx._ae_data.describe()
+    data = getattr(task, "prepared_data", lambda ctx: None)(ctx)
+    if task.sample_kind == "autoencoder" and data is not None:
+        prov["data"] = data.describe()
         prov["seeds"] = {}  # autoencoder tasks are deterministic given the data
     return prov

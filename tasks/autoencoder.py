@@ -7,7 +7,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,6 +24,35 @@ from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 
+@dataclass(frozen=True)
+class AEDataOptions:
+    """The data an autoencoder task reconstructs (shared by the three tasks: one preparation serves them all)."""
+
+    data: str | None = field(default=None, metadata={
+        "help": "skimage (scikit-image's photographs, the default) | folder:PATH of images or videos"})
+    resolution: int = field(default=256, metadata={"help": "square crop size (shorter side resized, centre crop)"})
+    frames: int = field(default=16, metadata={"help": "video data: frames per clip"})
+
+
+def _check_data_options(options: AEDataOptions) -> None:
+    if options.resolution < 8:
+        raise InputError(f"resolution is {options.resolution}", "pass -o resolution=8 or more")
+    if options.frames < 1:
+        raise InputError(f"frames is {options.frames}", "pass -o frames=1 or more")
+
+
+class _AutoencoderTask(Task):
+    """What the autoencoder tasks share: their data options, and the prepared data their results record."""
+
+    family = "autoencoder"
+    sample_kind = "autoencoder"
+    Options = AEDataOptions
+
+    def prepared_data(self, ctx: Any) -> Any:
+        """The data this task's options prepared in the run (recorded in the result's provenance), or None."""
+        return ctx.prepared_ae_data(self.options.data, self.options.resolution, self.options.frames)
+
+
 @dataclass
 class AEBatch:
     """One batch of data in the AE's layout: x in [-1, 1], (B, 3, H, W) or (B, 3, T, H, W)."""
@@ -35,11 +64,12 @@ class AEBatch:
 class AERunner:
     """Feeds prepared data through an autoencoder, checking shapes and finiteness, timing each call."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Any, options: AEDataOptions):
+        _check_data_options(options)
         self.ctx = ctx
         self.source = ctx.autoencoder_source()
         self.ae = self.source.autoencoder
-        self.data = ctx.ae_data()
+        self.data = ctx.ae_data(options.data, options.resolution, options.frames)
         self.device = str(getattr(self.ae, "device", ctx.device))
         self.video_ae = getattr(self.ae, "kind", "image") == "video"
 
@@ -79,7 +109,7 @@ class AERunner:
         if tuple(out.shape) != tuple(like.shape):
             raise InputError(
                 f"autoencoder {self.source.spec} decoded shape {tuple(out.shape)} from input {tuple(like.shape)}",
-                "decode(encode(x)) must return x's shape: pick a --resolution divisible by the AE's downsampling "
+                "decode(encode(x)) must return x's shape: pick a -o resolution divisible by the AE's downsampling "
                 "factor (and frame count by its temporal factor)")
         return out
 
@@ -170,7 +200,7 @@ def _frames01(x: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class AERecon(Task):
+class AERecon(_AutoencoderTask):
     name = "ae-recon"
     version = "2"
     family = "autoencoder"
@@ -200,7 +230,7 @@ class AERecon(Task):
                                               *extractors.weights_needed(options.extractor or "inception")))
 
     def run(self, ctx) -> TaskOutput:
-        runner = AERunner(ctx)
+        runner = AERunner(ctx, self.options)
         lpips = self._lpips(ctx)
         names = runner.data.names
         recon_dir = ctx.store.root / "samples" / "ae" / ctx.store_key(runner.source.model_id, runner.data)
@@ -244,9 +274,6 @@ class AERecon(Task):
         results = ctx.map_samples(runner.indices(), reconstruct, "autoencoder reconstruction")
         done = [r for r in results if "reason" not in r]
         skipped = list(runner.data.skipped) + [r for r in results if "reason" in r]
-        if ctx.options.strict and len(skipped) > len(runner.data.skipped):
-            raise InputError(f"{len(skipped)} sample(s) gave NaN/inf latents or reconstructions, e.g. "
-                             f"{skipped[-1]['file']}", "fix the autoencoder, or run without --strict")
         if not done:
             raise InputError(f"autoencoder {runner.source.spec} produced no finite reconstruction "
                              f"({len(skipped)} skipped)", "check the autoencoder's outputs for NaN/inf")
@@ -342,7 +369,7 @@ class AERecon(Task):
 
 
 @register
-class Spectral(Task):
+class Spectral(_AutoencoderTask):
     name = "spectral"
     version = "1"
     family = "autoencoder"
@@ -358,9 +385,15 @@ class Spectral(Task):
         "rgb_dct_high_half": MetricInfo("lower", "mean DC-normalised DCT amplitude, upper half, RGB"),
     }
 
+    @dataclass(frozen=True)
+    class Options(AEDataOptions):
+        dct_block: int = field(default=8, metadata={"help": "DCT block size of the blockwise spectrum"})
+
     def run(self, ctx) -> TaskOutput:
-        runner = AERunner(ctx)
-        block = ctx.options.dct_block
+        runner = AERunner(ctx, self.options)
+        block = self.options.dct_block
+        if block < 2:
+            raise InputError(f"spectral.dct_block is {block}", "pass -o spectral.dct_block=2 or more")
 
         def accumulate(shard: list[int]) -> tuple[SpectrumAccumulator, SpectrumAccumulator, int, list[dict]]:
             rgb, latent, n, skipped = SpectrumAccumulator(block), SpectrumAccumulator(block), 0, []
@@ -395,7 +428,7 @@ class Spectral(Task):
             metrics["latent_dct_high_half"] = lat["dct_high_half_mean"]
         else:  # the FFT view still stands; say why the DCT one is missing
             details["latent_dct_skipped"] = (f"latents of shape {lat['shape']} are smaller than the DCT block {block}; "
-                                             "use a smaller --dct-block or a larger --resolution")
+                                             "use a smaller -o spectral.dct_block or a larger -o resolution")
         return TaskOutput(metrics=metrics, details=details,
                           skipped_samples=skipped, num_samples=n, artifacts={"spectrum.png": png})
 
@@ -410,7 +443,7 @@ def downsample(x: torch.Tensor, s: int) -> torch.Tensor:
 
 
 @register
-class ScaleEquivariance(Task):
+class ScaleEquivariance(_AutoencoderTask):
     name = "scale-equivariance"
     version = "1"
     family = "autoencoder"
@@ -427,7 +460,7 @@ class ScaleEquivariance(Task):
     scales = (2, 4)
 
     def run(self, ctx) -> TaskOutput:
-        runner = AERunner(ctx)
+        runner = AERunner(ctx, self.options)
         scales = self.scales
 
         def measure(shard: list[int]) -> list[dict]:  # per item: its errors at each scale, or a skip record
@@ -487,7 +520,7 @@ class ScaleEquivariance(Task):
             metrics[f"eq_rel_mse_s{s}"] = sums[s][0] / sums[s][1] if sums[s][1] > 0 else 0.0
             metrics[f"eq_psnr_s{s}"] = imagemetrics.pooled_psnr(np.array(per[f"mse_s{s}"]), data_range=2.0)
         if not metrics:
-            raise TaskSkipped(f"latents are smaller than every scale {self.scales}", "use a larger --resolution")
+            raise TaskSkipped(f"latents are smaller than every scale {self.scales}", "use a larger -o resolution")
         return TaskOutput(metrics=metrics, details=details, per_sample=per, skipped_samples=skipped, num_samples=n)
 
 

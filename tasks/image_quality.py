@@ -3,6 +3,7 @@ extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from evalsuite import extractors
@@ -33,11 +34,16 @@ class FID(_FeatureDistanceTask):
     description = "Fréchet Inception Distance against reference statistics (clean-fid 'clean' preprocessing)"
     metrics = {"fid": MetricInfo("lower", "Fréchet distance of Inception pool3 features", primary=True)}
 
+    @dataclass(frozen=True)
+    class Options:
+        biased_cov: bool = field(default=False, metadata={"help": "covariance divided by N, not N - 1 "
+                                                                  "(StyleGAN-V style)"})
+
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
         feats = ctx.sample_features(spec)
         ref = ctx.reference(spec)
-        unbiased = not ctx.options.biased_cov
+        unbiased = not self.options.biased_cov
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased), ref.mu, ref.covariance(unbiased))
         return TaskOutput(
             metrics={"fid": value},
@@ -84,17 +90,25 @@ class KID(_FeatureDistanceTask):
     metrics = {"kid": MetricInfo("lower", "mean unbiased MMD² over subsets", primary=True),
                "kid_std": MetricInfo("lower", "standard deviation of MMD² over subsets")}
 
+    @dataclass(frozen=True)
+    class Options:
+        subsets: int = field(default=100, metadata={"help": "random subsets the MMD² is averaged over"})
+        subset_size: int = field(default=1000, metadata={"help": "samples per subset (capped at the set sizes)"})
+
     def run(self, ctx) -> TaskOutput:
+        opts, seed = self.options, ctx.options.seed
+        if opts.subsets < 1 or opts.subset_size < 2:
+            raise InputError(f"kid.subsets={opts.subsets}, kid.subset_size={opts.subset_size}",
+                             "pass at least 1 subset of at least 2 samples")
         spec = self.extractor_spec(ctx.options)
         feats = ctx.sample_features(spec, keep_features=True)
         ref = reference_features(ctx, spec, "KID")
-        opts = ctx.options
-        mean, std = kernel_distance(feats.features, ref.feats, num_subsets=opts.kid_subsets,
-                                    subset_size=opts.kid_subset_size, seed=opts.seed)
+        mean, std = kernel_distance(feats.features, ref.feats, num_subsets=opts.subsets,
+                                    subset_size=opts.subset_size, seed=seed)
         return TaskOutput(
             metrics={"kid": mean, "kid_std": std},
-            details={"num_subsets": opts.kid_subsets,
-                     "subset_size": min(opts.kid_subset_size, feats.n, len(ref.feats)), "kid_seed": opts.seed,
+            details={"num_subsets": opts.subsets,
+                     "subset_size": min(opts.subset_size, feats.n, len(ref.feats)), "kid_seed": seed,
                      "kernel": "(x.y/d + 1)^3", "n_reference": len(ref.feats)},
             num_samples=feats.n, skipped_samples=feats.skipped,
         )
@@ -122,9 +136,16 @@ class PrecisionRecall(_FeatureDistanceTask):
                "recall": MetricInfo("higher", "share of real samples inside the generated k-NN manifold"),
                "f_score": MetricInfo("higher", "2PR / (P + R)")}
 
+    @dataclass(frozen=True)
+    class Options:
+        k: int = field(default=3, metadata={"help": "k of the k-nearest-neighbour balls"})
+        extractor: str = field(default="vgg16", metadata={
+            "help": "feature space: vgg16 (the paper's and torch-fidelity's fc2_relu) | inception | clip | python:..."})
+
     def extractor_spec(self, options) -> str:
-        """--pr-extractor (default vgg16), not the run's FID extractor; the feature pass is shared when they agree."""
-        return options.pr_extractor or "vgg16"
+        """This task's extractor option (default vgg16), not the run's FID extractor; the feature pass is shared
+        when they agree."""
+        return self.options.extractor or "vgg16"
 
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
@@ -135,7 +156,9 @@ class PrecisionRecall(_FeatureDistanceTask):
                               f"build the reference with `evalsuite ref build NAME --from FOLDER --extractor {spec}`,"
                               " pass --ref folder:PATH, or pass the reference's extractor as --pr-extractor") from exc
         feats = ctx.sample_features(spec, keep_features=True)
-        k = ctx.options.pr_neighbourhood
+        k = self.options.k
+        if k < 1:
+            raise InputError(f"precision-recall.k is {k}", "pass -o precision-recall.k=1 or more (--pr-k)")
         if min(feats.n, len(ref.feats)) <= k:
             raise InputError(f"precision/recall with k={k} needs more than {k} samples and reference images, got "
                              f"{feats.n} and {len(ref.feats)}", f"score more samples, or pass --pr-k below {k}")

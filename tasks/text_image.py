@@ -4,6 +4,7 @@ detector / VQA backend) in its details so results of different backends are neve
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,25 @@ def _backend(build, *args: Any, **kwargs: Any) -> Any:
         raise TaskSkipped(exc.message, exc.fix) from exc
 
 
+@dataclass(frozen=True)
+class PromptGridOptions:
+    """How many prompts and images per prompt a prompt-grid task (GenEval's layout) scores."""
+
+    images_per_prompt: int = field(default=4, metadata={"help": "images generated (expected) per prompt"})
+    max_prompts: int | None = field(default=None, metadata={"help": "score the first N prompts only"})
+
+
+def _first_prompts(prompts: list, options: PromptGridOptions) -> list:
+    if options.images_per_prompt < 1:
+        raise InputError(f"images_per_prompt is {options.images_per_prompt}", "pass -o images_per_prompt=1 or more")
+    if options.max_prompts is not None and options.max_prompts < 1:
+        raise InputError(f"max_prompts is {options.max_prompts}", "pass -o max_prompts=1 or more, or leave it out")
+    return prompts[:options.max_prompts] if options.max_prompts else prompts
+
+
+DETECTOR_HELP = "torchvision-maskrcnn | mask2former:CONFIG,CHECKPOINT | python:module:factory"
+
+
 @register
 class CLIPScoreTask(Task):
     name = "clipscore"
@@ -40,15 +60,19 @@ class CLIPScoreTask(Task):
                                     per_sample="clip_s_hessel"),
     }
 
+    @dataclass(frozen=True)
+    class Options:
+        backbone: str = field(default="ViT-B-32", metadata={"help": "CLIP backbone: ViT-B-32 | ViT-L-14"})
+
     def requirements(self, options) -> Requirements:
         from evalsuite.tasks.t2i.clipscore import BACKBONES
 
-        return Requirements(weights=(BACKBONES.get(options.clip_backbone, "clip-vit-b-32-openai"),))
+        return Requirements(weights=(BACKBONES.get(self.options.backbone, "clip-vit-b-32-openai"),))
 
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.t2i.clipscore import CLIPScorer
 
-        scorer = _backend(CLIPScorer, ctx.options.clip_backbone, ctx.device, ctx.options.offline)
+        scorer = _backend(CLIPScorer, self.options.backbone, ctx.device, ctx.options.offline)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
         files, prompts = ctx.sample_files(), ctx.sample_prompts()
         skipped = [{"file": str(f), "reason": "no prompt known for this image"}
@@ -78,9 +102,6 @@ class CLIPScoreTask(Task):
         skipped += [value for value in results if isinstance(value, dict)]
         names, texts = [str(f) for (f, _), _ in kept], [t for (_, t), _ in kept]
         columns = {k: [v[i] for _, v in kept] for i, k in enumerate(keys)}
-        if ctx.options.strict and skipped:
-            raise InputError(f"{len(skipped)} image(s) could not be scored, e.g. {skipped[0]['file']}: "
-                             f"{skipped[0]['reason']}", "fix them, or run without --strict")
         if not kept:
             raise InputError("no image could be scored", "check the images")
         long = {"clipscore": int(sum(columns["long"])), "clip_s_hessel": int(sum(columns["long_hessel"]))}
@@ -92,7 +113,7 @@ class CLIPScoreTask(Task):
                           UserWarning, stacklevel=2)
         return TaskOutput(metrics={"clipscore": max(float(np.mean(columns["clipscore"])), 0.0),
                                    "clip_s_hessel": float(np.mean(columns["clip_s_hessel"]))},
-                          details={"protocol": scorer.protocol, "backbone": ctx.options.clip_backbone,
+                          details={"protocol": scorer.protocol, "backbone": self.options.backbone,
                                    "prompts_over_77_tokens": long,
                                    "truncation": {"clipscore": "torchmetrics: ids sliced at 77, end token dropped",
                                                   "clip_s_hessel": "clip.tokenize(truncate=True): end token kept"}},
@@ -123,7 +144,7 @@ def _open(path) -> Image.Image | str:
         return exc.message
 
 
-def _default_weights(options, detector: bool = True, color: bool = False) -> tuple[str, ...]:
+def _default_weights(options: Any, detector: bool = True, color: bool = False) -> tuple[str, ...]:
     needed = []
     if detector and options.detector == "torchvision-maskrcnn":
         needed.append("maskrcnn-v2-coco")
@@ -147,11 +168,18 @@ class GenEvalTask(Task):
            ("single_object", "two_object", "counting", "colors", "position", "color_attr")},
         "missing_images": MetricInfo("lower", "expected images (images per prompt x prompts) not found or "
                                               "unreadable: not scored (official), or failures with "
-                                              "--geneval-missing-as-failure"),
+                                              "-o geneval.missing_as_failure=true"),
     }
 
+    @dataclass(frozen=True)
+    class Options(PromptGridOptions):
+        detector: str = field(default="torchvision-maskrcnn", metadata={"help": DETECTOR_HELP})
+        color: str = field(default="clip-vit-l-14", metadata={"help": "colour classifier"})
+        missing_as_failure: bool = field(default=False, metadata={
+            "help": "count missing images as failures (the official script skips them)"})
+
     def requirements(self, options) -> Requirements:
-        return Requirements(weights=_default_weights(options, detector=True, color=True))
+        return Requirements(weights=_default_weights(self.options, detector=True, color=True))
 
     def run(self, ctx) -> TaskOutput:
         import json
@@ -160,16 +188,16 @@ class GenEvalTask(Task):
 
         from evalsuite.tasks.t2i import geneval
 
-        detector = _resolve_backend("detector", ctx.options.detector, ctx)
-        color = _resolve_backend("color", ctx.options.color, ctx)
+        detector = _resolve_backend("detector", self.options.detector, ctx)
+        color = _resolve_backend("color", self.options.color, ctx)
         if ctx.options.prompts and str(ctx.options.prompts).endswith(".jsonl"):
             prompts, prompt_set = geneval.load_prompts(ctx.options.prompts), f"file:{ctx.options.prompts}"
         else:
             prompts, prompt_set = geneval.generate_prompts(43), "evalsuite generate_prompts(seed=43)"
-        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
-        items = ctx.prompt_samples(prompts, "geneval")
-        as_failure = ctx.options.geneval_missing_as_failure
-        expected = ctx.options.images_per_prompt
+        prompts = _first_prompts(prompts, self.options)
+        expected = self.options.images_per_prompt
+        items = ctx.prompt_samples(prompts, "geneval", expected)
+        as_failure = self.options.missing_as_failure
 
         def score(shard: list) -> list:  # per prompt: its rows and its missing or unreadable images
             out = []
@@ -194,13 +222,10 @@ class GenEvalTask(Task):
         missing = [row for _, rows in scored for row in rows]
         rows = [row for found, absent in scored for row in found + (absent if as_failure else [])]
         if missing:
-            if ctx.options.strict:
-                raise InputError(f"{len(missing)} GenEval image(s) are missing or unreadable, e.g. "
-                                 f"{missing[0]['filename']}", "regenerate them, or drop --strict")
             warnings.warn(f"GenEval: {len(missing)} of {expected * len(items)} expected images are missing or "
                           f"unreadable (e.g. {missing[0]['filename']}); " +
                           ("they count as failures" if as_failure else
-                           "they are not scored, as the official script does (--geneval-missing-as-failure "
+                           "they are not scored, as the official script does (-o geneval.missing_as_failure=true "
                            "counts them as failures)"), stacklevel=2)
         if not rows:
             raise InputError(f"no GenEval image could be scored under {ctx.layouts.get('geneval')}",
@@ -216,13 +241,14 @@ class GenEvalTask(Task):
                      "prompt_accuracy": summary["prompt_accuracy"], "prompt_set": prompt_set,
                      "num_prompts": summary["num_prompts"], "images_per_prompt": expected,
                      "missing_or_unreadable_images": len(missing),
-                     "missing_images_policy": "failures (--geneval-missing-as-failure)" if as_failure else
+                     "missing_images_policy": "failures (geneval.missing_as_failure)" if as_failure else
                      "not scored (official evaluate_images.py scores the files that exist)",
                      "missing": [r["filename"] for r in missing][:100],
                      "color_precision": getattr(color, "precision", None),
                      "layout": str(ctx.layouts.get("geneval")), "per_prompt": summary["per_prompt"]},
             per_sample={"name": [r["filename"] for r in rows], "tag": [r["tag"] for r in rows],
                         "correct": [float(r["correct"]) for r in rows]},
+            skipped_samples=[{"file": r["filename"], "reason": r["reason"]} for r in missing],
             num_samples=len(rows), artifacts={"results.jsonl": "".join(json.dumps(r) + "\n" for r in rows).encode()})
 
 
@@ -260,16 +286,19 @@ class CountingTask(Task):
         "off_by_one": MetricInfo("lower", "fraction of images off by exactly one", per_sample="off_by_one"),
     }
 
+    @dataclass(frozen=True)
+    class Options(PromptGridOptions):
+        detector: str = field(default="torchvision-maskrcnn", metadata={"help": DETECTOR_HELP})
+
     def requirements(self, options) -> Requirements:
-        return Requirements(weights=_default_weights(options))
+        return Requirements(weights=_default_weights(self.options))
 
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.t2i import geneval
 
-        detector = _resolve_backend("detector", ctx.options.detector, ctx)
-        prompts = counting_prompts()
-        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
-        items = ctx.prompt_samples(prompts, "counting")
+        detector = _resolve_backend("detector", self.options.detector, ctx)
+        prompts = _first_prompts(counting_prompts(), self.options)
+        items = ctx.prompt_samples(prompts, "counting", self.options.images_per_prompt)
 
         def count(shard: list) -> list:  # per prompt: (name, target, predicted, missing?) for each expected image
             out = []
@@ -301,7 +330,7 @@ class CountingTask(Task):
             per["abs_error"].append(float(err))
             per["off_by_one"].append(float(err == 1))
         if not per["name"]:
-            raise InputError("no counting images were produced", "check --images-per-prompt and the model")
+            raise InputError("no counting images were produced", "check -o images_per_prompt and the model")
         targets = np.array(per["target"])
         per_count = {str(n): float(np.mean(np.array(per["correct"])[targets == n])) for n in sorted(set(per["target"]))}
         per_count_mae = {str(n): float(np.mean(np.array(per["abs_error"])[targets == n]))
@@ -313,7 +342,7 @@ class CountingTask(Task):
             details={"per_count": per_count, "per_count_mae": per_count_mae, "threshold": geneval.COUNTING_THRESHOLD,
                      "counter": f"{detector.protocol} detections of the target class at confidence > "
                                 f"{geneval.COUNTING_THRESHOLD}", "missing_or_unreadable_images": missing,
-                     "images_per_prompt": ctx.options.images_per_prompt, "num_prompts": len(items)},
+                     "images_per_prompt": self.options.images_per_prompt, "num_prompts": len(items)},
             per_sample=per, num_samples=len(per["name"]))
 
 
@@ -338,8 +367,14 @@ class DPGBenchTask(Task):
                                                       "image, x100") for c in DPG_CATEGORIES},
     }
 
+    @dataclass(frozen=True)
+    class Options(PromptGridOptions):
+        dpg: str | None = field(default=None, metadata={"help": "DPG-Bench folder (ELLA's dpg_bench) or its CSV"})
+        vqa: str | None = field(default=None, metadata={"help": "VQA model: mplug | transformers:PATH | python:..."})
+
     def requirements(self, options) -> Requirements:
-        return Requirements(needs="--dpg PATH (DPG-Bench's CSV and prompts) and --vqa SPEC")
+        return Requirements(needs="-o dpg-bench.dpg=PATH (DPG-Bench's CSV and prompts) and -o dpg-bench.vqa=SPEC "
+                                  "(--dpg, --vqa)")
 
     def run(self, ctx) -> TaskOutput:
         import warnings
@@ -347,21 +382,20 @@ class DPGBenchTask(Task):
         from evalsuite import prompt_layout as t2i_layout
         from evalsuite.tasks.t2i import dpg
 
-        if not ctx.options.dpg:
+        if not self.options.dpg:
             raise TaskSkipped("DPG-Bench's prompts are not shipped with evalsuite",
                               "pass --dpg PATH (the ELLA repo's dpg_bench folder or its CSV)")
-        if not ctx.options.vqa:
+        if not self.options.vqa:
             raise TaskSkipped("DPG-Bench needs a VQA backend",
                               "pass --vqa mplug (official, needs modelscope) or --vqa transformers:/path/to/model")
-        vqa = _resolve_backend("vqa", ctx.options.vqa, ctx)
-        prompts = dpg.load_dpg(ctx.options.dpg)
-        prompts = prompts[:ctx.options.max_prompts] if ctx.options.max_prompts else prompts
+        vqa = _resolve_backend("vqa", self.options.vqa, ctx)
+        prompts = _first_prompts(dpg.load_dpg(self.options.dpg), self.options)
         absent = 0  # expected images of the layout that are missing or unreadable
         if ctx.source.kind == "folder" and not t2i_layout.is_layout(ctx.source.folder):
             images = dpg.load_dpg_images(ctx.source.folder, prompts)
         else:
             items = ctx.prompt_samples([{"tag": "dpg", "prompt": p.prompt, "item_id": p.item_id} for p in prompts],
-                                       "dpg-bench")
+                                       "dpg-bench", self.options.images_per_prompt)
             by_prompt = {item.metadata.get("item_id"): item for item in items}
             images = {p.item_id: [img for img in (_open(f) for f in by_prompt[p.item_id].images)
                                   if not isinstance(img, str)] for p in prompts if p.item_id in by_prompt}
@@ -372,10 +406,6 @@ class DPGBenchTask(Task):
         result = dpg.summarize(prompts, {p.item_id: a for p, a in zip(prompts, answers) if a is not None},
                                protocol=str(getattr(vqa, "protocol", "") or ""))
         if result.missing or result.failed:
-            if ctx.options.strict:
-                raise InputError(f"DPG-Bench: {len(result.missing)} prompt(s) without images (e.g. "
-                                 f"{(result.missing or result.failed)[0]}), {len(result.failed)} the official "
-                                 "script drops", "generate the missing images, or drop --strict")
             warnings.warn(f"DPG-Bench: {len(result.missing)} prompt(s) have no image and {len(result.failed)} fail "
                           "the official script's rule (first CSV row skipped); the official score leaves them "
                           "out, dpg_corrected scores every prompt (one without images as 0)", stacklevel=2)
@@ -399,7 +429,10 @@ class DPGBenchTask(Task):
                              "without images left out); dpg_corrected and cat_corrected_* read every row, apply "
                              "the rule over every image and count missing prompts as 0",
                      "answers": result.to_dict()["answers"]},
-            per_sample={"name": ids, "score": [100 * result.per_prompt[i] for i in ids]}, num_samples=len(ids))
+            per_sample={"name": ids, "score": [100 * result.per_prompt[i] for i in ids]}, num_samples=len(ids),
+            skipped_samples=[{"file": i, "reason": "no image for this prompt"} for i in result.missing] +
+            [{"file": i, "reason": "dropped by the official script's rule (first CSV row skipped, ELLA #61)"}
+             for i in result.failed])
 
 
 register_suite("text-image", ["clipscore", "geneval", "counting"],

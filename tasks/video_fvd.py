@@ -35,11 +35,12 @@ weights and preprocessing (which names the frame sampling, the random-start seed
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from evalsuite import refstats
-from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
+from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped, refuse_skipped
 from evalsuite.hashing import sha256_json
 from evalsuite.metrics import frechet_distance
 from evalsuite.tasks import register
@@ -119,10 +120,8 @@ def reference_videos(ref_spec: str, *, store_root: Path, num_samples: int | None
 
 def check_usable(result: VideoFeatureResult, label: str, *, requested: int | None, strict: bool) -> None:
     """Refuse a feature set with skipped videos under --strict, fewer usable videos than requested, or under 2."""
-    if result.skipped and strict:
-        first = result.skipped[0]
-        raise InputError(f"{len(result.skipped)} {label} video(s) could not be used, e.g. {first['file']}: "
-                         f"{first['reason']}", "fix or remove those videos, or run without --strict to skip them")
+    if strict:
+        refuse_skipped(result.skipped, f"{label} videos")
     if requested is not None and result.n < requested:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in result.skipped[:3])
         raise InputError(f"only {result.n} of the {requested} requested {label} videos are usable "
@@ -184,6 +183,14 @@ class FVD(Task):
                    "--extractor videomae); the protocol, sampling and counts are recorded")
     metrics = {"fvd": MetricInfo("lower", "Fréchet distance of video features (I3D by default)", primary=True)}
 
+    @dataclass(frozen=True)
+    class Options:
+        frames: int = field(default=16, metadata={"help": "frames per clip (16: fvd2048_16f)"})
+        frame_stride: int = field(default=1, metadata={"help": "take every k-th frame"})
+        frame_start: int = field(default=0, metadata={"help": "first frame of generated clips (StyleGAN-V)"})
+        max_real: int = field(default=2048, metadata={
+            "help": "reference videos used (StyleGAN-V's max_real); another count changes the protocol name"})
+
     def requirements(self, options) -> Requirements:
         return Requirements(weights=weights_needed(extractor_spec(options)), reference=True)
 
@@ -195,7 +202,11 @@ class FVD(Task):
                               "pass --ref folder:PATH (videos), --ref model:SPEC (a video generator), --ref FILE.npz "
                               "or --ref NAME")
         spec = extractor_spec(opts)
-        sampling = normalize_sampling(ctx.frame_sampling())
+        own = self.options
+        if own.max_real < 2:
+            raise InputError(f"fvd.max_real is {own.max_real}", "pass -o fvd.max_real=2 or more (--fvd-max-real)")
+        sampling = normalize_sampling({"num_frames": own.frames, "stride": own.frame_stride,
+                                       "start": own.frame_start})
         try:  # before any generation: a missing network skips the task
             ext = build(spec, ctx.device, opts.offline, sampling)
         except MissingWeightsError as exc:
@@ -205,7 +216,7 @@ class FVD(Task):
         if cdfvd and sampling["start"] != 0:
             raise InputError(f"--frame-start {sampling['start']} does not apply to cd-fvd's protocol",
                              "drop --frame-start: cd-fvd takes a random clip start in every video, on both sides")
-        max_real = None if cdfvd else opts.fvd_max_real
+        max_real = None if cdfvd else own.max_real
         gen_ext = with_random_start(ext, opts.seed) if cdfvd else ext  # StyleGAN-V: generated clips from --frame-start
 
         # at most 256 frames per network batch (StyleGAN-V's budget): decoded full-size clips are large
@@ -214,7 +225,7 @@ class FVD(Task):
         feats = ctx.sharded_features(ctx.video_files(), lambda shard: extract_videos(
             shard, gen_ext, sampling, batch_size=batch, num_workers=opts.num_workers, progress=progress,
             desc="sample video features"), "video feature extraction")
-        check_usable(feats, "sample", requested=opts.num_samples, strict=opts.strict)
+        check_usable(feats, "sample", requested=opts.num_samples, strict=False)  # skips: the runner's --strict
         ref, ref_feats = reference_stats(
             ref_spec, ext, sampling, store_root=ctx.store.root, num_samples=opts.num_samples, seed=opts.seed,
             max_real=max_real, prompts_file=opts.prompts, batch_size=batch, num_workers=opts.num_workers,

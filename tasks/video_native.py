@@ -7,6 +7,7 @@ N frames instead (an explicit option with its own protocol name)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -20,7 +21,6 @@ from evalsuite.videoio import read_all_frames, read_frames
 if TYPE_CHECKING:
     import torch
 
-    from evalsuite.runner import ScoreOptions
 
 
 def flicker_score(frames: np.ndarray) -> float:
@@ -34,16 +34,29 @@ def flicker_score(frames: np.ndarray) -> float:
     return float((255.0 - per_pair.mean()) / 255.0)
 
 
-def vbench_sampling(options: ScoreOptions) -> tuple[dict, str]:
+@dataclass(frozen=True)
+class NativeVBenchOptions:
+    """Frame sampling of the native VBench dimensions (recorded in the protocol name when not VBench's)."""
+
+    vbench_frames: int | None = field(default=None, metadata={
+        "help": "sample N frames (frame_start, frame_stride) instead of every frame as VBench does"})
+    frame_stride: int = field(default=1, metadata={"help": "with vbench_frames: take every k-th frame"})
+    frame_start: int = field(default=0, metadata={"help": "with vbench_frames: first frame index"})
+
+
+def vbench_sampling(options: NativeVBenchOptions) -> tuple[dict, str]:
     """(recorded sampling, protocol suffix) of the native VBench dimensions: every frame by default (VBench's
-    protocol, suffix ""), or `--vbench-frames N` frames from `--frame-start` every `--frame-stride` (suffix
+    protocol, suffix ""), or `vbench_frames` N frames from `frame_start` every `frame_stride` (suffix
     "-sampled-{N}f-s{stride}", plus "-from{start}" when start > 0)."""
     n = options.vbench_frames
     if n is None:
         return {"frames": "all"}, ""
     if n < 2:
-        raise InputError(f"--vbench-frames is {n}; the VBench dimensions compare frames", "pass 2 or more")
+        raise InputError(f"vbench_frames is {n}; the VBench dimensions compare frames", "pass 2 or more")
     start, stride = options.frame_start, options.frame_stride
+    if stride < 1 or start < 0:
+        raise InputError(f"frame_stride {stride}, frame_start {start}", "pass a stride of 1 or more and a start of 0 "
+                         "or more")
     suffix = f"-sampled-{n}f-s{stride}" + (f"-from{start}" if start else "")
     return {"num_frames": n, "stride": stride, "start": start}, suffix
 
@@ -61,14 +74,11 @@ def _per_video(path, sampling: dict, score: Callable[[np.ndarray], Any]) -> Any:
         return {"file": str(path), "reason": exc.message}
 
 
-def _collect(files: list, results: list, strict: bool) -> tuple[list[str], list, list[dict]]:
-    """(names, scores, skipped) from per-video results in file order (skips are the dicts); refuses skips under
-    --strict, and a run where no video could be scored."""
+def _collect(files: list, results: list) -> tuple[list[str], list, list[dict]]:
+    """(names, scores, skipped) from per-video results in file order (skips are the dicts); refuses a run where no
+    video could be scored."""
     kept = [(str(f), r) for f, r in zip(files, results) if not isinstance(r, dict)]
     skipped = [r for r in results if isinstance(r, dict)]
-    if strict and skipped:
-        raise InputError(f"{len(skipped)} video(s) could not be used, e.g. {skipped[0]['file']}: "
-                         f"{skipped[0]['reason']}", "fix or remove them, or run without --strict")
     if not kept:
         example = f", e.g. {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
         raise InputError(f"no usable video among {len(files)} ({len(skipped)} skipped){example}",
@@ -89,16 +99,16 @@ class TemporalFlickering(Task):
     description = "VBench temporal_flickering, computed natively (no weights); no RAFT static-video filter"
     metrics = {"temporal_flickering": MetricInfo("higher", "mean over videos of (255 − mean adjacent-frame MAE)/255",
                                                  primary=True, per_sample="temporal_flickering")}
+    Options = NativeVBenchOptions
 
     def run(self, ctx) -> TaskOutput:
         files = ctx.video_files(ctx.video_source())
-        sampling, suffix = vbench_sampling(ctx.options)
+        sampling, suffix = vbench_sampling(self.options)
 
         def score(paths: list) -> list:
             return [_per_video(path, sampling, flicker_score) for path in paths]
 
-        names, scores, skipped = _collect(files, ctx.map_samples(files, score, "temporal flickering"),
-                                          ctx.options.strict)
+        names, scores, skipped = _collect(files, ctx.map_samples(files, score, "temporal flickering"))
         return TaskOutput(metrics={"temporal_flickering": float(np.mean(scores))},
                           details={"sampling": sampling, "note": "VBench's official protocol first drops static "
                                    "videos with RAFT; this native score does not (it scores every video). A video "
@@ -305,6 +315,7 @@ class _VBenchConsistency(Task):
     version = "2"  # 2: every frame of each video by default (VBench); subject: /255 before normalising (VBench)
     metric: str
     backbone: type
+    Options = NativeVBenchOptions
 
     def requirements(self, options) -> Requirements:
         return Requirements(weights=(self.backbone.weights,))
@@ -312,7 +323,7 @@ class _VBenchConsistency(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite import weights as weights_store
 
-        sampling, suffix = vbench_sampling(ctx.options)
+        sampling, suffix = vbench_sampling(self.options)
         try:  # before any generation: missing weights skip the task
             net = self.backbone(ctx.device, ctx.options.offline)
         except MissingWeightsError as exc:
@@ -324,7 +335,7 @@ class _VBenchConsistency(Task):
             return [_per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
                     for path in paths]
 
-        names, summaries, skipped = _collect(files, ctx.map_samples(files, score, self.name), ctx.options.strict)
+        names, summaries, skipped = _collect(files, ctx.map_samples(files, score, self.name))
         scores = [mean for mean, _, _ in summaries]
         pair_sum, pair_count = sum(s for _, s, _ in summaries), sum(c for _, _, c in summaries)
         return TaskOutput(metrics={self.metric: pair_sum / pair_count},

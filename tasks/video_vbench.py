@@ -60,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -266,11 +267,11 @@ def _env_python(env_dir: Path) -> Path:
     return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def find_python(options: Any) -> Path:
-    """The VBench environment's interpreter: `options.vbench_python` (an interpreter, or a virtualenv folder),
-    else `$EVALSUITE_HOME/vbench-env/bin/python`. A missing default environment skips the task with the fix; a
-    given path that does not exist is an input error. The path is not resolved (a venv's python is a symlink)."""
-    given = getattr(options, "vbench_python", None)
+def find_python(given: str | Path | None) -> Path:
+    """The VBench environment's interpreter: `given` (an interpreter, or a virtualenv folder; the task's `python`
+    option, --vbench-python), else `$EVALSUITE_HOME/vbench-env/bin/python`. A missing default environment skips the
+    task with the fix; a given path that does not exist is an input error. The path is not resolved (a venv's
+    python is a symlink)."""
     if given:
         path = Path(given).expanduser().absolute()
         if path.is_dir():
@@ -684,11 +685,17 @@ class VBenchTask(Task):
                    "run in its own environment")
     metrics = _METRICS
 
+    @dataclass(frozen=True)
+    class Options:
+        python: str | None = field(default=None, metadata={
+            "help": "interpreter (or virtualenv folder) of a VBench environment; default "
+                    "$EVALSUITE_HOME/vbench-env (`evalsuite vbench setup`)"})
+
     def requirements(self, options) -> Requirements:
-        return Requirements(needs="a VBench environment (`evalsuite vbench setup` or --vbench-python) and a GPU")
+        return Requirements(needs="a VBench environment (`evalsuite vbench setup` or -o vbench.python=PATH) and a GPU")
 
     def run(self, ctx) -> TaskOutput:
-        python = find_python(ctx.options)
+        python = find_python(self.options.python)
         env = check_env(python)
         if not env.get("cuda"):
             raise TaskSkipped(f"the VBench environment {python} has no CUDA device (torch {env.get('torch')}); "

@@ -125,7 +125,7 @@ POOL_AE_INSTANCE = PoolAE()  # `python:module:INSTANCE` (no factory call)
 def _opts(tmp_path: Path, **kw) -> ScoreOptions:
     base = dict(store=tmp_path / "store", device="cpu", num_workers=0, progress=False, resolution=32,
                 batch_size=4, tasks=["ae-recon"])
-    return ScoreOptions(**{**base, **kw})
+    return ScoreOptions.with_legacy(**{**base, **kw})
 
 
 def _result_files(tmp_path: Path, task: str = "*") -> list[Path]:

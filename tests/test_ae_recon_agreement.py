@@ -61,7 +61,8 @@ def big_decode_ae():
 
 
 def _opts(**kw):
-    return ScoreOptions(**{**dict(num_workers=0, progress=False, resolution=64, batch_size=4, tasks=["ae-recon"]),
+    return ScoreOptions.with_legacy(**{**dict(num_workers=0, progress=False, resolution=64, batch_size=4,
+                                    tasks=["ae-recon"]),
                            **kw})
 
 

@@ -78,7 +78,7 @@ def test_compute_fid_on_folders_equals_the_cli(image_folders, tmp_path):
     assert row["metric"] == "fid" and fid == row["value"] and fid > 1.0
     # the same with Path and str arguments, and a biased covariance as --biased-cov gives it
     assert api.compute_fid(str(a), Path(b), extractor=EXTRACTOR, progress=False) == fid
-    (doc,) = run_score(f"folder:{a}", ScoreOptions(tasks=["fid"], ref=f"folder:{b}", extractor=EXTRACTOR,
+    (doc,) = run_score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["fid"], ref=f"folder:{b}", extractor=EXTRACTOR,
                                                    biased_cov=True, progress=False, store=tmp_path / "s2")).results
     assert api.compute_fid(a, b, extractor=EXTRACTOR, biased_cov=True, progress=False) == doc["metrics"]["fid"]
 
@@ -137,7 +137,8 @@ def test_compute_kid_equals_the_cli(image_folders, tmp_path):
     kid = api.compute_kid(a, b, extractor=EXTRACTOR, num_subsets=10, subset_size=30, seed=3, progress=False)
     out = _cli_json(["score", f"folder:{a}", "--tasks", "kid", "--ref", f"folder:{b}", "--extractor", EXTRACTOR,
                      "--seed", "3", "--store", str(tmp_path / "cli-store"), "--json"])
-    (doc,) = run_score(f"folder:{a}", ScoreOptions(tasks=["kid"], ref=f"folder:{b}", extractor=EXTRACTOR, seed=3,
+    (doc,) = run_score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["kid"], ref=f"folder:{b}", extractor=EXTRACTOR,
+                                                               seed=3,
                                                    kid_subsets=10, kid_subset_size=30, progress=False,
                                                    store=tmp_path / "s")).results
     assert isinstance(kid, api.KID) and kid == (doc["metrics"]["kid"], doc["metrics"]["kid_std"])

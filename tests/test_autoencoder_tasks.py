@@ -55,7 +55,7 @@ def pointwise_ae():
 
 def _opts(**kw):
     base = dict(num_workers=0, progress=False, resolution=64, batch_size=4)
-    return ScoreOptions(**{**base, **kw})
+    return ScoreOptions.with_legacy(**{**base, **kw})
 
 
 # ------------------------------------------------------------------ PSNR / SSIM

@@ -40,7 +40,7 @@ def _options(tmp_path: Path, ref: Path | str | None, **kw) -> ScoreOptions:
                     kid_subsets=5, kid_subset_size=8)
     if isinstance(ref, Path):
         ref = f"folder:{ref}"
-    return ScoreOptions(ref=ref, **{**defaults, **kw})
+    return ScoreOptions.with_legacy(ref=ref, **{**defaults, **kw})
 
 
 def _result_files(tmp_path: Path) -> list[Path]:

@@ -107,7 +107,7 @@ def test_per_sample_tasks_are_sharded_and_equal_one_process(image_folders, tmp_p
     dist_store = ResultsStore(tmp_path / "dist")
     (run,) = dist_store.runs()
     dist_docs = {d["task"]: d for d in dist_store.load_run(run["run_id"])}
-    single = {d["task"]: d for d in score(f"folder:{a}", ScoreOptions(
+    single = {d["task"]: d for d in score(f"folder:{a}", ScoreOptions.with_legacy(
         tasks=tasks, num_workers=0, progress=False, store=tmp_path / "single", **common)).results}
     for task in tasks:
         ours, theirs = dist_docs[task], single[task]
@@ -148,7 +148,7 @@ def test_fvd_two_ranks_equal_one_process(tmp_path):
     store = ResultsStore(tmp_path / "dist")
     (run,) = store.runs()
     (doc,) = store.load_run(run["run_id"])
-    (single,) = score("demo-video", ScoreOptions(tasks=["fvd"], extractor=spec, ref="model:demo-video",
+    (single,) = score("demo-video", ScoreOptions.with_legacy(tasks=["fvd"], extractor=spec, ref="model:demo-video",
                                                  num_samples=6, frames=4, num_workers=0, progress=False,
                                                  store=tmp_path / "single")).results
     assert doc["status"] == single["status"] == "ok"

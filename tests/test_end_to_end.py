@@ -46,7 +46,7 @@ def test_folder_fid_equals_torchmetrics(image_folders, tmp_path, workers):
 def test_kid_equals_torchmetrics_on_whole_sets(image_folders):
     """With one subset as large as the sets, KID is deterministic: compare with torchmetrics' KID."""
     a, b = image_folders
-    summary = score(f"folder:{a}", ScoreOptions(tasks=["kid"], extractor=EXTRACTOR, ref=f"folder:{b}",
+    summary = score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["kid"], extractor=EXTRACTOR, ref=f"folder:{b}",
                                                  kid_subsets=1, kid_subset_size=40, num_workers=0, progress=False))
     (doc,) = summary.results
     metric = KernelInceptionDistance(feature=tiny_uint8(), subsets=1, subset_size=40, normalize=False)
@@ -60,8 +60,8 @@ def test_kid_equals_torchmetrics_on_whole_sets(image_folders):
 def test_second_run_reuses_feature_cache_and_gives_same_numbers(image_folders):
     a, b = image_folders
     opts = dict(tasks=["fid", "kid"], extractor=EXTRACTOR, ref=f"folder:{b}", num_workers=0, progress=False)
-    first = score(f"folder:{a}", ScoreOptions(**opts))
-    second = score(f"folder:{a}", ScoreOptions(**opts))
+    first = score(f"folder:{a}", ScoreOptions.with_legacy(**opts))
+    second = score(f"folder:{a}", ScoreOptions.with_legacy(**opts))
     assert first.results[0]["details"]["n_computed_features"] == 40
     assert second.results[0]["details"]["n_cached_features"] == 40
     assert second.results[0]["details"]["n_computed_features"] == 0
@@ -107,8 +107,8 @@ def test_fid_and_kid_share_one_feature_pass(image_folders):
 def test_fast_mode_is_opt_in_measured_and_cached_apart(image_folders):
     a, b = image_folders
     opts = dict(tasks=["fid"], extractor=EXTRACTOR, ref=f"folder:{b}", num_workers=0, progress=False)
-    (exact,) = score(f"folder:{a}", ScoreOptions(**opts)).results
-    (fast,) = score(f"folder:{a}", ScoreOptions(**opts, fast=True)).results
+    (exact,) = score(f"folder:{a}", ScoreOptions.with_legacy(**opts)).results
+    (fast,) = score(f"folder:{a}", ScoreOptions.with_legacy(**opts, fast=True)).results
     mode = fast["provenance"]["fast_mode"][EXTRACTOR]
     assert mode["checked_files"] == 40 and 0 < mode["max_feature_deviation_relative"] < 0.1  # bf16 on the CPU
     assert fast["details"]["n_cached_features"] == 0  # never served from the exact-mode cache

@@ -142,7 +142,7 @@ def _write_folder(folder, count, frames=8, size=(32, 32), seed=0, prefix="clip")
 def _opts(**kw):
     base = {"tasks": ["fvd"], "num_workers": 0, "progress": False, "batch_size": 4, "frames": 8}
     base.update(kw)
-    return ScoreOptions(**base)
+    return ScoreOptions.with_legacy(**base)
 
 
 def _stylegan_v_start(path, frames, stride, seed=0):
@@ -369,6 +369,6 @@ def test_ref_build_of_a_video_folder_feeds_fvd(tmp_path, i3d_standin):
     entry = json.loads(built.stdout)
     assert entry["covariance"] == "biased" and "start=random(seed=0),first=2048|" in entry["preprocessing"]
     opts = dict(tasks=["fvd"], frames=8, num_workers=0, progress=False)
-    (by_name,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref="realvids")).results
-    (by_folder,) = score(f"folder:{gen}", ScoreOptions(**opts, video_ref=f"folder:{real}")).results
+    (by_name,) = score(f"folder:{gen}", ScoreOptions.with_legacy(**opts, video_ref="realvids")).results
+    (by_folder,) = score(f"folder:{gen}", ScoreOptions.with_legacy(**opts, video_ref=f"folder:{real}")).results
     assert by_name["metrics"]["fvd"] == pytest.approx(by_folder["metrics"]["fvd"], rel=1e-10)

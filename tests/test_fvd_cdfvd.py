@@ -155,7 +155,7 @@ def test_fvd_task_equals_cdfvd_end_to_end(cdfvd, tmp_path, monkeypatch):
     gen, real = _videos(20, seed=10), _videos(20, size=(48, 64), seed=20)
     _write(tmp_path / "gen", gen)
     _write(tmp_path / "real", real)
-    opts = ScoreOptions(tasks=["fvd"], extractor="videomae", ref=f"folder:{tmp_path / 'real'}", frames=16,
+    opts = ScoreOptions.with_legacy(tasks=["fvd"], extractor="videomae", ref=f"folder:{tmp_path / 'real'}", frames=16,
                         num_workers=0, progress=False)
     (doc,) = score(f"folder:{tmp_path / 'gen'}", opts).results
     assert doc["status"] == "ok", doc.get("reason")

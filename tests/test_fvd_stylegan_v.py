@@ -73,7 +73,7 @@ def _folders(tmp_path):
 
 def _opts(**kw):
     base = {"tasks": ["fvd"], "num_workers": 0, "progress": False, "batch_size": 4, "frames": 8}
-    return ScoreOptions(**{**base, **kw})
+    return ScoreOptions.with_legacy(**{**base, **kw})
 
 
 def test_reference_is_first_max_real_usable_videos_at_random_starts(i3d_standin, tmp_path):  # noqa: F811

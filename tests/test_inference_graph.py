@@ -175,8 +175,9 @@ def test_score_records_the_graph_and_agrees_with_no_graph_opt(image_folders, tmp
     a, b = image_folders
     spec = "python:tests.test_inference_graph:conv_bn"
     opts = dict(tasks=["fid"], extractor=spec, ref=f"folder:{b}", num_workers=0, progress=False, batch_size=8)
-    (opt,) = score(f"folder:{a}", ScoreOptions(**opts, store=tmp_path / "s1")).results
-    (plain,) = score(f"folder:{a}", ScoreOptions(**opts, store=tmp_path / "s2", optimize_graph=False)).results
+    (opt,) = score(f"folder:{a}", ScoreOptions.with_legacy(**opts, store=tmp_path / "s1")).results
+    (plain,) = score(f"folder:{a}", ScoreOptions.with_legacy(**opts, store=tmp_path / "s2",
+                                                             optimize_graph=False)).results
     graph = opt["provenance"]["inference_graph"][spec]
     assert graph["applied"] and graph["max_feature_deviation_relative"] < 1e-5
     assert plain["provenance"]["inference_graph"][spec]["applied"] == []

@@ -237,8 +237,8 @@ def test_compare_shows_same_prompt_and_seed_side_by_side(tmp_path):
 
     opts = dict(tasks=["fid"], extractor="python:tests.tiny_models:tiny_uint8", ref="model:demo", num_samples=6,
                 num_workers=0, progress=False, store=tmp_path / "st")
-    r1 = score("demo", ScoreOptions(**opts)).run_id
-    r2 = score("demo:96", ScoreOptions(**opts)).run_id
+    r1 = score("demo", ScoreOptions.with_legacy(**opts)).run_id
+    r2 = score("demo:96", ScoreOptions.with_legacy(**opts)).run_id
     report = cmp.compare(tmp_path / "st", [r1, r2], n_boot=200)
     assert len(report.samples) == 6
     assert all(len(s["images"]) == 2 and s["images"][0].startswith("data:image/png") for s in report.samples)

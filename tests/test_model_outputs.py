@@ -158,7 +158,7 @@ def ref(tmp_path):
 def _options(tmp_path: Path, ref: Path, **kw) -> ScoreOptions:
     defaults = dict(tasks=["fid"], extractor=TINY, ref=f"folder:{ref}", store=tmp_path / "store", device="cpu",
                     batch_size=4, num_workers=0, progress=False, num_samples=6, seed=0)
-    return ScoreOptions(**{**defaults, **kw})
+    return ScoreOptions.with_legacy(**{**defaults, **kw})
 
 
 def _stored(tmp_path: Path) -> tuple[list[Path], list[Path]]:

@@ -108,7 +108,7 @@ def test_task_shares_the_feature_pass_and_equals_the_metric(image_folders, monke
 
     a, b = image_folders
     passes = _count_passes(monkeypatch)
-    docs = score(f"folder:{a}", ScoreOptions(tasks=["fid", "kid", "precision-recall"], extractor=EXTRACTOR,
+    docs = score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["fid", "kid", "precision-recall"], extractor=EXTRACTOR,
                                              pr_extractor=EXTRACTOR, ref=f"folder:{b}", num_workers=0,
                                              progress=False)).results
     fid, kid, pr = docs
@@ -130,7 +130,7 @@ def test_task_uses_its_own_extractor_not_the_fid_one(image_folders, monkeypatch)
     a, b = image_folders
     other = "python:tests.tiny_models:tiny_clean"
     passes = _count_passes(monkeypatch)
-    fid, pr = score(f"folder:{a}", ScoreOptions(tasks=["fid", "precision-recall"], extractor=EXTRACTOR,
+    fid, pr = score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["fid", "precision-recall"], extractor=EXTRACTOR,
                                                 pr_extractor=other, ref=f"folder:{b}", num_workers=0,
                                                 progress=False)).results
     assert fid["status"] == pr["status"] == "ok" and len(passes) == 4
@@ -149,12 +149,14 @@ def test_task_refuses_too_few_samples_and_skips_without_reference_features(image
 
     a, b = image_folders
     with pytest.raises(InputError, match="--pr-k"):
-        score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], pr_extractor=EXTRACTOR, ref=f"folder:{b}",
+        score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["precision-recall"], pr_extractor=EXTRACTOR,
+                                                      ref=f"folder:{b}",
                                           pr_neighbourhood=40, num_workers=0, progress=False))
     ext = build(EXTRACTOR)
     feats = extract(sorted(b.glob("*.png")), ext, num_workers=0, progress=False)
     npz = tmp_path / "mu_sigma_only.npz"
     refstats.save_npz(refstats.from_stream("b", feats.stats, ext.key, source="test"), npz)
-    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["precision-recall"], pr_extractor=EXTRACTOR, ref=str(npz),
+    (doc,) = score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["precision-recall"], pr_extractor=EXTRACTOR,
+                                                           ref=str(npz),
                                                num_workers=0, progress=False)).results
     assert doc["status"] == "skipped" and "precision/recall needs them" in doc["reason"]

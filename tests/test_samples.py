@@ -85,8 +85,8 @@ def test_score_generator_reuses_samples(tmp_path):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(ref / f"{i}.png")
     opts = dict(tasks=["fid"], extractor="python:tests.tiny_models:tiny_uint8", ref=f"folder:{ref}",
                 num_samples=12, num_workers=0, progress=False)
-    first = score("python:tests.tiny_models:noise_generator", ScoreOptions(**opts))
-    second = score("python:tests.tiny_models:noise_generator", ScoreOptions(**opts))
+    first = score("python:tests.tiny_models:noise_generator", ScoreOptions.with_legacy(**opts))
+    second = score("python:tests.tiny_models:noise_generator", ScoreOptions.with_legacy(**opts))
     assert first.results[0]["provenance"]["samples_generated_this_run"] == 12
     assert second.results[0]["provenance"]["samples_generated_this_run"] == 0
     assert first.results[0]["metrics"] == second.results[0]["metrics"]

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-import evalsuite.tasks as registry
+import evalsuite.task as registry
 from evalsuite.errors import EvalsuiteError
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.tasks.base import MetricInfo, Task, TaskOutput
@@ -30,8 +30,8 @@ class _Undeclared(Task):
 
 
 def test_undeclared_metric_is_an_error_and_nothing_is_stored(tmp_path, monkeypatch):
-    registry._load()
-    monkeypatch.setitem(registry._TASKS, _Undeclared.name, _Undeclared)
+    registry.TASKS.load()
+    monkeypatch.setitem(registry.TASKS._entries, _Undeclared.name, _Undeclared)
     with pytest.raises(EvalsuiteError, match="undeclared metrics surprise"):
         score("demo", ScoreOptions(tasks=[_Undeclared.name], num_samples=2, store=tmp_path / "s", progress=False))
     assert not list((tmp_path / "s").glob("runs/*/*.json"))

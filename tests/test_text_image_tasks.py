@@ -66,7 +66,7 @@ def keyword_vqa():
 
 
 def _opts(**kw):
-    return ScoreOptions(**{**dict(num_workers=0, progress=False, images_per_prompt=1), **kw})
+    return ScoreOptions.with_legacy(**{**dict(num_workers=0, progress=False, images_per_prompt=1), **kw})
 
 
 GENEVAL = [

@@ -276,15 +276,15 @@ def test_run_vbench_rejects_bad_requests(tmp_path):
 # --------------------------------------------------------------------------- the environment
 def test_find_python(tmp_path, isolated_home):
     with pytest.raises(TaskSkipped) as skip:
-        vb.find_python(ScoreOptions())
+        vb.find_python(None)
     assert "evalsuite vbench setup" in skip.value.fix and "--vbench-python" in skip.value.fix
     python = make_fake_env(tmp_path / "env")
-    assert vb.find_python(ScoreOptions(vbench_python=str(tmp_path / "env"))) == python  # a venv folder works too
-    assert vb.find_python(ScoreOptions(vbench_python=str(python))) == python
+    assert vb.find_python(str(tmp_path / "env")) == python  # a venv folder works too
+    assert vb.find_python(str(python)) == python
     with pytest.raises(InputError, match="no interpreter"):
-        vb.find_python(ScoreOptions(vbench_python=str(tmp_path / "missing" / "python")))
+        vb.find_python(str(tmp_path / "missing" / "python"))
     default = make_fake_env(isolated_home / "vbench-env")
-    assert vb.find_python(ScoreOptions()) == default
+    assert vb.find_python(None) == default
 
 
 def test_check_env(tmp_path):
@@ -373,7 +373,7 @@ def _prompts_file(tmp_path: Path) -> Path:
 def test_task_end_to_end_standard_prompts(tmp_path):
     python = make_fake_env(tmp_path / "env")
     store = tmp_path / "store"
-    run = score("demo-video", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+    run = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
                                            prompts=_prompts_file(tmp_path), store=store, progress=False))
     doc = run.results[0]
     assert doc["status"] == "ok", doc.get("reason")
@@ -407,7 +407,7 @@ def test_task_end_to_end_standard_prompts(tmp_path):
 
 def test_task_custom_prompts_runs_quality_only(tmp_path):
     python = make_fake_env(tmp_path / "env")
-    run = score("demo-video", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=3,
+    run = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=3,
                                            store=tmp_path / "store", progress=False))
     doc = run.results[0]
     assert doc["status"] == "ok", doc.get("reason")
@@ -426,7 +426,7 @@ def test_task_custom_prompts_runs_quality_only(tmp_path):
 
 def test_task_without_detectron2_skips_those_dimensions(tmp_path):
     python = make_fake_env(tmp_path / "env", detectron2=False)
-    doc = score("demo-video", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+    doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
                                            prompts=_prompts_file(tmp_path), store=tmp_path / "store",
                                            progress=False)).results[0]
     assert doc["status"] == "ok"
@@ -444,7 +444,7 @@ def test_task_failing_env_stores_nothing(tmp_path, monkeypatch):
     (tmp_path / "env" / "FAIL").write_text("")
     store = tmp_path / "store"
     with pytest.raises(InputError, match="VBench failed") as info:
-        score("demo-video", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+        score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
                                          prompts=_prompts_file(tmp_path), store=store, progress=False))
     assert "out of memory" in info.value.message and "full log:" in info.value.message
     kept = Path(info.value.message.split("full log: ")[1].strip())
@@ -465,7 +465,7 @@ def test_task_without_env_is_skipped_with_the_fix(tmp_path):
 
 def test_task_skips_without_cuda_in_the_env(tmp_path):
     python = make_fake_env(tmp_path / "env", cuda=False)
-    doc = score("demo-video", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+    doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
                                            store=tmp_path / "store", progress=False)).results[0]
     assert doc["status"] == "skipped" and "CUDA" in doc["reason"]
 
@@ -479,7 +479,7 @@ def test_task_generator_without_prompts_uses_vbench_prompt_list(tmp_path, monkey
     source = base.ModelSource(spec="plainvideo", model_id="plainvideo-test", kind="generator", generator=gen)
     monkeypatch.setitem(base._SCHEMES, "plainvideo", lambda arg: source)  # a generator with no prompts of its own
     python = make_fake_env(tmp_path / "env")
-    doc = score("plainvideo", ScoreOptions(tasks=["vbench"], vbench_python=str(python), num_samples=4,
+    doc = score("plainvideo", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=4,
                                            store=tmp_path / "store", progress=False)).results[0]
     assert doc["status"] == "ok", doc.get("reason")
     assert doc["details"]["prompts"].startswith("vbench-standard")
@@ -499,7 +499,7 @@ def test_task_folder_in_vbench_layout(tmp_path):
     for name in (f"{PROMPT_A}-0.mp4", f"{PROMPT_A}-1.mp4", f"{PROMPT_A}-7.mp4", f"{PROMPT_B}-0.mp4"):
         (folder / name).write_bytes(b"not decoded by the fake")
     python = make_fake_env(tmp_path / "env")
-    doc = score(f"folder:{folder}", ScoreOptions(tasks=["vbench"], vbench_python=str(python),
+    doc = score(f"folder:{folder}", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python),
                                                  store=tmp_path / "store", progress=False)).results[0]
     assert doc["status"] == "ok", doc.get("reason")
     assert doc["details"]["mode"] == "vbench_standard" and doc["details"]["prompts"] == "folder"

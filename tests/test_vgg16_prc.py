@@ -112,7 +112,8 @@ def test_reference_of_another_feature_space_skips_with_the_fix(image_folders, tm
     npz = tmp_path / "ref.npz"
     refstats.save_npz(refstats.from_stream("b", feats.stats, ext.key, source="test", feats=feats.features), npz)
     other = "python:tests.tiny_models:tiny_clean"  # stands in for vgg16: another network than the reference's
-    kid, pr = score(f"folder:{a}", ScoreOptions(tasks=["kid", "precision-recall"], extractor=tiny, ref=str(npz),
+    kid, pr = score(f"folder:{a}", ScoreOptions.with_legacy(tasks=["kid", "precision-recall"], extractor=tiny,
+                                                            ref=str(npz),
                                                 pr_extractor=other, num_workers=0, progress=False)).results
     assert kid["status"] == "ok"
     assert pr["status"] == "skipped" and "computed differently" in pr["reason"]

@@ -74,7 +74,7 @@ def test_dino_position_table_as_dino_resizes_it():
 
 # ------------------------------------------------------------------------------------------------ end to end
 def _opts(tasks, **kw):
-    return ScoreOptions(tasks=tasks, num_samples=2, progress=False, num_workers=0, **kw)
+    return ScoreOptions.with_legacy(tasks=tasks, num_samples=2, progress=False, num_workers=0, **kw)
 
 
 def test_background_consistency_matches_an_independent_computation(tiny_openai_clip):

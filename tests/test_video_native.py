@@ -58,7 +58,7 @@ def test_bad_videos_are_counted_skips(tmp_path):
     assert doc["num_samples"] == 2 and doc["skipped_samples"]["count"] == 3
     with pytest.raises(InputError):
         score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], strict=True, progress=False))
-    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=4,
+    (doc,) = score(f"folder:{folder}", ScoreOptions.with_legacy(tasks=["temporal-flickering"], vbench_frames=4,
                                                     progress=False)).results
     assert doc["num_samples"] == 1 and doc["skipped_samples"]["count"] == 4  # sampled: short.mp4 is too short
     with pytest.raises(InputError, match="fewer than --num-samples"):
@@ -92,7 +92,7 @@ def test_mixed_frame_rates_are_a_clear_error(tmp_path):
     write_video(folder / "a.mp4", frames, fps=8, lossless=True)
     write_video(folder / "b.mp4", frames, fps=24, lossless=True)
     with pytest.raises(InputError, match="different frame rates"):
-        score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], frames=4, progress=False))
+        score(f"folder:{folder}", ScoreOptions.with_legacy(tasks=["temporal-flickering"], frames=4, progress=False))
 
 
 def test_every_frame_by_default_and_sampling_is_its_own_protocol(tmp_path):
@@ -106,12 +106,13 @@ def test_every_frame_by_default_and_sampling_is_its_own_protocol(tmp_path):
     assert doc["metrics"]["temporal_flickering"] == pytest.approx((255 - 10) / 255, rel=1e-6)
     assert doc["protocol"] == "vbench-temporal-flickering-native" and doc["details"]["sampling"] == {"frames": "all"}
     assert doc["task_version"] == "2"
-    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=4, frame_stride=3,
+    (doc,) = score(f"folder:{folder}", ScoreOptions.with_legacy(tasks=["temporal-flickering"], vbench_frames=4,
+                                                                frame_stride=3,
                                                     frame_start=1, progress=False)).results
     assert doc["protocol"] == "vbench-temporal-flickering-native-sampled-4f-s3-from1"
     assert doc["details"]["sampling"] == {"num_frames": 4, "stride": 3, "start": 1}
     assert doc["metrics"]["temporal_flickering"] == pytest.approx((255 - 30) / 255, rel=1e-6)  # frames 1, 4, 7, 10
-    (doc,) = score(f"folder:{folder}", ScoreOptions(tasks=["temporal-flickering"], vbench_frames=14,
+    (doc,) = score(f"folder:{folder}", ScoreOptions.with_legacy(tasks=["temporal-flickering"], vbench_frames=14,
                                                     progress=False)).results
     assert doc["protocol"] == "vbench-temporal-flickering-native-sampled-14f-s1"
     assert len(frames) == 14

@@ -83,36 +83,45 @@ def score(
                                             "folder:PATH (videos) | model:SPEC | FILE.npz | NAME"),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the interrupted run RUN_ID (see `runs "
                                          "list`): only its missing tasks, with the options stored with the run."),
+    option: Optional[list[str]] = typer.Option(None, "-o", "--option", help="A task's option: TASK.NAME=VALUE "
+                                               "(e.g. geneval.detector=torchvision-maskrcnn), or NAME=VALUE for "
+                                               "every task of the run that has it; repeatable. `evalsuite tasks "
+                                               "--options` lists them. The task flags above are aliases of these."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Score MODEL on tasks; prints a results table and where the results were stored."""
-    from evalsuite import distributed
-    from evalsuite.runner import ScoreOptions
-    from evalsuite.runner import resume as resume_run
-    from evalsuite.runner import score as run_score
+    from evalsuite import api, distributed, task_options
+    from evalsuite.runner import RunSummary
 
     if resume is not None:
         _refuse_options_with_resume(ctx)
     elif not model:
         raise InputError("no MODEL was given", "pass a model spec (see `evalsuite score --help`), or --resume RUN_ID "
                          "to finish an interrupted run")
+    # the task flags (aliases of -o settings) count only when given: their defaults are the tasks' own
+    aliases = {"biased_cov": biased_cov, "pr_neighbourhood": pr_k, "pr_extractor": pr_extractor, "data": data,
+               "resolution": resolution, "frames": frames, "dct_block": dct_block,
+               "images_per_prompt": images_per_prompt, "detector": detector, "color": color, "vqa": vqa, "dpg": dpg,
+               "clip_backbone": clip_backbone, "max_prompts": max_prompts,
+               "geneval_missing_as_failure": geneval_missing_as_failure, "frame_stride": frame_stride,
+               "frame_start": frame_start, "vbench_frames": vbench_frames, "fvd_max_real": fvd_max_real,
+               "vbench_python": vbench_python}
+    given = {old: value for old, value in aliases.items() if _given(ctx, _PARAM_OF.get(old, old))}
+    settings = task_options.merge(task_options.parse_assignments(option or []), task_options.from_legacy(given))
     with distributed.session() as dist:
-        options = ScoreOptions(
-            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None, suite=suite,
-            num_samples=num_samples, seed=seed, batch_size=batch_size, device=device, store=_store(store),
-            extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict, biased_cov=biased_cov,
-            pr_neighbourhood=pr_k, pr_extractor=pr_extractor, num_workers=workers,
-            progress=not as_json and dist.is_main,
-            autoencoder=autoencoder, data=data, resolution=resolution,
-            frames=frames, dct_block=dct_block, images_per_prompt=images_per_prompt, detector=detector, color=color,
-            vqa=vqa, dpg=dpg, clip_backbone=clip_backbone, max_prompts=max_prompts, frame_stride=frame_stride,
-            frame_start=frame_start, vbench_frames=vbench_frames, fvd_max_real=fvd_max_real,
-            geneval_missing_as_failure=geneval_missing_as_failure, vbench_python=vbench_python,
-            video_model=video_model, video_ref=video_ref,
-            fast=fast, optimize_graph=graph_opt,
-        )
-        summary = run_score(model, options) if resume is None else \
-            resume_run(resume, options.store, model, progress=options.progress)
+        progress = not as_json and dist.is_main
+        if resume is None:
+            run = api.score(model, [t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None,
+                            suite=suite, store=_store(store),
+                            options={(k if t == task_options.ALL_TASKS else f"{t}.{k}"): v
+                                     for t, values in settings.items() for k, v in values.items()},
+                            num_samples=num_samples, seed=seed, batch_size=batch_size, device=device,
+                            extractor=extractor, ref=ref, prompts=prompts, offline=offline, strict=strict,
+                            num_workers=workers, progress=progress, autoencoder=autoencoder, video_model=video_model,
+                            video_ref=video_ref, fast=fast, optimize_graph=graph_opt)
+        else:
+            run = api.resume(resume, _store(store), model=model, progress=progress)
+        summary = RunSummary(run.run_id, run.store, run.results)
     if not dist.is_main:
         return
     if as_json:
@@ -129,13 +138,33 @@ def score(
               soft_wrap=True)
 
 
+_PARAM_OF = {"pr_neighbourhood": "pr_k"}  # alias -> the name of its parameter above, where they differ
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    """Whether the option `param` was given on the command line (or by the environment), not left at its default."""
+    return getattr(ctx.get_parameter_source(param), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
 # ------------------------------------------------------------------------------------------------ tasks
 @app.command("tasks")
 @friendly
-def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt) -> None:
+def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt,
+               options: bool = typer.Option(False, "--options", help="List every task's options (set with "
+                                            "`score -o TASK.NAME=VALUE`): type, default, meaning, old flag.")) -> None:
     """Every registered task: what it needs and whether it can run here and now."""
-    from evalsuite.catalog import task_rows
+    from evalsuite.catalog import option_rows, task_rows
 
+    if options:
+        rows = option_rows()
+        if as_json:
+            _print_json(rows)
+            return
+        _table("task options (score -o TASK.NAME=VALUE, or -o NAME=VALUE for every task that has NAME)",
+               ["task", "option", "type", "default", "meaning", "alias"],
+               [[r["task"], r["option"], r["type"], "-" if r["default"] is None else r["default"], r["help"],
+                 ", ".join(r["aliases"]) or "-"] for r in rows])
+        return
     rows = task_rows(offline)
     if as_json:
         _print_json(rows)

@@ -35,7 +35,6 @@ def vbench_setup(
 @friendly
 def vbench_check(python: Optional[str] = typer.Option(None, "--vbench-python")) -> None:
     """Report what the VBench environment has (vbench version, torch, CUDA, detectron2)."""
-    from evalsuite.runner import ScoreOptions
     from evalsuite.tasks.video_vbench import check_env, find_python
 
-    _print_json(check_env(find_python(ScoreOptions(vbench_python=python))))
+    _print_json(check_env(find_python(python)))
