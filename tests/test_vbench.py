@@ -21,7 +21,7 @@ import pytest
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.runner import ScoreOptions, score
-from evalsuite.tasks import video_vbench as vb
+from evalsuite.tasks import vbench as vb
 
 RECORDING = Path(__file__).parent / "data" / "vbench" / "mymodel_eval_results.json"
 
@@ -125,6 +125,21 @@ def make_fake_env(root: Path, detectron2: bool = True, cuda: bool = True) -> Pat
 def calls(python: Path) -> list[list[str]]:
     log = python.parent.parent / "calls.jsonl"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+# --------------------------------------------------------------------------- the package and the old module
+def test_old_module_reexports_the_package():
+    """`evalsuite.tasks.video_vbench` (stored docs, users' scripts) is a re-export of `evalsuite.tasks.vbench`: every
+    public name is the same object, and the task is registered once, from `evalsuite.tasks.vbench.task`."""
+    from evalsuite.task import BUILTIN_TASK_MODULES, get
+    from evalsuite.tasks import video_vbench
+
+    assert sorted(video_vbench.__all__) == sorted(vb.__all__)
+    for name in vb.__all__:
+        assert getattr(video_vbench, name) is getattr(vb, name), name
+    assert "evalsuite.tasks.vbench.task" in BUILTIN_TASK_MODULES
+    assert get("vbench") is vb.VBenchTask is video_vbench.VBenchTask
+    assert vb.VBenchTask.__module__ == "evalsuite.tasks.vbench.task"
 
 
 # --------------------------------------------------------------------------- parsing

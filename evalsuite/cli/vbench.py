@@ -26,7 +26,7 @@ def vbench_setup(
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index for a CUDA build of torch."),
 ) -> None:
     """Create the separate VBench environment (vbench 0.1.5 with its pins); needs the package registries."""
-    from evalsuite.tasks.video_vbench import setup_command
+    from evalsuite.tasks.vbench.environment import setup_command
 
     setup_command(path=path, python=python, force=force, torch_index_url=torch_index_url, echo=out.print)
 
@@ -35,6 +35,6 @@ def vbench_setup(
 @friendly
 def vbench_check(python: Optional[str] = typer.Option(None, "--vbench-python")) -> None:
     """Report what the VBench environment has (vbench version, torch, CUDA, detectron2)."""
-    from evalsuite.tasks.video_vbench import check_env, find_python
+    from evalsuite.tasks.vbench.environment import check_env, find_python
 
     _print_json(check_env(find_python(python)))
