@@ -14,21 +14,19 @@ import pytest
 from PIL import Image
 
 from evalsuite.errors import InputError
-from evalsuite.tasks.t2i.backends import resolve
-from evalsuite.tasks.t2i.dpg import (
-    DPGQuestion,
+from evalsuite.tasks.dpg.images import load_dpg_images, split_grid
+from evalsuite.tasks.dpg.prompts import DPGQuestion, load_dpg
+from evalsuite.tasks.dpg.scoring import (
     answer_is_yes,
     category_scores,
-    load_dpg,
-    load_dpg_images,
     official_category_scores,
     score_answers,
     score_dpg,
     score_image,
     score_prompt,
-    split_grid,
     summarize,
 )
+from evalsuite.tasks.t2i.backends import resolve
 
 COLUMNS = ["item_id", "text", "keywords", "proposition_id", "dependency", "category_broad", "category_detailed",
            "tuple", "question_natural_language"]
@@ -289,7 +287,7 @@ def test_category_scores_after_the_rule_differ_from_the_official_ones(tmp_path):
 
 
 def test_category_weights_prompts_equally_when_image_counts_differ():
-    from evalsuite.tasks.t2i.dpg import DPGPrompt
+    from evalsuite.tasks.dpg.prompts import DPGPrompt
     prompts = [DPGPrompt("a", "a", [q(1, [0])]), DPGPrompt("b", "b", [q(1, [0])])]
     by_item = {"a": [{1: "yes"}], "b": [{1: "no"}, {1: "no"}, {1: "no"}, {1: "no"}]}
     assert category_scores(prompts, by_item)[0] == pytest.approx({"entity": 50.0})
@@ -338,7 +336,7 @@ def test_score_dpg_from_a_folder_of_grids_and_separate_images(tmp_path):
 
 
 def test_image_ids_that_look_indexed_stay_with_their_item(tmp_path):
-    from evalsuite.tasks.t2i.dpg import DPGPrompt
+    from evalsuite.tasks.dpg.prompts import DPGPrompt
     prompts = [DPGPrompt("a", "a", [q(1, [0])]), DPGPrompt("a_1", "a1", [q(1, [0])])]
     (tmp_path / "i").mkdir()
     grid([tile(k) for k in range(4)]).save(tmp_path / "i" / "a.png")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.tasks.t2i.dpg import load_dpg, official_score_prompt, summarize
+from evalsuite.tasks.dpg.prompts import load_dpg
+from evalsuite.tasks.dpg.scoring import official_score_prompt, summarize
 
 COLUMNS = ["item_id", "text", "keywords", "proposition_id", "dependency", "category_broad", "category_detailed",
            "tuple", "question_natural_language"]

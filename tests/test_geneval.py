@@ -17,7 +17,26 @@ from PIL import Image
 from evalsuite import weights
 from evalsuite.errors import InputError, MissingWeightsError
 from evalsuite.hashing import sha256_file
-from evalsuite.tasks.t2i import geneval as ge
+from evalsuite.tasks.geneval.color_classifier import CLIPColorClassifier, color_crop
+from evalsuite.tasks.geneval.detectors import torchvision_label_map
+from evalsuite.tasks.geneval.prompts import (
+    COCO_CLASSES,
+    COLORS,
+    RELATIONS,
+    generate_prompts,
+    load_prompts,
+    noun_phrase,
+    validate_metadata,
+    write_prompts,
+)
+from evalsuite.tasks.geneval.scoring import (
+    evaluate,
+    filter_detections,
+    relative_position,
+    score_images,
+    summarize,
+    write_results,
+)
 from evalsuite.tasks.t2i.backends import Detection, resolve
 
 
@@ -47,7 +66,7 @@ class FakeColors:
         self.calls = []
 
     def classify(self, image, detection, classname, colors):
-        assert list(colors) == list(ge.COLORS)
+        assert list(colors) == list(COLORS)
         self.calls.append((classname, detection.box))
         return self.by_box[detection.box]
 
@@ -59,20 +78,20 @@ def solid(rgb, size=(64, 64)):
 # ------------------------------------------------------------------------------------------------ prompts
 
 def test_generate_prompts_counts_and_validity():
-    prompts = ge.generate_prompts()
+    prompts = generate_prompts()
     assert len(prompts) == 553
     counts = collections.Counter(p["tag"] for p in prompts)
     assert counts == {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
                       "color_attr": 100}
     assert len({p["prompt"] for p in prompts}) == 553
     for p in prompts:
-        ge.validate_metadata(json.loads(json.dumps(p)))  # JSON-able and valid
+        validate_metadata(json.loads(json.dumps(p)))  # JSON-able and valid
         assert p["prompt"].startswith("a photo of ")
         for clause in p["include"] + p.get("exclude", []):
-            assert clause["class"] in ge.COCO_CLASSES
-            assert clause.get("color", "red") in ge.COLORS
+            assert clause["class"] in COCO_CLASSES
+            assert clause.get("color", "red") in COLORS
     singles = [p["include"][0]["class"] for p in prompts if p["tag"] == "single_object"]
-    assert sorted(singles) == sorted(ge.COCO_CLASSES)
+    assert sorted(singles) == sorted(COCO_CLASSES)
     for p in prompts:
         if p["tag"] == "counting":
             (inc,), (exc,) = p["include"], p["exclude"]
@@ -89,50 +108,50 @@ def test_generate_prompts_counts_and_validity():
             target, mover = p["include"]
             assert "position" not in target and mover["position"][1] == 0
             relation = mover["position"][0]
-            assert relation in ge.RELATIONS
-            assert p["prompt"] == (f"a photo of {ge.noun_phrase(mover['class'])} {relation} "
-                                   f"{ge.noun_phrase(target['class'])}")
+            assert relation in RELATIONS
+            assert p["prompt"] == (f"a photo of {noun_phrase(mover['class'])} {relation} "
+                                   f"{noun_phrase(target['class'])}")
 
 
 def test_generate_prompts_deterministic():
-    assert ge.generate_prompts(43) == ge.generate_prompts(43)
-    assert ge.generate_prompts(43) != ge.generate_prompts(44)
+    assert generate_prompts(43) == generate_prompts(43)
+    assert generate_prompts(43) != generate_prompts(44)
 
 
 def test_natural_english():
-    assert ge.noun_phrase("dog", 3) == "three dogs"
-    assert ge.noun_phrase("person", 2) == "two people"
-    assert ge.noun_phrase("computer mouse", 4) == "four computer mice"
-    assert ge.noun_phrase("knife", 2) == "two knives"
-    assert ge.noun_phrase("sheep", 3) == "three sheep"
-    assert ge.noun_phrase("bus", 2) == "two buses"
-    assert ge.noun_phrase("wine glass", 2) == "two wine glasses"
-    assert ge.noun_phrase("toothbrush", 3) == "three toothbrushes"
-    assert ge.noun_phrase("skis") == "a pair of skis"
-    assert ge.noun_phrase("scissors", 2) == "two pairs of scissors"
-    assert ge.noun_phrase("umbrella") == "an umbrella"
-    assert ge.noun_phrase("car", color="orange") == "an orange car"
-    assert ge.noun_phrase("apple", color="red") == "a red apple"
-    assert ge.noun_phrase("skis", color="blue") == "a pair of blue skis"
+    assert noun_phrase("dog", 3) == "three dogs"
+    assert noun_phrase("person", 2) == "two people"
+    assert noun_phrase("computer mouse", 4) == "four computer mice"
+    assert noun_phrase("knife", 2) == "two knives"
+    assert noun_phrase("sheep", 3) == "three sheep"
+    assert noun_phrase("bus", 2) == "two buses"
+    assert noun_phrase("wine glass", 2) == "two wine glasses"
+    assert noun_phrase("toothbrush", 3) == "three toothbrushes"
+    assert noun_phrase("skis") == "a pair of skis"
+    assert noun_phrase("scissors", 2) == "two pairs of scissors"
+    assert noun_phrase("umbrella") == "an umbrella"
+    assert noun_phrase("car", color="orange") == "an orange car"
+    assert noun_phrase("apple", color="red") == "a red apple"
+    assert noun_phrase("skis", color="blue") == "a pair of blue skis"
 
 
 def test_class_names_are_genevals():
-    assert len(ge.COCO_CLASSES) == 80 == len(set(ge.COCO_CLASSES))
+    assert len(COCO_CLASSES) == 80 == len(set(COCO_CLASSES))
     for name in ("tv", "tv remote", "computer mouse", "computer keyboard", "hair drier", "dining table",
                  "potted plant", "motorcycle", "airplane", "couch", "donut", "cell phone"):
-        assert name in ge.COCO_CLASSES
+        assert name in COCO_CLASSES
     for name in ("mouse", "remote", "keyboard", "tvmonitor", "sofa"):
-        assert name not in ge.COCO_CLASSES
-    assert ge.COLORS == ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
+        assert name not in COCO_CLASSES
+    assert COLORS == ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 
 
 def test_load_prompts_round_trip(tmp_path):
-    prompts = ge.generate_prompts()
-    path = ge.write_prompts(prompts, tmp_path / "evaluation_metadata.jsonl")
-    assert ge.load_prompts(path) == prompts
+    prompts = generate_prompts()
+    path = write_prompts(prompts, tmp_path / "evaluation_metadata.jsonl")
+    assert load_prompts(path) == prompts
     # blank lines are skipped
     path.write_text("\n" + path.read_text() + "\n\n")
-    assert ge.load_prompts(path) == prompts
+    assert load_prompts(path) == prompts
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -155,7 +174,7 @@ def test_load_prompts_bad_line(tmp_path, bad, needle):
     path = tmp_path / "meta.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(InputError) as err:
-        ge.load_prompts(path)
+        load_prompts(path)
     assert "line 2" in err.value.message and needle in err.value.message
     assert str(path) in err.value.message
 
@@ -164,9 +183,9 @@ def test_load_prompts_bad_json_and_missing_file(tmp_path):
     path = tmp_path / "meta.jsonl"
     path.write_text('{"tag": "single_object",\n')
     with pytest.raises(InputError, match="line 1"):
-        ge.load_prompts(path)
+        load_prompts(path)
     with pytest.raises(InputError, match="does not exist"):
-        ge.load_prompts(tmp_path / "nope.jsonl")
+        load_prompts(tmp_path / "nope.jsonl")
 
 
 # ------------------------------------------------------------------------------------------------ filtering
@@ -176,7 +195,7 @@ TWO_DOGS = {"tag": "counting", "include": [{"class": "dog", "count": 2}], "exclu
 
 
 def _score(meta, dets, colors=None):
-    return ge.evaluate(None, meta, ge.filter_detections(dets, meta["tag"]), colors)
+    return evaluate(None, meta, filter_detections(dets, meta["tag"]), colors)
 
 
 def test_counting_exclude_rule():
@@ -187,7 +206,7 @@ def test_counting_exclude_rule():
     assert _score(TWO_DOGS, [d1, d2, low]) == (True, "")
     assert _score(TWO_DOGS, [d1, low]) == (False, "expected dog>=2, found 1")
     # under another tag the same 0.85 detection counts (0.3 threshold)
-    assert len(ge.filter_detections([d1, low], "two_object")["dog"]) == 2
+    assert len(filter_detections([d1, low], "two_object")["dog"]) == 2
 
 
 def test_threshold_other_tags():
@@ -201,7 +220,7 @@ def test_filter_sorts_and_caps_at_16():
     scores = [0.5 + 0.02 * i for i in range(20)]  # 0.50 ... 0.88
     dets = [det("person", s, (i, i, i + 5, i + 5)) for i, s in enumerate(scores)]
     dets.reverse()
-    kept = ge.filter_detections(dets, "single_object")
+    kept = filter_detections(dets, "single_object")
     assert list(kept) == ["person"]
     assert [d.score for d in kept["person"]] == sorted(scores, reverse=True)[:16]
     # the cap decides an exclude: 20 confident people, but only 16 survive, so "<17" holds
@@ -209,8 +228,8 @@ def test_filter_sorts_and_caps_at_16():
     meta = {"tag": "counting", "include": [{"class": "person", "count": 2}],
             "exclude": [{"class": "person", "count": 17}], "prompt": "x"}
     assert _score(meta, confident) == (True, "")
-    assert ge.filter_detections(confident, "counting", max_objects=20)["person"][19] is confident[19]
-    assert ge.filter_detections([], "counting") == {}
+    assert filter_detections(confident, "counting", max_objects=20)["person"][19] is confident[19]
+    assert filter_detections([], "counting") == {}
 
 
 # ------------------------------------------------------------------------------------------------ position
@@ -218,24 +237,24 @@ def test_filter_sorts_and_caps_at_16():
 def test_relative_position_clear_cases():
     a = det("dog", 0.9, (0, 40, 20, 60))  # centre (10, 50)
     b = det("cat", 0.9, (80, 40, 100, 60))  # centre (90, 50): offset (-80, 0) -> shrink 4 -> -76/80 = -0.95
-    assert ge.relative_position(a, b) == {"left of"}
-    assert ge.relative_position(b, a) == {"right of"}
+    assert relative_position(a, b) == {"left of"}
+    assert relative_position(b, a) == {"right of"}
     top = det("dog", 0.9, (40, 0, 60, 20))  # centre (50, 10)
     bottom = det("cat", 0.9, (40, 80, 60, 100))  # centre (50, 90); y grows downwards
-    assert ge.relative_position(top, bottom) == {"above"}
-    assert ge.relative_position(bottom, top) == {"below"}
+    assert relative_position(top, bottom) == {"above"}
+    assert relative_position(bottom, top) == {"below"}
     # diagonal: offset (-80, -80), shrink 4 each -> (-76, -76)/113.1 = -0.67 on both axes
-    assert ge.relative_position(det("a", 1, (0, 0, 20, 20)), det("b", 1, (80, 80, 100, 100))) == {"left of",
+    assert relative_position(det("a", 1, (0, 0, 20, 20)), det("b", 1, (80, 80, 100, 100))) == {"left of",
                                                                                                   "above"}
 
 
 def test_relative_position_no_relation():
     # offset (-2, -2); shrink 0.1 * (20 + 20) = 4 per axis -> (0, 0): no relation at all
-    assert ge.relative_position(det("a", 1, (40, 40, 60, 60)), det("b", 1, (42, 42, 62, 62))) == set()
+    assert relative_position(det("a", 1, (40, 40, 60, 60)), det("b", 1, (42, 42, 62, 62))) == set()
     # identical boxes: zero offset
-    assert ge.relative_position(det("a", 1, (0, 0, 10, 10)), det("b", 1, (0, 0, 10, 10))) == set()
+    assert relative_position(det("a", 1, (0, 0, 10, 10)), det("b", 1, (0, 0, 10, 10))) == set()
     # offset (-10, 0) between 100-wide boxes: shrink 20 -> 0 on x, 0 on y -> nothing, though A's centre is left
-    assert ge.relative_position(det("a", 1, (0, 0, 100, 10)), det("b", 1, (10, 0, 110, 10))) == set()
+    assert relative_position(det("a", 1, (0, 0, 100, 10)), det("b", 1, (10, 0, 110, 10))) == set()
 
 
 def test_relative_position_shrink_decides_borderline():
@@ -243,15 +262,15 @@ def test_relative_position_shrink_decides_borderline():
     # narrow boxes (20 wide, 10 high): shrink x 0.1*(20+20) = 4 -> -56/100 = -0.56 -> left of;
     #                                  shrink y 0.1*(10+10) = 2 ->  78/100 = 0.78 -> below
     narrow_a, narrow_b = det("a", 1, (30, 175, 50, 185)), det("b", 1, (90, 95, 110, 105))
-    assert ge.relative_position(narrow_a, narrow_b) == {"left of", "below"}
+    assert relative_position(narrow_a, narrow_b) == {"left of", "below"}
     # wide boxes (60 wide): shrink x 0.1*(60+60) = 12 -> -48/100 = -0.48 -> not left of (it would be -0.524 if
     # divided by the shrunk offset's length 91.6, so this also pins the division by the original length)
     wide_a, wide_b = det("a", 1, (10, 175, 70, 185)), det("b", 1, (70, 95, 130, 105))
-    assert ge.relative_position(wide_a, wide_b) == {"below"}
+    assert relative_position(wide_a, wide_b) == {"below"}
     meta = {"tag": "position", "include": [{"class": "b", "count": 1},
                                            {"class": "a", "count": 1, "position": ["left of", 0]}], "prompt": "x"}
-    assert ge.evaluate(None, meta, {"a": [narrow_a], "b": [narrow_b]}) == (True, "")
-    assert ge.evaluate(None, meta, {"a": [wide_a], "b": [wide_b]}) == (False,
+    assert evaluate(None, meta, {"a": [narrow_a], "b": [narrow_b]}) == (True, "")
+    assert evaluate(None, meta, {"a": [wide_a], "b": [wide_b]}) == (False,
                                                                        "expected a left of target, found below target")
 
 
@@ -351,7 +370,7 @@ def test_score_images_rows(tmp_path):
     samples = [("00000/samples/0000.png", solid((1, 1, 1)), prompts[0]),
                ("00001/samples/0000.png", solid((2, 2, 2)), prompts[1]),
                ("00001/samples/0001.png", path, prompts[1])]
-    rows = ge.score_images(samples, detector)
+    rows = score_images(samples, detector)
     assert [r["correct"] for r in rows] == [True, True, False]
     for row, (name, _, meta) in zip(rows, samples):
         assert set(row) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details"}
@@ -359,7 +378,7 @@ def test_score_images_rows(tmp_path):
         assert json.loads(row["metadata"]) == meta
     assert json.loads(rows[0]["details"]) == {"dog": [[0, 0, 10, 10, 0.95], [20, 0, 30, 10, 0.92]]}
     assert rows[2]["reason"] == "expected cat>=1, found 0\nno target for dog to be left of"
-    out = ge.write_results(rows, tmp_path / "results.jsonl")
+    out = write_results(rows, tmp_path / "results.jsonl")
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
 
 
@@ -375,7 +394,7 @@ def test_summary_overall_is_mean_of_tasks():
             + rows_for("colors", "p5", [True])
             + rows_for("position", "p6", [True, False]) + rows_for("position", "p7", [False, False])
             + rows_for("color_attr", "p8", [False]))
-    s = ge.summarize(rows)
+    s = summarize(rows)
     # tasks: 1, 0, 1/2, 1, 1/4, 0 -> overall 2.75 / 6; images: 6 correct of 12 -> 0.5
     assert s["overall"] == pytest.approx(2.75 / 6)
     assert s["image_accuracy"] == pytest.approx(0.5)
@@ -387,7 +406,7 @@ def test_summary_overall_is_mean_of_tasks():
     assert s["num_images"] == 12 and s["num_prompts"] == 8
     assert {p["prompt"]: p["accuracy"] for p in s["per_prompt"]}["p6"] == 0.5
     with pytest.raises(InputError):
-        ge.summarize([])
+        summarize([])
 
 
 # ------------------------------------------------------------------------------------------------ backends
@@ -411,8 +430,8 @@ def test_clip_color_offline_without_weights():
 
 
 def test_torchvision_label_map():
-    mapping = ge.torchvision_label_map()
-    assert sorted(mapping.values()) == sorted(ge.COCO_CLASSES)
+    mapping = torchvision_label_map()
+    assert sorted(mapping.values()) == sorted(COCO_CLASSES)
     assert mapping[1] == "person" and mapping[74] == "computer mouse" and mapping[90] == "toothbrush"
     assert 12 not in mapping  # an N/A slot
 
@@ -441,7 +460,7 @@ def test_torchvision_maskrcnn_random_init(tmp_path, monkeypatch):
     dets = detector.detect(image)
     assert isinstance(dets, list) and dets
     for d in dets:
-        assert isinstance(d, Detection) and d.label in ge.COCO_CLASSES
+        assert isinstance(d, Detection) and d.label in COCO_CLASSES
         assert isinstance(d.score, float) and len(d.box) == 4
         assert d.mask is not None and d.mask.shape == (128, 128) and d.mask.dtype == bool
 
@@ -451,11 +470,11 @@ def test_color_crop_pastes_mask_on_grey():
     arr[..., 0] = 200
     mask = np.zeros((20, 30), dtype=bool)
     mask[5:10, 10:15] = True
-    crop = np.asarray(ge.color_crop(Image.fromarray(arr), det("cup", 0.9, (8, 4, 18, 12), mask)))
+    crop = np.asarray(color_crop(Image.fromarray(arr), det("cup", 0.9, (8, 4, 18, 12), mask)))
     assert crop.shape == (8, 10, 3)
     assert (crop[1:6, 2:7] == (200, 0, 0)).all()  # inside the mask: the object
     assert (crop[0] == (153, 153, 153)).all() and (crop[:, 7:] == (153, 153, 153)).all()
-    no_mask = np.asarray(ge.color_crop(Image.fromarray(arr), det("cup", 0.9, (8, 4, 18, 12))))
+    no_mask = np.asarray(color_crop(Image.fromarray(arr), det("cup", 0.9, (8, 4, 18, 12))))
     assert (no_mask == (200, 0, 0)).all()
 
 
@@ -468,15 +487,15 @@ def test_clip_color_classifier_tiny_random_model():
         vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=16, image_size=32),
         text_cfg=open_clip.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
     )
-    clf = ge.CLIPColorClassifier(device="cpu", model=tiny)
+    clf = CLIPColorClassifier(device="cpu", model=tiny)
     assert clf.protocol == "geneval-clip-vit-l-14"
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     mask = np.zeros((40, 40), dtype=bool)
     mask[10:20, 10:20] = True
-    color = clf.classify(image, det("car", 0.9, (5, 5, 25, 25), mask), "car", list(ge.COLORS))
-    assert color in ge.COLORS
-    assert clf._text[("car", ge.COLORS)].shape == (16, 10)
+    color = clf.classify(image, det("car", 0.9, (5, 5, 25, 25), mask), "car", list(COLORS))
+    assert color in COLORS
+    assert clf._text[("car", COLORS)].shape == (16, 10)
     # evaluate drives it like any colour backend
-    ok, reason = ge.evaluate(image, {"tag": "colors", "include": [{"class": "car", "count": 1, "color": color}],
+    ok, reason = evaluate(image, {"tag": "colors", "include": [{"class": "car", "count": 1, "color": color}],
                                      "prompt": "x"}, {"car": [det("car", 0.9, (5, 5, 25, 25), mask)]}, clf)
     assert ok and reason == ""

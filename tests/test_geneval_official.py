@@ -21,7 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
-import evalsuite.tasks.t2i.geneval as ge
+from evalsuite.tasks.geneval.color_classifier import CLIPColorClassifier, color_crop
+from evalsuite.tasks.geneval.prompts import COLORS
 from evalsuite.tasks.t2i.backends import Detection
 from tests.official import official
 
@@ -99,7 +100,7 @@ def _official_run(zsc, model, tokenizer, transform, image, dets, classname, devi
                  "a photo of a {c} object"]  # evaluate_images.py L111-119
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.cuda.amp.autocast is deprecated (and off without CUDA)
-        weights = zsc.zero_shot_classifier(model, tokenizer, list(ge.COLORS), templates, device)
+        weights = zsc.zero_shot_classifier(model, tokenizer, list(COLORS), templates, device)
         objects = [(np.asarray(d.box, dtype=np.float32), d.mask) for d in dets]
         loader = torch.utils.data.DataLoader(_OfficialCrops(image, objects, transform), batch_size=16)
         with torch.no_grad():
@@ -114,20 +115,20 @@ def _compare(zsc, device):
     tokenizer = open_clip.get_tokenizer("ViT-L-14")
     transform = open_clip.image_transform(model.visual.image_size, is_train=False,
                                           mean=open_clip.OPENAI_DATASET_MEAN, std=open_clip.OPENAI_DATASET_STD)
-    ours = ge.CLIPColorClassifier(device=device, model=model, tokenizer=tokenizer)
+    ours = CLIPColorClassifier(device=device, model=model, tokenizer=tokenizer)
     image, dets = _scene()
     predicted: set[str] = set()
     for classname in ("car", "tv remote"):
         mine = [d for d in dets if d.label == classname]
         weights, logits = _official_run(zsc, model, tokenizer, transform, image, mine, classname, device)
-        assert torch.allclose(ours._class_weights(classname, ge.COLORS).float().cpu(), weights.float().cpu(),
+        assert torch.allclose(ours._class_weights(classname, COLORS).float().cpu(), weights.float().cpu(),
                               atol=TOL, rtol=0)
-        our_logits = torch.cat([ours.logits(image, d, classname, list(ge.COLORS)) for d in mine])
+        our_logits = torch.cat([ours.logits(image, d, classname, list(COLORS)) for d in mine])
         assert torch.allclose(our_logits, logits, atol=TOL, rtol=0), (our_logits - logits).abs().max()
         top2 = logits.topk(2, dim=1).values
         assert ((top2[:, 0] - top2[:, 1]) > 10 * TOL).all()  # predictions are decided, not ties
-        official_colors = [ge.COLORS[int(i)] for i in logits.argmax(1)]  # evaluate_images.py L127
-        assert [ours.classify(image, d, classname, list(ge.COLORS)) for d in mine] == official_colors
+        official_colors = [COLORS[int(i)] for i in logits.argmax(1)]  # evaluate_images.py L127
+        assert [ours.classify(image, d, classname, list(COLORS)) for d in mine] == official_colors
         predicted |= set(official_colors)
     assert len(predicted) >= 3  # the argmax is exercised, not one colour for every crop
     return ours
@@ -150,7 +151,7 @@ def test_color_crop_is_genevals_composite_and_pil_crop():
     arr = np.full((10, 12, 3), 200, dtype=np.uint8)
     mask = np.zeros((10, 12), dtype=bool)
     mask[2:6, 3:8] = True
-    crop = np.asarray(ge.color_crop(Image.fromarray(arr), Detection("cup", 0.9, (2.5, 1.5, 14.4, 6.6), mask)))
+    crop = np.asarray(color_crop(Image.fromarray(arr), Detection("cup", 0.9, (2.5, 1.5, 14.4, 6.6), mask)))
     # round(2.5) = 2, round(1.5) = 2, round(14.4) = 14, round(6.6) = 7 -> 12 x 5 pixels, two columns off the image
     assert crop.shape == (5, 12, 3)
     assert (crop[:4, 1:6] == 200).all() and (crop[4, :10] == 153).all() and (crop[:, :1] == 153).all()

@@ -72,5 +72,6 @@ def test_the_wheel_installs_only_evalsuite(tmp_path):
     assert top == {"evalsuite", next(t for t in top if t.endswith(".dist-info"))}, top
     for shipped in ("evalsuite/tasks/data/image_prompts.txt", "evalsuite/leaderboard/templates/index.html.j2",
                     "evalsuite/leaderboard/published.yaml", "evalsuite/reference_stats/manifest.json",
-                    "evalsuite/device/ios/PROTOCOL.md", "evalsuite/tasks/t2i/geneval.py"):
+                    "evalsuite/device/ios/PROTOCOL.md", "evalsuite/tasks/geneval/prompts.py",
+                    "evalsuite/tasks/dpg/scoring.py"):
         assert shipped in names, shipped

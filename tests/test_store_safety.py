@@ -356,7 +356,8 @@ def test_geneval_outputs_and_vbench_log_never_write_through_links(tmp_path):
     """GenEval's results.jsonl / metadata and VBench's streamed log in a store: a planted link is refused and the
     file it points to is untouched."""
     from evalsuite.fsutil import open_for_writing
-    from evalsuite.tasks.t2i.geneval import write_prompts, write_results
+    from evalsuite.tasks.geneval.prompts import write_prompts
+    from evalsuite.tasks.geneval.scoring import write_results
 
     target = tmp_path / "outside.txt"
     target.write_text("precious")

@@ -12,8 +12,8 @@ from PIL import Image
 
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.tasks import get as get_task
+from evalsuite.tasks.geneval.counting_task import COUNTING_CLASSES
 from evalsuite.tasks.t2i.backends import Detection
-from evalsuite.tasks.text_image import COUNTING_CLASSES
 
 
 class FixedDetector:

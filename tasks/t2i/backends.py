@@ -55,17 +55,16 @@ BackendFactory = Callable[..., Any]  # (the part of the spec after the colon, **
 
 
 def _backends(kind: str, group: str, module: str) -> Registry[BackendFactory]:
-    return Registry(f"{kind} backend", builtin_modules=[f"evalsuite.tasks.t2i.{module}"], group=group,
-                    fix="or python:module:factory")
+    return Registry(f"{kind} backend", builtin_modules=[module], group=group, fix="or python:module:factory")
 
 
 #: scoring backends by kind, then name: GenEval's detectors and colour classifiers, DPG-Bench's VQA models; plugins add
 #: theirs through the entry-point groups `evalsuite.detectors`, `evalsuite.color_classifiers` and `evalsuite.vqa_models`
 #: (a module that calls `register`, or `name = mod:factory`)
 BACKENDS: dict[str, Registry[BackendFactory]] = {
-    "detector": _backends("detector", "evalsuite.detectors", "geneval"),
-    "color": _backends("color", "evalsuite.color_classifiers", "geneval"),
-    "vqa": _backends("vqa", "evalsuite.vqa_models", "dpg"),
+    "detector": _backends("detector", "evalsuite.detectors", "evalsuite.tasks.geneval.detectors"),
+    "color": _backends("color", "evalsuite.color_classifiers", "evalsuite.tasks.geneval.color_classifier"),
+    "vqa": _backends("vqa", "evalsuite.vqa_models", "evalsuite.tasks.dpg.vqa"),
 }
 _METHODS = {"detector": "detect", "color": "classify", "vqa": "answer"}
 
@@ -74,6 +73,13 @@ def _kind(kind: str) -> Registry[BackendFactory]:
     if kind not in BACKENDS:
         raise UnknownNameError(f"unknown backend kind '{kind}'", f"use one of {', '.join(BACKENDS)}")
     return BACKENDS[kind]
+
+
+def default_device() -> str:
+    """The device a backend runs on when none is given: "cuda" where torch sees a GPU, else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def register(kind: str, name: str, factory: BackendFactory) -> None:
