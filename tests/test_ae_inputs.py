@@ -385,7 +385,7 @@ def test_video_data_through_every_ae_task(tmp_path, video_folder):
         data = doc["provenance"]["data"]
         assert data["kind"] == "video" and data["count"] == 2 and data["resolution"] == 32
         assert data["frames"] == {"num_frames": 4, "stride": 1, "start": 0}
-        assert doc["provenance"]["options"]["frames"] == 4
+        assert doc["provenance"]["task_options"]["frames"] == 4
         for key, values in doc.get("per_sample", {}).items():  # one value per video, not per frame
             assert len(values) == 2, (task, key)
         assert all(np.isfinite(v) for v in doc["metrics"].values()), task

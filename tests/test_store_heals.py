@@ -306,7 +306,7 @@ def test_a_killed_run_is_listed_incomplete_and_resume_finishes_it(tmp_path):
     assert {r["task"] for r in out["results"]} == {"ae-recon", "spectral", "scale-equivariance"}
     assert all((run_dir / name).read_bytes() == data for name, data in kept.items())  # untouched
     new = json.loads((run_dir / "scale-equivariance.json").read_text())
-    assert new["provenance"]["options"]["num_samples"] == 2 and new["provenance"]["options"]["resolution"] == 64
+    assert new["provenance"]["options"]["num_samples"] == 2 and new["provenance"]["task_options"]["resolution"] == 64
     assert new["model"]["spec"] == "python:tests.kill_models:ae"
     assert not half_written.exists()
 
