@@ -14,7 +14,8 @@ Every function goes through the engine the CLI uses; nothing here computes a dis
   feature engine reads files (that is what its cache is keyed by), so this is its one input path.
 * `frechet_distance` is `evalsuite fd`: `evalsuite.refstats.distance` on two statistics files (in-memory statistics
   are written to temporary `.npz` files, so they are checked like any file).
-* `score` is `evalsuite score`; `load_results` reads a results store like `evalsuite runs`.
+* `score` is `evalsuite score` (the CLI's `score` calls it), `resume` is `score --resume`; `load_results` reads
+  a results store like `evalsuite runs`.
 
 A feature network may be a registered name (`inception`, `clip`, `vgg16`, `i3d`, `videomae:FILE`), a
 `python:module:factory` spec, or an `nn.Module` object. An object is handed to the engine's `python:` path under
@@ -25,7 +26,8 @@ cache is shared between calls with the same network); it declares `preprocessing
 
 This module holds the functions and the calls into the engine; `evalsuite.api_inputs` turns what they are given
 (folders, lists, batches, statistics, objects) into what the engine reads, and `evalsuite.result_frames` holds
-`RunResult` and `load_results` (the DataFrames), both re-exported here.
+`RunResult` and `load_results` (the DataFrames), both re-exported here. (Over 400 lines because every public
+function carries its runnable doctest example; the code itself is about half of it.)
 """
 
 from __future__ import annotations
