@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ import torch
 import evalsuite
 from evalsuite import distributed, task_options
 from evalsuite import task as registry
+from evalsuite.api_inputs import SPEC_MODULE as IN_MEMORY_SPEC_MODULE
 from evalsuite.context import RunContext, measure_fast_deviation
 from evalsuite.errors import EvalsuiteError, InputError, MissingWeightsError, TaskSkipped, refuse_skipped
 from evalsuite.fsutil import remove_temp_files
@@ -134,6 +136,11 @@ def resume(run_id: str, store_dir: str | Path, model_spec: str | None = None, pr
     if damaged:
         raise InputError(f"run {run_id} holds result files that cannot be read: {', '.join(damaged)}",
                          "move them out of the store, then resume to score those tasks again")
+    if spec.startswith(f"python:{IN_MEMORY_SPEC_MODULE}:in_memory."):
+        raise InputError(f"run {run_id} scored a model object that lived in the memory of the call that started it "
+                         f"({spec}); it cannot be rebuilt to resume the run",
+                         "score the object again, or pass the model as a python:module:factory spec (a factory "
+                         "evalsuite can call again) so that its runs can be resumed")
     source = resolve_model(spec)
     if source.model_id != manifest["model"]["id"]:
         raise InputError(f"model {spec} now identifies as {source.model_id!r}, but run {run_id} scored "
@@ -179,7 +186,7 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             try:
-                out = dist.collectively(lambda task=task: task.run(ctx), f"task {name}")
+                out = dist.collectively(functools.partial(task.run, ctx), f"task {name}")
             except TaskSkipped as skip:
                 doc.update(status="skipped", reason=skip.reason, fix=skip.fix, metrics={})
             except MissingWeightsError as exc:

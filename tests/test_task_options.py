@@ -190,3 +190,20 @@ def test_doctests_of_the_task_contract_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_run_of_a_model_object_cannot_be_resumed_and_says_so(tmp_path, echo_tasks, monkeypatch):
+    import evalsuite
+    from tests.tiny_models import noise_generator
+
+    def interrupted(self, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Other, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evalsuite.score(noise_generator(), tasks=[_Echo.name, _Other.name], store=tmp_path / "s", num_samples=2,
+                        progress=False)
+    (run_id,) = [p.name for p in (tmp_path / "s" / "runs").iterdir()]
+    with pytest.raises(InputError, match="model object that lived in the memory") as info:
+        evalsuite.resume(run_id, tmp_path / "s")
+    assert "python:module:factory" in info.value.fix
