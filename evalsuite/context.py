@@ -24,7 +24,7 @@ from evalsuite.options import (
     resolve_device,
 )
 from evalsuite.results import ResultsStore
-from evalsuite.samples import SampleStore, sample_requests
+from evalsuite.samples import SampleRequest, SampleStore, sample_requests
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -75,6 +75,7 @@ class RunContext:
                              "(--suite autoencoder)")
         n = self.options.num_samples
         if source.kind == "folder":
+            assert source.folder is not None  # (a folder source has its folder)
             files = list_images(source.folder)
             if n is not None and not is_reference:
                 if len(files) < n:
@@ -84,6 +85,11 @@ class RunContext:
                 files = files[:n]
             return files
         return self._generated(source, seed, "image")[0]
+
+    def samples_of(self, source: ModelSource, seed: int) -> list[Path]:
+        """The image samples of another model than the one scored (a reference variant, a reference model): the
+        same prompts and count as the run's samples, seeds from `seed`; a folder's images, all of them."""
+        return self._source_files(source, seed, is_reference=True)
 
     def _generated(self, source: ModelSource, seed: int, media: str,
                    prompts: list[str] | None = None) -> tuple[list[Path], list[str]]:
@@ -99,7 +105,8 @@ class RunContext:
             self._sample_prompts = [r.prompt for r in requests]
         return paths, [r.prompt for r in requests]
 
-    def generate(self, store: SampleStore, generator: Any, requests: list, media: str) -> tuple[list[Path], int]:
+    def generate(self, store: SampleStore, generator: Any, requests: Sequence[SampleRequest],
+                 media: str) -> tuple[list[Path], int]:
         """Generate what is missing; under torchrun each rank makes its shard, then all see every file."""
         mine = self.dist.shard(requests) if self.dist.enabled else requests  # lazy requests stay lazy
         _, generated = self.dist.collectively(
@@ -161,6 +168,7 @@ class RunContext:
         source = source or self.video_source()
         n = self.options.num_samples
         if source.kind == "folder":
+            assert source.folder is not None
             files = list_videos(source.folder)
             check_one_frame_rate(files)
             if n is not None and not is_reference:
@@ -183,10 +191,11 @@ class RunContext:
             from evalsuite.models.folder import read_prompts_jsonl
 
             table = {}
-            if self.source.kind == "folder" and (self.source.folder / "prompts.jsonl").is_file():
-                table = read_prompts_jsonl(self.source.folder / "prompts.jsonl")
-            self._sample_prompts = [table.get(str(f.relative_to(self.source.folder)), {}).get("prompt")
-                                    if self.source.kind == "folder" else None for f in files]
+            folder = self.source.folder if self.source.kind == "folder" else None
+            if folder is not None and (folder / "prompts.jsonl").is_file():
+                table = read_prompts_jsonl(folder / "prompts.jsonl")
+            self._sample_prompts = [table.get(str(f.relative_to(folder)), {}).get("prompt")
+                                    if folder is not None else None for f in files]
         return self._sample_prompts
 
     def prompt_samples(self, prompts: list[dict], label: str, per_prompt: int) -> list:
@@ -195,6 +204,7 @@ class RunContext:
         from evalsuite import prompt_layout as layout
 
         if self.source.kind == "folder":
+            assert self.source.folder is not None
             if not layout.is_layout(self.source.folder):
                 raise InputError(f"folder {self.source.folder} is not in GenEval's layout (<NNNNN>/metadata.jsonl + "
                                  "samples/)", "generate with a model spec, or lay the images out as GenEval does")
@@ -260,7 +270,7 @@ class RunContext:
                                   "features": local.features, "cached": local.n_cached, "computed": local.n_computed,
                                   "resolutions": getattr(local, "resolutions", None)})
         order = {f: i for i, f in enumerate(self.dist.unshard([p["files"] for p in parts]))}
-        files = sorted(order, key=order.get)
+        files = sorted(order, key=order.__getitem__)
         sha = dict(zip([f for p in parts for f in p["files"]], [s for p in parts for s in p["sha"]]))
         features = None
         if local.features is not None:
@@ -368,7 +378,8 @@ class RunContext:
 def _has_videos(folder: Path | None) -> bool:
     from evalsuite.videoio import VIDEO_EXTENSIONS
 
-    return bool(folder) and any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).rglob("*") if p.is_file())
+    return folder is not None and any(p.suffix.lower() in VIDEO_EXTENSIONS
+                                      for p in Path(folder).rglob("*") if p.is_file())
 
 
 def measure_fast_deviation(files: list[Path], ext: extractors.Extractor, batch_size: int, count: int = 64) -> dict:
@@ -379,6 +390,7 @@ def measure_fast_deviation(files: list[Path], ext: extractors.Extractor, batch_s
                     keep_features=True, use_cache=False, progress=False)
     fast = extract(probe, ext, batch_size=batch_size, num_workers=0, keep_features=True, use_cache=False,
                    progress=False)
+    assert exact.features is not None and fast.features is not None  # (keep_features=True)
     scale = float(np.abs(exact.features).max()) or 1.0
     dev = float(np.abs(fast.features.astype(np.float64) - exact.features).max()) / scale if len(probe) else 0.0
     return {"precision": extractors.FAST_PRECISION, "checked_files": len(probe),

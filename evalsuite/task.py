@@ -116,8 +116,8 @@ class Task:
 BUILTIN_TASK_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoencoder",
                         "evalsuite.tasks.text_image", "evalsuite.tasks.geneval.task",
                         "evalsuite.tasks.geneval.counting_task", "evalsuite.tasks.dpg.task",
-                        "evalsuite.tasks.video_native", "evalsuite.tasks.video_fvd",
-                        "evalsuite.tasks.vbench.task")
+                        "evalsuite.tasks.video_native", "evalsuite.tasks.video_fvd", "evalsuite.tasks.vbench.task",
+                        "evalsuite.tasks.variant_fidelity")
 
 TASKS: Registry[type[Task]] = Registry("task", builtin_modules=BUILTIN_TASK_MODULES, group="evalsuite.tasks",
                                        fix="`evalsuite tasks`")

@@ -16,9 +16,12 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from evalsuite.errors import InputError
+
+if TYPE_CHECKING:
+    from evalsuite.task import Task
 
 ALL_TASKS = "*"  # the key of settings that apply to every task of the run declaring the option
 LIST_FIX = "`evalsuite tasks --options` lists every task's options"
@@ -110,7 +113,8 @@ def fields_of(task_cls: type) -> list[dataclasses.Field]:
     return list(dataclasses.fields(options)) if options is not None and dataclasses.is_dataclass(options) else []
 
 
-def check(settings: Mapping[str, Mapping[str, Any]], run_tasks: Iterable[type], all_tasks: Iterable[type]) -> None:
+def check(settings: Mapping[str, Mapping[str, Any]], run_tasks: Iterable[type[Task]],
+          all_tasks: Iterable[type[Task]]) -> None:
     """Refuse, before any work: a TASK.NAME whose task does not exist or does not declare NAME, and a NAME no
     registered task declares. (A NAME declared only by tasks outside this run is accepted: a suite's flags apply to
     the tasks that read them.)"""
@@ -134,11 +138,11 @@ def check(settings: Mapping[str, Mapping[str, Any]], run_tasks: Iterable[type], 
         resolve(cls, settings)
 
 
-def resolve(task_cls: type, settings: Mapping[str, Mapping[str, Any]]) -> Any:
+def resolve(task_cls: type[Task], settings: Mapping[str, Mapping[str, Any]]) -> Any:
     """The task's `Options` instance: its defaults, overridden by the run's "*" settings it declares, then by the
     settings addressed to it by name; each value converted to the declared type (strings from the command line)."""
     options_cls = getattr(task_cls, "Options", None)
-    if options_cls is None or not dataclasses.is_dataclass(options_cls):
+    if options_cls is None or not (isinstance(options_cls, type) and dataclasses.is_dataclass(options_cls)):
         return None if options_cls is None else options_cls()
     hints = typing.get_type_hints(options_cls)
     declared = {f.name for f in dataclasses.fields(options_cls)}
@@ -150,7 +154,7 @@ def resolve(task_cls: type, settings: Mapping[str, Mapping[str, Any]]) -> Any:
 
 def as_json(options: Any) -> dict:
     """A resolved options instance as stored in a result's provenance."""
-    if options is None or not dataclasses.is_dataclass(options):
+    if options is None or not dataclasses.is_dataclass(options) or isinstance(options, type):
         return {}
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
 
@@ -198,10 +202,11 @@ def convert(value: Any, annotation: Any, where: str) -> Any:
     else:
         return value  # a type this module does not parse: the task checks it
     kind = getattr(annotation, "__name__", str(annotation)) + (" or none" if optional else "")
-    raise InputError(f"option {where} is {value!r}, which is not a {kind}", f"pass a {kind}; " + LIST_FIX)
+    raise InputError(f"option {where} is {value!r}, which is not of type {kind}",
+                     f"pass a value of type {kind}; " + LIST_FIX)
 
 
-def describe(task_cls: type) -> list[dict]:
+def describe(task_cls: type[Task]) -> list[dict]:
     """The options of a task for `evalsuite tasks --options`: name, type, default, help."""
     options_cls = getattr(task_cls, "Options", None)
     if options_cls is None or not dataclasses.is_dataclass(options_cls):

@@ -82,7 +82,7 @@ def test_values_convert_to_the_declared_type(value, kind, expected):
 
 @pytest.mark.parametrize("value, kind", [("three", int), ("maybe", bool), (True, int), (1.5, int), (3, str)])
 def test_a_value_of_the_wrong_type_is_an_error_naming_the_option(value, kind):
-    with pytest.raises(InputError, match=r"option t\.o is .* not a"):
+    with pytest.raises(InputError, match=r"option t\.o is .* not of type"):
         convert(value, kind, "t.o")
 
 
@@ -107,7 +107,7 @@ def test_options_reach_the_task_and_are_recorded_in_its_result(tmp_path, echo_ta
     ({"options-echo": {"levle": "1"}}, "task options-echo has no option levle"),
     ({"nosuchtask": {"level": "1"}}, "there is no task named 'nosuchtask'"),
     ({"*": {"nosuchoption": "1"}}, "no task has an option named nosuchoption"),
-    ({"options-echo": {"level": "high"}}, "option options-echo.level is 'high', which is not a int"),
+    ({"options-echo": {"level": "high"}}, "option options-echo.level is 'high', which is not of type int"),
 ])
 def test_bad_settings_are_refused_before_any_work(tmp_path, echo_tasks, settings, message):
     with pytest.raises(InputError, match=message):

@@ -64,10 +64,15 @@ def resolve_model(spec: str) -> ModelSource:
     spec = spec.strip()
     if not spec:
         raise InputError("empty model spec", "pass e.g. demo, folder:PATH, python:pkg.mod:factory or diffusers:PATH")
+    from evalsuite import knobs
+
+    base, values = knobs.split_spec(spec)
+    if values:  # a variant: `SPEC?knob=value&...`
+        return knobs.apply(resolve_model(base), values)
     name, _, arg = spec.partition(":")
     factory = SCHEMES.get(name, None)
     if factory is not None:
-        return factory(arg)
+        return knobs.apply(factory(arg), {})
     if Path(spec).is_dir():
         raise UnknownNameError(f"model spec '{spec}' has no scheme", f"for a folder of images write folder:{spec}")
     raise UnknownNameError(  # the whole spec and the forms it may take, more helpful here than the bare scheme names

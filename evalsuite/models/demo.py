@@ -6,12 +6,14 @@ It exists so the whole pipeline runs offline; its images are not meant to look l
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from evalsuite.errors import InputError
 from evalsuite.hashing import sha256_bytes
+from evalsuite.knobs import COMPRESSION_VARIANTS, Knob, compress
 from evalsuite.models.base import ModelSource, register_scheme
 
 COLOURS = {
@@ -29,22 +31,51 @@ class DemoGenerator:
     """Draws `count` shapes of the prompt's colour(s) and shape(s) on a seeded gradient background."""
 
     model_id = f"demo@{DEMO_VERSION}"
+    #: what a variant may change: `steps` unset draws the ideal image (the reference variant); `steps=N` runs the
+    #: few-step sampler of `demo_sampler` through its small denoiser, whose weights `compression` compresses
+    knobs = (Knob("steps", int | None, None, help="sampling steps (unset: the ideal image, no sampler)"),
+             Knob("compression", str, "fp32", COMPRESSION_VARIANTS, "the denoiser's weight compression"))
 
-    def __init__(self, size: int = 128):
+    def __init__(self, size: int = 128, steps: int | None = None, compression: str = "fp32"):
         self.size = size
         if size != 128:
             self.model_id = f"demo@{DEMO_VERSION}/{size}px"
+        self.steps, self.compression = steps, compression
+        self.denoiser: Any = None
+        self.weights_sha256: str | None = None
+        if steps is not None:
+            from evalsuite.hashing import sha256_state_dict
+            from evalsuite.models.demo_sampler import DemoDenoiser
+
+            self.denoiser = compress(DemoDenoiser().eval(), compression)
+            self.weights_sha256 = sha256_state_dict(self.denoiser)
+
+    def with_knobs(self, steps: int | None = None, compression: str = "fp32") -> "DemoGenerator":
+        """The variant with these knob values (a new generator)."""
+        if steps is not None and steps < 1:
+            raise InputError(f"demo knob steps={steps}", "pass steps=1 or more, or leave it unset (the ideal image)")
+        if steps is None and compression != "fp32":
+            raise InputError(f"demo knob compression={compression} needs steps: without steps the demo runs no "
+                             "network to compress", "add steps=N (e.g. demo?steps=4&compression=palettize4)")
+        return DemoGenerator(self.size, steps, compression)
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Image.Image]:
         if len(prompts) != len(seeds):
             raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
-        return [self._draw(p, int(s)) for p, s in zip(prompts, seeds)]
+        images = [self._draw(p, int(s)) for p, s in zip(prompts, seeds)]
+        if self.steps is None:
+            return images
+        from evalsuite.models.demo_sampler import sample
+
+        return [Image.fromarray(sample(np.asarray(img), self.steps, int(s), self.denoiser))
+                for img, s in zip(images, seeds)]
 
     def _draw(self, prompt: str, seed: int) -> Image.Image:
         words = re.findall(r"[a-z]+|\d+", prompt.lower())
         digest = sha256_bytes(f"{prompt}\x00{seed}".encode())
         rng = np.random.default_rng(int(digest[:16], 16))
-        colours = [COLOURS[w] for w in words if w in COLOURS] or [tuple(int(c) for c in rng.integers(0, 256, 3))]
+        colours: list[tuple[int, ...]] = [COLOURS[w] for w in words if w in COLOURS] or [
+            tuple(int(c) for c in rng.integers(0, 256, 3))]
         shapes = [w.rstrip("s") for w in words if w.rstrip("s") in SHAPES] or [SHAPES[int(rng.integers(0, 3))]]
         counts = [NUMBERS[w] for w in words if w in NUMBERS] + [int(w) for w in words if w.isdigit()]
         count = max(1, min(counts[0] if counts else int(rng.integers(1, 5)), 12))
