@@ -75,6 +75,8 @@ def parse_executorch(data: Any, *, model: str | None = None, variant: str | None
             raise InputError(f"{where} lacks the field(s) {', '.join(missing)}",
                              "ExecuTorch entries carry benchmarkModel{name, backend, quantization}, metric, "
                              "actualValue, deviceInfo{arch, device, os}")
+        if not isinstance(bm, dict) or not isinstance(dev, dict):  # present, but null
+            raise InputError(f"{where}: benchmarkModel and deviceInfo must be objects", "fix or remove the entry")
         value = entry["actualValue"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InputError(f"{where}: actualValue is {value!r}, not a finite number", "fix or remove the entry")

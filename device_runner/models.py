@@ -5,6 +5,7 @@ For end-to-end generation timing a factory may instead return a `GenerationPipel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 import torch
 from torch import nn
@@ -34,9 +35,14 @@ class GenerationPipeline:
     info: dict = field(default_factory=dict)
 
 
+class _WithExampleInputs(Protocol):
+    def example_inputs(self) -> tuple: ...
+
+
 def _wrap(name: str, module: nn.Module, inputs: tuple | None = None) -> DeviceModel:
     module = module.eval()
-    inputs = tuple(inputs) if inputs is not None else tuple(module.example_inputs())
+    # without `inputs`, the module is one with example_inputs() (resolve checked it)
+    inputs = tuple(inputs) if inputs is not None else tuple(cast(_WithExampleInputs, module).example_inputs())
     return DeviceModel(name, module, inputs, sha256_state_dict(module))
 
 

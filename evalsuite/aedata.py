@@ -56,7 +56,7 @@ def resize_center_crop(rgb: np.ndarray, resolution: int) -> np.ndarray:
     new_w, new_h = max(resolution, round(w * scale)), max(resolution, round(h * scale))
     img = Image.fromarray(rgb)
     if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), resample=Image.BICUBIC)
+        img = img.resize((new_w, new_h), resample=Image.Resampling.BICUBIC)
     left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)))
 

@@ -81,8 +81,8 @@ class Dist:
         skip = isinstance(error, (TaskSkipped, MissingWeightsError))
         statuses = self.gather(None if error is None else (skip, f"{type(error).__name__}: {error}"))
         failed = [(r, s[1]) for r, s in enumerate(statuses) if s is not None]
-        if failed and len(failed) == self.world and all(s[0] for s in statuses):
-            raise error  # type: ignore[misc]  (every rank skips alike)
+        if failed and len(failed) == self.world and all(s[0] for s in statuses) and error is not None:
+            raise error  # every rank skips alike
         if failed:
             rank, message = failed[0]
             raise DistributedRankError(f"{what} failed on rank {rank} of {self.world}: {message}",

@@ -13,7 +13,7 @@ entry-point group. Weights only ever come from the weights store.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -28,13 +28,23 @@ from evalsuite.pyspec import load_object
 from evalsuite.registry import Registry
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+#: what an extractor's input goes through: a Preprocessing (images) or a video_sampling.VideoPreprocessing (videos)
+P = TypeVar("P", bound=_Identified)
+
+
 @dataclass
-class Extractor:
-    """A ready network: `forward` maps an NCHW batch (float32 in [0, 255], or uint8) to (N, dim) features."""
+class Extractor(Generic[P]):
+    """A ready network: `forward` maps an NCHW batch (float32 in [0, 255], or uint8) to (N, dim) features.
+    `Extractor[Preprocessing]` for images, `Extractor[VideoPreprocessing]` for videos."""
 
     id: str
     weights_sha256: str
-    preprocessing: Preprocessing
+    preprocessing: P
     dim: int
     forward: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -144,7 +154,7 @@ class _InceptionFeatures(nn.Module):
     """pool3 features of the TorchScript FID Inception: the whole graph (it resizes and normalises itself) in
     legacy_tensorflow mode, else its `layers` on (x − 128)/128 of an image resized beforehand."""
 
-    def __init__(self, net: nn.Module, resize_inside: bool):
+    def __init__(self, net: torch.jit.ScriptModule, resize_inside: bool):
         super().__init__()
         self.net = net
         self.resize_inside = resize_inside
@@ -232,7 +242,10 @@ def _vgg16_identity(option: str) -> tuple[str, Preprocessing, int]:
 class _VGG16Features(nn.Module):
     """fc2_relu of torchvision's VGG-16 on a batch already resized to 224 (float32 in [0, 255])."""
 
-    def __init__(self, net: nn.Module):
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+
+    def __init__(self, net: Any):  # torchvision.models.VGG (torchvision ships no types)
         super().__init__()
         self.features, self.avgpool = net.features, net.avgpool
         self.fc = net.classifier[:4]  # Linear, ReLU, Dropout (identity in eval), Linear = fc2

@@ -154,7 +154,7 @@ def extract(
 
 
 def extract_dataset(
-    dataset: Dataset,
+    dataset: CachedFileDataset,
     extractor: Extractor,
     cache: FeatureCache | None,
     *,
@@ -174,7 +174,7 @@ def extract_dataset(
     loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
                         collate_fn=_collate, persistent_workers=False,
                         prefetch_factor=prefetch_factor if workers > 0 else None)
-    files = dataset.files  # type: ignore[attr-defined]
+    files = dataset.files
     stats = StreamingStats(extractor.dim)
     kept_files: list[str] = []
     kept_sha: list[str] = []

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import re
 import stat
@@ -52,7 +53,7 @@ def refuse_symlink(path: str | Path) -> Path:
     return Path(path)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None], *, overwrite: bool = True,
+def atomic_write(path: str | Path, write: Callable[[str], object], *, overwrite: bool = True,
                  suffix: str = ".tmp", root: str | Path | None = None) -> Path:
     """Call `write(tmp_path)` and move the result to `path`. With `overwrite=False` an existing `path` raises
     FileExistsError and stays untouched (the move is a hard link, which refuses to replace). A `path` that is a
@@ -164,3 +165,11 @@ def remove_temp_files(folder: str | Path, *, older_than_s: float = STALE_TEMP_AG
             except OSError:
                 continue
     return removed
+
+
+def package_dir(package: str) -> Path:
+    """The folder of an installed package (e.g. the data shipped in evalsuite.tasks or evalsuite.reference_stats)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"package {package} is not installed")
+    return Path(spec.origin).parent

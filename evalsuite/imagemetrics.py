@@ -44,7 +44,9 @@ def ssim_per_sample(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """SSIM (Gaussian window 11, σ 1.5, data range 1) per sample, via torchmetrics, in float64 (float32 costs ~2e-4)."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    return ssim(y.double(), x.double(), data_range=1.0, reduction="none").double().cpu().numpy().reshape(-1)
+    value = ssim(y.double(), x.double(), data_range=1.0, reduction="none")
+    assert isinstance(value, torch.Tensor)  # a tuple only with return_full_image / return_contrast_sensitivity
+    return value.double().cpu().numpy().reshape(-1)
 
 
 def ms_ssim_per_sample(x: torch.Tensor, y: torch.Tensor) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from torch import nn
@@ -85,14 +85,14 @@ def _onednn_convs(gm: torch.fx.GraphModule) -> int:
         if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             continue
         user = next(iter(node.users)) if len(node.users) == 1 else None
-        relu = user is not None and _is_relu(user, modules)
+        relu = user if user is not None and _is_relu(user, modules) else None  # the ReLU folded in, if any
         name = f"onednn_{replaced}"
-        gm.add_submodule(name, OneDNNConv(conv, relu))
+        gm.add_submodule(name, OneDNNConv(conv, relu is not None))
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(name, node.args)
-        (user if relu else node).replace_all_uses_with(new)
-        if relu:
-            gm.graph.erase_node(user)
+        (node if relu is None else relu).replace_all_uses_with(new)
+        if relu is not None:
+            gm.graph.erase_node(relu)
         gm.graph.erase_node(node)
         replaced += 1
     gm.graph.lint()
@@ -104,7 +104,7 @@ def _onednn_convs(gm: torch.fx.GraphModule) -> int:
 def _fx_fold(module: nn.Module, channels_last: bool) -> tuple[nn.Module, list[str]]:
     from torch.fx.experimental.optimization import fuse
 
-    fused = fuse(module, inplace=False)
+    fused = cast(torch.fx.GraphModule, fuse(module, inplace=False))  # typed as a Module, returns its GraphModule
     applied = ["conv-batchnorm folding (torch.fx)"]
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
@@ -164,10 +164,10 @@ class InferenceGraph:
         self.reason: str | None = None if enabled else "disabled (--no-graph-opt)"
         self.verified: set[tuple] = set()
         self.max_deviation = 0.0
-        if enabled and not isinstance(forward, nn.Module):
-            self.reason = "the extractor is a function, not a module"
-        elif enabled:
+        if enabled and isinstance(forward, nn.Module):
             self.candidate, self.applied, self.reason = optimized_copy(forward, channels_last)
+        elif enabled:
+            self.reason = "the extractor is a function, not a module"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.candidate is None:
@@ -184,7 +184,7 @@ class InferenceGraph:
                 f"deviated by {dev:.1e}" if dev is not None else "changed the shape or the NaN/inf positions")
         except Exception as exc:  # noqa: BLE001 (the network as written still runs)
             problem = f"raised {type(exc).__name__}: {str(exc)[:200]}"
-        if problem:
+        if problem or dev is None:  # (dev is None only with a problem)
             self.reason = (f"the optimised graph {problem} on input {tuple(x.shape)} (tolerance {self.tolerance:g}); "
                            "the network runs as written")
             self.candidate, self.applied = None, []

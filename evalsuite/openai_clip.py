@@ -12,6 +12,7 @@ OpenAI's `CLIP.encode_image` does. `tests/test_openai_clip.py` checks both preci
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ def load(path: str | Path, device: torch.device | str, precision: str) -> torch.
     return open_clip.load_openai_model(str(path), precision=precision, device=device).eval()
 
 
-def encode_image(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def encode_image(model: Any, x: torch.Tensor) -> torch.Tensor:  # model: open_clip's CLIP (open_clip is untyped)
     """`model.encode_image` of a normalised float batch cast to the weights' dtype (OpenAI's `image.type(self.dtype)`),
     returned as float32."""
     stem = getattr(model.visual, "conv1", None)  # OpenAI's `CLIP.dtype` is this weight's dtype

@@ -3,7 +3,6 @@ run's inputs made before any work."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from evalsuite import config
 from evalsuite.errors import InputError
+from evalsuite.fsutil import package_dir
 from evalsuite.models import ModelSource
 
 DEFAULT_NUM_SAMPLES = 1000
@@ -21,8 +21,7 @@ MAX_NUM_SAMPLES = 10_000_000
 # fit on the store's disk
 MIN_SAMPLE_BYTES = {"image": 1 << 10, "video": 16 << 10}
 REFERENCE_SEED_OFFSET = 1_000_000  # `--ref model:SPEC` samples use seeds disjoint from the scored model's
-DEFAULT_PROMPTS_FILE = (Path(importlib.util.find_spec("evalsuite.tasks").origin).parent  # the installed package's data
-                        / "data" / "image_prompts.txt")
+DEFAULT_PROMPTS_FILE = package_dir("evalsuite.tasks") / "data" / "image_prompts.txt"  # the installed package's data
 
 
 @dataclass

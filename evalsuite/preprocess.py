@@ -63,7 +63,7 @@ def pil_float_bicubic(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     channels = []
     for c in range(rgb.shape[2]):
         img = Image.fromarray(np.ascontiguousarray(rgb[:, :, c], dtype=np.float32))  # float32 -> mode "F"
-        channels.append(np.asarray(img.resize((width, height), resample=Image.BICUBIC)).clip(0, 255))
+        channels.append(np.asarray(img.resize((width, height), resample=Image.Resampling.BICUBIC)).clip(0, 255))
     return np.stack(channels, axis=2).astype(np.float32)
 
 

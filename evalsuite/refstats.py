@@ -7,7 +7,6 @@ statistics whose extractor, weights or preprocessing differ from the run's, and 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import zipfile
@@ -15,16 +14,20 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evalsuite import config
 from evalsuite.errors import IncompatibleStatsError, InputError, UnknownNameError
-from evalsuite.fsutil import atomic_write, atomic_write_bytes, check_name, inside, refuse_symlink
+from evalsuite.fsutil import atomic_write, atomic_write_bytes, check_name, inside, package_dir, refuse_symlink
 from evalsuite.hashing import sha256_file
 from evalsuite.stats import StreamingStats
 
-SHIPPED_DIR = Path(importlib.util.find_spec("evalsuite.reference_stats").origin).parent  # the installed package
+if TYPE_CHECKING:
+    from evalsuite.features import FeatureResult
+
+SHIPPED_DIR = package_dir("evalsuite.reference_stats")  # the installed package
 COMPARED_FIELDS = ("extractor", "weights_sha256", "preprocessing", "dim")
 
 
@@ -67,7 +70,7 @@ def from_stream(name: str, stats: StreamingStats, key: dict, source: str, feats:
 def save_npz(ref: ReferenceStats, path: Path, root: Path | None = None) -> str:
     """Write atomically (never through a link, inside `root` when given); returns the file's sha256 (the
     statistics' identity in results)."""
-    arrays = {"mu": ref.mu.astype(np.float64), "sigma": ref.sigma.astype(np.float64),
+    arrays: dict[str, Any] = {"mu": ref.mu.astype(np.float64), "sigma": ref.sigma.astype(np.float64),
               "n": np.int64(ref.n or 0), "meta": np.array(json.dumps(ref.meta, sort_keys=True))}
     if ref.feats is not None:
         arrays["feats"] = ref.feats.astype(np.float32)
@@ -191,7 +194,7 @@ def load_npz(path: str | Path, name: str | None = None, manifest_meta: dict | No
             raise _bad_stats(path, f"holds {feats.shape[0]} feature vector(s) and no mu/sigma; a covariance needs 2")
         stream = StreamingStats(feats.shape[1])
         stream.update(feats.astype(np.float64))
-        arrays["mu"], arrays["sigma"], arrays["n"] = stream.mean, stream.cov(True), np.int64(stream.n)
+        arrays["mu"], arrays["sigma"], arrays["n"] = stream.mean, stream.cov(True), np.asarray(stream.n, dtype=np.int64)
     mu = arrays["mu"].astype(np.float64)
     sigma = arrays["sigma"].astype(np.float64)
     if mu.ndim != 1 or mu.shape[0] == 0:
@@ -318,6 +321,7 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
     if video:
         from evalsuite.videoio import list_videos
 
+        result: FeatureResult
         files = list_videos(folder)
         ext = video_features.build(extractor_spec, device, offline, video_features.normalize_sampling(sampling))
         # the real side of an FVD: first 2048 usable videos, seeded random clip starts (video_features)

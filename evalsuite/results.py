@@ -16,7 +16,7 @@ import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal, overload
 
 from evalsuite.errors import InputError
 from evalsuite.filelock import flock
@@ -165,6 +165,11 @@ class ResultsStore:
             return atomic_write_bytes(path, data, overwrite=not new, durable=True)
         except FileExistsError:
             raise InputError(f"run manifest {path} already exists", "start a new run") from None
+
+    @overload
+    def read_manifest(self, run_id: str, *, required: Literal[True]) -> dict: ...
+    @overload
+    def read_manifest(self, run_id: str, *, required: bool = False) -> dict | None: ...
 
     def read_manifest(self, run_id: str, *, required: bool = False) -> dict | None:
         """A run's manifest (schema evalsuite.run/1: run_id, model {spec, id}, tasks, options, created_at, status),

@@ -97,7 +97,7 @@ class SpectrumAccumulator:
         """Add another accumulator's sums (another rank's shard); both must hold one image size."""
         if other.radial_sum is None:
             return
-        if self.radial_sum is None:
+        if self.radial_sum is None or self.radial_count is None:  # (set together)
             self.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
                                   for k, v in vars(other).items() if k != "notes"})
             self.notes = sorted(set(self.notes) | set(other.notes))
@@ -115,7 +115,7 @@ class SpectrumAccumulator:
         self.notes = sorted(set(self.notes) | set(other.notes))
 
     def result(self) -> dict:
-        if self.radial_sum is None:
+        if self.radial_sum is None or self.radial_count is None:
             raise ValueError("no data was accumulated")
         out: dict = {"shape": list(self.shape or ())}
         if self.dct_sum is not None:

@@ -13,8 +13,9 @@ class StreamingStats:
 
     dim: int
     n: int = 0
-    sum: np.ndarray = field(default=None)  # type: ignore[assignment]
-    sum_outer: np.ndarray = field(default=None)  # type: ignore[assignment]
+    # None stands for "zeros of the right shape", made in __post_init__ once `dim` is known
+    sum: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    sum_outer: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.sum is None:

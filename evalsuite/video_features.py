@@ -123,7 +123,7 @@ def extract_videos(
         extractor = with_sampling(extractor, sampling)
     elif not isinstance(extractor.preprocessing, VideoPreprocessing):
         extractor = with_sampling(extractor, None)
-    prep: VideoPreprocessing = extractor.preprocessing  # type: ignore[assignment]
+    prep: VideoPreprocessing = extractor.preprocessing
     cache = FeatureCache(extractor.cache_key, cache_root) if use_cache else None
     dataset = _VideoDataset([Path(f) for f in files], prep, cache)
     resolutions: dict[str, int] = {}

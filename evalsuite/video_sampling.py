@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class VideoPreprocessing:
 
     @property
     def sampling(self) -> dict:
-        out = {"num_frames": self.num_frames, "stride": self.stride, "start": self.start}
+        out: dict[str, Any] = {"num_frames": self.num_frames, "stride": self.stride, "start": self.start}
         if self.random_start_seed is not None:
             out.update(start="random", random_start_seed=self.random_start_seed, random_start_rule=RANDOM_START_RULE)
         if self.max_videos is not None:
@@ -109,7 +110,8 @@ def random_start(n_frames: int, num_frames: int, stride: int, seed: int, content
     return int(rng.integers(0, high + 1))
 
 
-def with_random_start(extractor: Extractor, seed: int, max_videos: int | None = None) -> Extractor:
+def with_random_start(extractor: Extractor[VideoPreprocessing], seed: int,
+                      max_videos: int | None = None) -> Extractor[VideoPreprocessing]:
     """The same network with seeded random clip starts (and, for a reference set, its cap) in its key."""
     return dataclasses.replace(extractor, preprocessing=dataclasses.replace(
         extractor.preprocessing, random_start_seed=int(seed), max_videos=max_videos))

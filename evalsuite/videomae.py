@@ -53,7 +53,9 @@ class _Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        bias = None if self.q_bias is None else torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        bias = None
+        if self.q_bias is not None and self.v_bias is not None:  # both or neither (qkv_bias)
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         q, k, v = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(head_dim)) v
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
@@ -81,6 +83,12 @@ class _Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class _PatchEmbed(nn.Module):
+    def __init__(self, dim: int, patch: int, tubelet: int):
+        super().__init__()
+        self.proj = nn.Conv3d(3, dim, (tubelet, patch, patch), (tubelet, patch, patch))
+
+
 class VideoMAEv2Features(nn.Module):
     """cd-fvd's VideoMAE-v2 feature network, written from its definition (cdfvd/third_party/VideoMAEv2/
     videomaev2_finetune.py, `VisionTransformer.forward_features` of `vit_giant_patch14_224(img_size=224,
@@ -90,11 +98,12 @@ class VideoMAEv2Features(nn.Module):
     (B, 3, T, 256, 256) from `cdfvd_resize_crop`; it applies `preprocess_videomae` (/255, bilinear to 224x224, no
     antialias, no mean/std). Module names equal the checkpoint's keys, so its state dict loads as is."""
 
+    pos_embed: torch.Tensor  # a buffer
+
     def __init__(self, dim: int, depth: int, heads: int, hidden: int, patch: int, tubelet: int, qkv_bias: bool = True,
                  img_size: int = CDFVD_INPUT, all_frames: int = 16):
         super().__init__()
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv3d(3, dim, (tubelet, patch, patch), (tubelet, patch, patch))
+        self.patch_embed = _PatchEmbed(dim, patch, tubelet)
         self.tubelet, self.grid, self.all_frames = tubelet, img_size // patch, all_frames
         self.register_buffer("pos_embed", _sinusoid_table(self.grid ** 2 * (all_frames // tubelet), dim),
                              persistent=False)

@@ -79,8 +79,9 @@ def _per_sample(doc: dict, metric: str) -> tuple[np.ndarray | None, list | None,
     if not np.isfinite(values).all():
         return None, None, "no CI: non-finite per-sample values"
     names = per.get("name")
-    usable = isinstance(names, list) and len(names) == len(values) and all(isinstance(n, str) for n in names)
-    return values, (list(names) if usable else None), ""
+    if isinstance(names, list) and len(names) == len(values) and all(isinstance(n, str) for n in names):
+        return values, list(names), ""
+    return values, None, ""
 
 
 def _statistic(doc: dict, metric: str):
@@ -178,7 +179,8 @@ def _task_plots(task: str, docs: list[tuple[str, dict]], n_boot: int, seed: int,
     if metrics:
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            means, errs = [], [[], []]
+            means: list[float] = []
+            errs: list[list[float]] = [[], []]
             for _rid, doc in docs:
                 values, _, _ = _per_sample(doc, metric)
                 stat = _statistic(doc, metric)
@@ -237,8 +239,8 @@ def _thumb(path: Path, root: Path, size: int = 160) -> str | None:
     """A PNG data URL of a sample; None when unreadable or outside the store `root` (paths come from documents)."""
     try:
         inside(root, path)
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
             img.thumbnail((size, size))
             buf = io.BytesIO()
             img.save(buf, format="PNG")

@@ -68,7 +68,7 @@ FRAMES_PER_BATCH = 256  # StyleGAN-V: batch_size = 256 // num_frames
 def extractor_spec(options) -> str:
     """--extractor when it names a video network (i3d, videomae[:FILE], python:...), else the default i3d."""
     spec = getattr(options, "extractor", None)
-    return spec if is_video_spec(spec) else DEFAULT_EXTRACTOR
+    return spec if isinstance(spec, str) and is_video_spec(spec) else DEFAULT_EXTRACTOR
 
 
 # ------------------------------------------------------------------------------------------------ references
@@ -96,6 +96,7 @@ def reference_videos(ref_spec: str, *, store_root: Path, num_samples: int | None
                          "--ref model:SPEC of a video generator, or an .npz / registered statistics name")
     source = resolve_model(f"folder:{arg}" if kind == "folder" else arg)
     if source.kind == "folder":
+        assert source.folder is not None  # (a folder source has its folder)
         return list_videos(source.folder), {"source": ref_spec, "model_id": source.model_id}
     if source.kind != "generator" or not hasattr(source.generator, "generate_video"):
         raise InputError(f"--ref {ref_spec}: model {source.spec} does not generate videos",

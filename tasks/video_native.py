@@ -241,7 +241,7 @@ def clip_input(frames: np.ndarray) -> torch.Tensor:
     return TF.normalize(x, CLIP_MEAN, CLIP_STD)
 
 
-def dino_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def dino_forward(model: Any, x: torch.Tensor) -> torch.Tensor:  # model: a timm VisionTransformer (timm is untyped)
     """DINO's VisionTransformer.forward on a timm ViT holding DINO's weights: patch tokens at any frame size, CLS
     token, position table resized as DINO does, blocks, final norm; the CLS token."""
     import torch
@@ -314,7 +314,7 @@ class _VBenchConsistency(Task):
     sample_kind = "video"
     version = "2"  # 2: every frame of each video by default (VBench); subject: /255 before normalising (VBench)
     metric: str
-    backbone: type
+    backbone: type[_DinoFrames] | type[_ClipFrames]
     Options = NativeVBenchOptions
 
     def requirements(self, options) -> Requirements:

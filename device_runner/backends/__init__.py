@@ -49,8 +49,9 @@ class TimingSettings:
 class TimingBackend(Protocol):
     name: str
 
-    def check_available(self) -> None:
-        """Raise DeviceError (with the fix) when this backend cannot run here and now."""
+    def check_available(self) -> object:
+        """Raise DeviceError (with the fix) when this backend cannot run here and now (what it returns, if anything,
+        is the backend's own: the iPhone backend returns the phone it found)."""
 
     def time(self, target: TimingTarget, settings: TimingSettings) -> list:
         """Time the target; one TimingRecord per compute unit measured."""

@@ -121,6 +121,7 @@ def score(
                             video_ref=video_ref, fast=fast, optimize_graph=graph_opt)
         else:
             run = api.resume(resume, _store(store), model=model, progress=progress)
+        assert run.store is not None  # the CLI always scores into a store
         summary = RunSummary(run.run_id, run.store, run.results)
     if not dist.is_main:
         return

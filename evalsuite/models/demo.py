@@ -6,7 +6,7 @@ It exists so the whole pipeline runs offline; its images are not meant to look l
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -15,6 +15,9 @@ from evalsuite.errors import InputError
 from evalsuite.hashing import sha256_bytes
 from evalsuite.knobs import COMPRESSION_VARIANTS, Knob, compress
 from evalsuite.models.base import ModelSource, register_scheme
+
+if TYPE_CHECKING:
+    from evalsuite.device.models import GenerationPipeline
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 210, 40),
@@ -69,6 +72,36 @@ class DemoGenerator:
 
         return [Image.fromarray(sample(np.asarray(img), self.steps, int(s), self.denoiser))
                 for img, s in zip(images, seeds)]
+
+    def device_pipeline(self) -> "GenerationPipeline":
+        """The networks this variant generates with, as the device runner times them end to end (`evalsuite sweep`,
+        `evalsuite.device.generation.time_generation`): the denoise step is this generator's own (compressed)
+        `DemoDenoiser`, the very module `generate` runs, so its weights sha256 is the variant id's `#w=`; the
+        decoder is `PixelDecoder` (the sampler's last operation, no weights: the demo works in pixel space); there is
+        no text encoder (the demo reads its prompt procedurally, with no network). Not timed: the procedural drawing
+        of the ideal image and the sampler's elementwise update between steps (no network runs there).
+        `info["steps"]` is the step count to time. The demo without steps runs no network: an InputError."""
+        if self.denoiser is None or self.steps is None:
+            raise InputError("demo without steps runs no network (it draws the ideal image): there is nothing to time",
+                             "time a variant with steps, e.g. demo?steps=4")
+        import torch
+
+        from evalsuite.device.models import DeviceModel, GenerationPipeline
+        from evalsuite.hashing import sha256_state_dict
+        from evalsuite.models.demo_sampler import PixelDecoder
+
+        s = self.size
+        denoiser = DeviceModel(f"{self.model_id}/denoiser", self.denoiser, (torch.zeros(1, 3, s, s), torch.ones(1)),
+                               self.weights_sha256 or sha256_state_dict(self.denoiser))
+        decoder = PixelDecoder().eval()
+        return GenerationPipeline(self.model_id, denoiser,
+                                  DeviceModel(f"{self.model_id}/decoder", decoder, (torch.zeros(1, 3, s, s),),
+                                              sha256_state_dict(decoder)),
+                                  text_encoder=None, frames=1,
+                                  info={"steps": self.steps, "compression": self.compression,
+                                        "weights_sha256": denoiser.weights_sha256,
+                                        "pieces": "denoise step: DemoDenoiser (this variant's); decoder: PixelDecoder "
+                                                  "(no weights); no text encoder"})
 
     def _draw(self, prompt: str, seed: int) -> Image.Image:
         words = re.findall(r"[a-z]+|\d+", prompt.lower())

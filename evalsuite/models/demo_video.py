@@ -36,7 +36,8 @@ class DemoVideoGenerator:
         rng = np.random.default_rng(int(sha256_bytes(f"video\x00{prompt}\x00{seed}".encode())[:16], 16))
         background = np.asarray(self._still.generate([prompt], [seed])[0]).copy()
         words = prompt.lower().split()
-        colours = [COLOURS[w] for w in words if w in COLOURS] or [tuple(int(c) for c in rng.integers(0, 256, 3))]
+        colours: list[tuple[int, ...]] = [COLOURS[w] for w in words if w in COLOURS] or [
+            tuple(int(c) for c in rng.integers(0, 256, 3))]
         count = int(rng.integers(1, 4))
         s = self.size
         pos = rng.uniform(s * 0.2, s * 0.8, (count, 2))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 from urllib.parse import parse_qsl
 
 from evalsuite.errors import InputError
@@ -64,7 +64,7 @@ def _parse_value(text: str) -> int | float | str | bool:
 
 def _resolve(arg: str) -> ModelSource:
     path_part, _, query = arg.partition("?")
-    call_kwargs = {k: _parse_value(v) for k, v in parse_qsl(query)}
+    call_kwargs: dict[str, Any] = {k: _parse_value(v) for k, v in parse_qsl(query)}  # may name device= too
     folder = Path(path_part).expanduser()
     if not (folder / "model_index.json").is_file():
         raise InputError(f"{folder} is not a diffusers pipeline folder (no model_index.json)",

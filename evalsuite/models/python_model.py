@@ -29,7 +29,7 @@ def model_fingerprint(factory: Any, obj: Any) -> dict:
     for thing in (factory, type(obj)):
         module = sys.modules.get(getattr(thing, "__module__", None) or "")
         path = getattr(module, "__file__", None)
-        if path and os.path.isfile(path):
+        if module is not None and path and os.path.isfile(path):
             files[module.__name__] = sha256_file(path)
     weights = {}
     nn = sys.modules.get("torch.nn")

@@ -149,6 +149,7 @@ class PeakMemory:
         self.device = device
         self.mib = 0.0
         self.method = ""
+        self._base: float = 0  # bytes (CUDA), KiB (VmRSS) or MiB (ru_maxrss) on entry
 
     def __enter__(self) -> "PeakMemory":
         if self.device.startswith("cuda"):

@@ -91,7 +91,8 @@ class ScaleEquivariance(AutoencoderTask):
                 continue
             mse = [r[f"mse_s{s}"] for r in done]
             per[f"rel_mse_s{s}"] = [r[f"rel_mse_s{s}"] for r in done]
-            per[f"psnr_s{s}"] = imagemetrics.psnr_from_mse(np.array(mse), data_range=2.0).tolist() if mse else []
+            per[f"psnr_s{s}"] = np.asarray(imagemetrics.psnr_from_mse(np.array(mse), data_range=2.0)).tolist() \
+                if mse else []
             per[f"mse_s{s}"] = mse
         sums = {s: [sum(r.get(f"err_s{s}", 0.0) for r in done), sum(r.get(f"ref_s{s}", 0.0) for r in done)]
                 for s in scales}

@@ -44,7 +44,8 @@ class Spectral(AutoencoderTask):
             raise InputError(f"spectral.dct_block is {block}", "pass -o spectral.dct_block=2 or more")
 
         def accumulate(shard: list[int]) -> tuple[SpectrumAccumulator, SpectrumAccumulator, int, list[dict]]:
-            rgb, latent, n, skipped = SpectrumAccumulator(block), SpectrumAccumulator(block), 0, []
+            rgb, latent, n = SpectrumAccumulator(block), SpectrumAccumulator(block), 0
+            skipped: list[dict] = []
             for batch in runner.batches(shard):
                 indices, x, z = finite_items(batch, runner.encode(batch.x), runner.data.names, skipped)
                 if indices:

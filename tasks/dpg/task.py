@@ -4,6 +4,7 @@ protocol), scored with the official numbers and the corrected ones beside them (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
@@ -57,6 +58,7 @@ class DPGBenchTask(Task):
         vqa = resolve_backend("vqa", self.options.vqa, ctx)
         prompts = first_prompts(load_dpg(self.options.dpg), self.options)
         absent = 0  # expected images of the layout that are missing or unreadable
+        images: Mapping[Any, list]  # item_id -> its images
         if ctx.source.kind == "folder" and not t2i_layout.is_layout(ctx.source.folder):
             images = load_dpg_images(ctx.source.folder, prompts)
         else:

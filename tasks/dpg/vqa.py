@@ -83,6 +83,8 @@ class TransformersVQA:
         self.protocol = f"dpg-{_protocol_name(path.resolve().name)}-transformers"
         self.max_new_tokens = max_new_tokens
         self._device = _device(device)
+        self._processor: Any  # a BlipProcessor or whatever AutoProcessor picks
+        self._model: Any  # a BlipForQuestionAnswering or whatever VQA model the auto class picks
         try:
             model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
         except (OSError, ValueError) as exc:

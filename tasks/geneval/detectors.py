@@ -21,6 +21,12 @@ _CLASS_SET = frozenset(COCO_CLASSES)
 _TORCHVISION_TO_GENEVAL = {"mouse": "computer mouse", "remote": "tv remote", "keyboard": "computer keyboard"}
 
 
+def _box(values: Any) -> tuple[float, float, float, float]:
+    """A detector's (x1, y1, x2, y2) row as floats."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
+
+
 def torchvision_label_map() -> dict[int, str]:
     """torchvision's Mask R-CNN label index (91 slots with N/A gaps) -> GenEval class name (80 of them)."""
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
@@ -69,7 +75,7 @@ class TorchvisionMaskRCNNDetector:
             name = self.labels.get(int(labels[i]))
             if name is None:
                 continue
-            detections.append(Detection(name, float(scores[i]), tuple(float(v) for v in boxes[i]),
+            detections.append(Detection(name, float(scores[i]), _box(boxes[i]),
                                         None if masks is None else masks[i]))
         return detections
 
@@ -118,7 +124,7 @@ class MMDetMask2FormerDetector:
             masks = inst.masks.cpu().numpy().astype(bool) if hasattr(inst, "masks") else None
             for i in range(len(scores)):
                 detections.append(Detection(COCO_CLASSES[int(labels[i])], float(scores[i]),
-                                            tuple(float(v) for v in boxes[i][:4]),
+                                            _box(boxes[i][:4]),
                                             None if masks is None else masks[i]))
             return detections
         if isinstance(result, dict):  # mmdet 2.x panoptic-capable heads: {'ins_results': (bbox, segm), ...}
@@ -128,7 +134,7 @@ class MMDetMask2FormerDetector:
         for index, name in enumerate(COCO_CLASSES):
             for j, row in enumerate(np.asarray(bbox[index]).reshape(-1, 5)):
                 mask = None if segm is None else np.asarray(segm[index][j], dtype=bool)
-                detections.append(Detection(name, float(row[4]), tuple(float(v) for v in row[:4]), mask))
+                detections.append(Detection(name, float(row[4]), _box(row[:4]), mask))
         return detections
 
 

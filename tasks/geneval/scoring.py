@@ -91,6 +91,8 @@ def evaluate(image: Image.Image | None, metadata: Mapping, detections_by_class: 
                 if color_classifier is None:
                     raise InputError(f"prompt {metadata.get('prompt')!r} has a colour clause but no colour "
                                      "classifier was given", "pass a colour backend (e.g. clip-vit-l-14)")
+                if image is None:
+                    raise ValueError("a colour clause is judged on the image: pass it")
                 found = [color_classifier.classify(image, obj, name, list(COLORS)) for obj in objects]
                 hits = found.count(want)
                 if hits < count:

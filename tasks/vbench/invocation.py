@@ -5,6 +5,7 @@ keeping a failed run's log.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes, open_for_writing
@@ -110,7 +111,8 @@ def _run_vbench(python: str | Path, videos_dir: str | Path, dimensions: Sequence
 
         def pump() -> None:
             assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            stdout = cast(io.BufferedReader, proc.stdout)  # what Popen makes of a pipe (typeshed: IO[bytes])
+            for chunk in iter(lambda: stdout.read1(65536), b""):
                 log.write(chunk)
                 if echo:
                     sys.stderr.write(chunk.decode("utf-8", "replace"))

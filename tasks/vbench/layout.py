@@ -5,6 +5,7 @@ a folder already named that way.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -66,7 +67,7 @@ class LayoutEntry(NamedTuple):
     name: str  # file name in the layout folder
     path: Path  # the layout file
     prompt: str
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index shadows it (fine at run time)
     source: Path  # the video it links to
 
 
@@ -99,7 +100,7 @@ def write_layout(videos: Sequence[tuple[str, int, str | Path]], out_dir: str | P
         try:
             os.link(src, dst)
         except OSError:
-            atomic_write(dst, lambda tmp, src=src: shutil.copyfile(src, tmp))
+            atomic_write(dst, functools.partial(shutil.copyfile, src))
         entries.append(LayoutEntry(name, dst, prompt, int(index), src))
     return entries
 
@@ -110,7 +111,7 @@ def _folder_prompts(folder: Path, files: list[Path]) -> list[tuple[str, int | No
     from evalsuite.models.folder import read_prompts_jsonl
 
     table = read_prompts_jsonl(folder / "prompts.jsonl") if (folder / "prompts.jsonl").is_file() else {}
-    out = []
+    out: list[tuple[str, int | None]] = []
     for f in files:
         row = table.get(str(f.relative_to(folder))) or table.get(f.name) or {}
         stem = f.stem

@@ -109,7 +109,7 @@ class VBenchTask(Task):
         inject = (standard is not None and ctx.options.prompts is None and source.kind == "generator"
                   and source.prompts is None)
         # VBench's own prompt list, for a generator without prompts of its own
-        files, prompts = ctx.video_samples(source, prompts=list(standard) if inject else None)
+        files, prompts = ctx.video_samples(source, prompts=list(standard) if inject and standard is not None else None)
         if inject:
             prompts_from = "vbench-standard (the environment's VBench_full_info.json)"
         else:
@@ -132,7 +132,7 @@ class VBenchTask(Task):
             raise InputError("no video to score with VBench", "generate or point at some videos")
         not_run: dict[str, str] = {}
         coverage: dict[str, dict] = {}
-        if mode == "vbench_standard":
+        if mode == "vbench_standard" and standard is not None:  # (the mode needs the standard list)
             have = {p for p, _, _ in chosen}
             wanted = [d for d in DIMENSIONS if any(d in standard[p] for p in have)]
             for d in DIMENSIONS:
@@ -196,12 +196,13 @@ class VBenchTask(Task):
         for d in scores:
             rows = [(order.get(os.path.basename(v["video_path"])), v["value"]) for v in results.videos.get(d, [])]
             per_video_counts[d] = len(rows)
-            if not rows or any(i is None or v is None for i, v in rows):
+            ours = [(i, v) for i, v in rows if i is not None and v is not None]
+            if not rows or len(ours) != len(rows):
                 continue  # per-video values that are not numbers, or videos that are not ours: no list
-            rows.sort(key=lambda r: r[0])
-            per_sample[d] = [v for _, v in rows]
-            if len(rows) != len(names):
-                per_sample[f"{d}:name"] = [names[i] for i, _ in rows]
+            ours.sort(key=lambda r: r[0])
+            per_sample[d] = [v for _, v in ours]
+            if len(ours) != len(names):
+                per_sample[f"{d}:name"] = [names[i] for i, _ in ours]
         version = env.get("vbench") or "unknown"
         details = {
             "vbench_version": version, "mode": mode, "dimensions_run": dims, "dimensions_not_run": not_run,
