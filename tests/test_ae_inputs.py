@@ -150,7 +150,8 @@ def _bright_dark_folder(folder: Path, n_bright: int, n_dark: int, size=(40, 48))
     """Interleaved bright (mean ~220) and dark (mean ~40) noisy images; returns (bright names, dark names)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    bright, dark = [], []
+    bright: list[str] = []
+    dark: list[str] = []
     for i in range(n_bright + n_dark):
         is_bright = (i % 2 == 0 and len(bright) < n_bright) or len(dark) >= n_dark
         level = 220 if is_bright else 40

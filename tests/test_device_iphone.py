@@ -11,6 +11,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -118,8 +119,9 @@ def target(pkg) -> TimingTarget:
 
 
 def settings(**kw) -> TimingSettings:
-    base = dict(iterations=8, warmup=2, compute_unit="ALL,CPU_AND_NE", release="v0.3", git_sha="deadbeef",
-                timeout_s=5.0, extra={"inputs": [{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float16"}]})
+    base: dict[str, Any] = dict(iterations=8, warmup=2, compute_unit="ALL,CPU_AND_NE", release="v0.3",
+                                git_sha="deadbeef", timeout_s=5.0,
+                                extra={"inputs": [{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float16"}]})
     base.update(kw)
     return TimingSettings(**base)
 

@@ -100,7 +100,7 @@ class I3DStandIn(nn.Module):
         if resize:
             x = F.interpolate(x, size=[int(x.shape[2]), 32, 32], mode="trilinear", align_corners=False)
         h = torch.tanh(self.conv(x))
-        h = F.adaptive_avg_pool3d(h, [2, 2, 2]).flatten(1)
+        h = F.adaptive_avg_pool3d(h, (2, 2, 2)).flatten(1)
         out = self.fc(h) * 5.0
         if not return_features:
             out = torch.softmax(out, dim=1)

@@ -132,10 +132,21 @@ def browser():
 
 def _open(browser, index: Path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors, dialogs = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors: list[str] = []
+    dialogs: list[str] = []
+
+    def on_console(m) -> None:
+        if m.type == "error":
+            errors.append(m.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(d) -> None:
+        dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(index.as_uri())
     page.wait_for_load_state("load")
     return page, errors, dialogs

@@ -151,7 +151,7 @@ def test_stale_index_rows_never_crash_the_leaderboard(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ item 6
 def _malformed_results(store: ResultsStore) -> list[Path]:
-    bad = {
+    bad: dict[str, str | bytes] = {
         "truncated": b'{"schema": "evalsuite.result/1", "run_id": "bad-truncated", "task": "fid", "sta',
         "binary": bytes(range(256)) * 8,
         "wrong-types": json.dumps({**_doc("bad-wrong-types"), "model": ["folder:/x"], "metrics": {"fid": "low"}}),

@@ -1,0 +1,1 @@
+../../evalsuite/__init__.py
