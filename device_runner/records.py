@@ -20,6 +20,9 @@ them. Schema `evalsuite.timing/1`:
 | steps, frames | int or null | end-to-end generation timing: denoising steps, frames per sample (video) |
 | components_ms | dict or null | end-to-end generation timing: median ms of text_encoder, denoise_step, decoder |
 | notes | str | free text (e.g. "aggregates only" for ExecuTorch imports) |
+| variant_id | str or null | optional: the variant id (`evalsuite.knobs.variant_id`: model id, knob values, \
+`#w=` weights sha256) of what was timed; `evalsuite sweep` sets it, and quality results join timing records on it \
+exactly. Records written before it existed load with null |
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class TimingRecord:
     frames: int | None = None
     components_ms: dict | None = None
     notes: str = ""
+    variant_id: str | None = None
     timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: str = SCHEMA
 
@@ -109,7 +113,8 @@ class TimingRecord:
 
 _FIELD_KINDS = {f.name: {"str": (str,), "int": (int,), "float": (int, float), "list[float]": (list,),
                          "float | None": (int, float, type(None)), "int | None": (int, type(None)),
-                         "dict | None": (dict, type(None))}[f.type] for f in fields(TimingRecord)}
+                         "dict | None": (dict, type(None)),
+                         "str | None": (str, type(None))}[str(f.type)] for f in fields(TimingRecord)}
 
 
 def trimmed_mean(values: np.ndarray, cut: float) -> float:

@@ -42,6 +42,16 @@ class DemoDenoiser(nn.Module):
         return torch.zeros(1, 3, 128, 128), torch.ones(1)
 
 
+class PixelDecoder(nn.Module):
+    """The sampler's last operation as a module (no weights): the final clean-image prediction in [-1, 1] to 8-bit
+    pixel values, as `sample` converts it. The demo works in pixel space, so this stands where a latent model's VAE
+    decoder stands when its generation is timed (`DemoGenerator.device_pipeline`)."""
+
+    def forward(self, pred: torch.Tensor) -> torch.Tensor:
+        """pred: (B, 3, H, W) in [-1, 1]. Returns (B, 3, H, W) pixel values 0..255 (float, rounded)."""
+        return ((pred + 1.0) * 127.5).round().clamp(0, 255)
+
+
 def sample(ideal: np.ndarray, steps: int, seed: int, denoiser: nn.Module) -> np.ndarray:
     """The image an N-step sampler reaches for this seed: `ideal` (H, W, 3) uint8 is the clean image the ideal
     sampler draws. Deterministic given (ideal, steps, seed, the denoiser's weights)."""
