@@ -28,6 +28,7 @@ from evalsuite.fsutil import atomic_write_bytes
 
 DEPLOYMENT_TARGET = "iOS17"
 PALETTE_BITS = (1, 2, 3, 4, 6, 8)
+WEIGHT_THRESHOLD = 512  # coremltools' weight_threshold: smaller weight tensors stay uncompressed
 
 
 class BuildError(EvalsuiteError):
@@ -119,24 +120,27 @@ def convert(model: DeviceModel, precision: str) -> tuple[Any, str, str | None]:
             from exc
 
 
-def compress(mlmodel: Any, spec: VariantSpec) -> Any:
-    from coremltools.optimize.coreml import (
-        OpLinearQuantizerConfig,
-        OpPalettizerConfig,
-        OptimizationConfig,
-        linear_quantize_weights,
-        palettize_weights,
-    )
+def optimization_config(spec: VariantSpec) -> Any:
+    """The `coremltools.optimize.coreml` OptimizationConfig of a variant (None for fp32/fp16); shared with the
+    host-side compression (`evalsuite.device.compression`) so quality is measured on the weights built here."""
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OpPalettizerConfig, OptimizationConfig
 
     if spec.palette_bits:
-        config = OptimizationConfig(global_config=OpPalettizerConfig(mode=spec.palette_mode, nbits=spec.palette_bits,
-                                                                     weight_threshold=512))
-        return palettize_weights(mlmodel, config)
+        return OptimizationConfig(global_config=OpPalettizerConfig(mode=spec.palette_mode, nbits=spec.palette_bits,
+                                                                   weight_threshold=WEIGHT_THRESHOLD))
     if spec.int8:
-        config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric",
-                                                                          weight_threshold=512))
-        return linear_quantize_weights(mlmodel, config)
-    return mlmodel
+        return OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric",
+                                                                        weight_threshold=WEIGHT_THRESHOLD))
+    return None
+
+
+def compress(mlmodel: Any, spec: VariantSpec) -> Any:
+    from coremltools.optimize.coreml import linear_quantize_weights, palettize_weights
+
+    config = optimization_config(spec)
+    if config is None:
+        return mlmodel
+    return (palettize_weights if spec.palette_bits else linear_quantize_weights)(mlmodel, config)
 
 
 def package_hash(package: Path) -> str:
