@@ -366,10 +366,10 @@ def score(model: Any, tasks: str | Sequence[str] | None = None, *, suite: str | 
     True
     >>> df = run.metrics()
     >>> df[["model_spec", "task", "metric", "status"]]
-      model_spec task  metric status
-    0       demo  fid     fid     ok
-    1       demo  kid     kid     ok
-    2       demo  kid kid_std     ok
+      model_spec task   metric status
+    0       demo  fid      fid     ok
+    1       demo  kid      kid     ok
+    2       demo  kid  kid_std     ok
     >>> run["kid"]["provenance"]["task_options"]
     {'subsets': 10, 'subset_size': 4}
     """

@@ -290,7 +290,7 @@ class RunContext:
 
     def _check_skips(self, result: FeatureResult, label: str) -> None:
         if self.options.strict:  # refused before the features are used (the runner refuses a task's skips after it)
-            refuse_skipped(result.skipped, f"{label} files")
+            refuse_skipped(result.skipped, f"{label} file(s)")
         if result.n < 2:
             raise InputError(f"only {result.n} usable {label} image(s) ({len(result.skipped)} skipped)",
                              "statistics need at least 2 images; check the folder or the model's output")

@@ -54,8 +54,8 @@ class TaskSkipped(Exception):
 
 def refuse_skipped(skipped: list[dict], what: str) -> None:
     """`--strict`: inputs that could not be used (`{"file": ..., "reason": ...}` records) are an error, naming the
-    first; the one rule every task's skips go through."""
+    first; the one rule every task's skips go through. `what` names them in the plural, e.g. "sample file(s)"."""
     if skipped:
         first = skipped[0]
-        raise InputError(f"{what}: {len(skipped)} input(s) could not be used, e.g. {first.get('file')}: "
+        raise InputError(f"{len(skipped)} {what} could not be used, e.g. {first.get('file')}: "
                          f"{first.get('reason')}", "fix or remove them, or run without --strict to skip them")

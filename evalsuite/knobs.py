@@ -33,7 +33,7 @@ class Knob:
     values it may take."""
 
     name: str
-    kind: type
+    kind: Any  # int, float, str, bool, or one of them | None
     default: Any
     choices: tuple | None = None
     help: str = ""

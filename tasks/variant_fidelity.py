@@ -64,7 +64,7 @@ class VariantFidelity(_Task):
                              "report this; both sides use the run's prompts and seeds")
 
         def score(pairs: list) -> list:
-            out = []
+            out: list[dict | tuple[float, float]] = []
             for mine, theirs in pairs:
                 try:
                     a, b = read_rgb(mine), read_rgb(theirs)

@@ -122,7 +122,7 @@ def reference_videos(ref_spec: str, *, store_root: Path, num_samples: int | None
 def check_usable(result: VideoFeatureResult, label: str, *, requested: int | None, strict: bool) -> None:
     """Refuse a feature set with skipped videos under --strict, fewer usable videos than requested, or under 2."""
     if strict:
-        refuse_skipped(result.skipped, f"{label} videos")
+        refuse_skipped(result.skipped, f"{label} video(s)")
     if requested is not None and result.n < requested:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in result.skipped[:3])
         raise InputError(f"only {result.n} of the {requested} requested {label} videos are usable "

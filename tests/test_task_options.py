@@ -118,7 +118,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, echo_tasks, settings
 def test_strict_is_applied_once_by_the_runner_to_what_any_task_skipped(tmp_path, echo_tasks):
     doc = _run(tmp_path, {_Echo.name: {"skips": "2"}})[_Echo.name]
     assert doc["status"] == "ok" and doc["skipped_samples"]["count"] == 2
-    with pytest.raises(InputError, match=r"task options-echo: 2 input\(s\) could not be used, e\.g\. in0\.png"):
+    with pytest.raises(InputError, match=r"2 input\(s\) of task options-echo could not be used, e\.g\. in0\.png"):
         _run(tmp_path / "strict", {_Echo.name: {"skips": "2"}}, strict=True)
     assert _run(tmp_path / "clean", strict=True)[_Echo.name]["status"] == "ok"
 
