@@ -234,3 +234,8 @@ def compress_module(module: nn.Module, variant: str, example_inputs: tuple | Non
     """A compressed copy of `module` whose floating weights are what the phone runs for `variant` (fp32, fp16,
     palettizeN[-kmeans], int8); `module` is untouched. See `compress` for the provenance of each weight."""
     return compress(module, variant, example_inputs).module
+
+
+from evalsuite.knobs import COMPRESSORS  # noqa: E402  (the knob registry; importing this module fills it)
+
+COMPRESSORS.register("coreml", compress_module)

@@ -131,7 +131,7 @@ def time_variant(spec: str, variant_id: str, settings: SweepSettings, device: st
     from evalsuite.models import resolve_model
 
     source = resolve_model(spec)
-    model = source.generator
+    model = source.generator if source.generator is not None else source.autoencoder
     if model is None or not callable(getattr(model, "device_pipeline", None)):
         raise InputError(f"model {spec} has no device_pipeline(): the sweep cannot time what it scores",
                          "give its generator device_pipeline() returning evalsuite.device.models.GenerationPipeline "

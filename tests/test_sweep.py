@@ -17,27 +17,16 @@ from evalsuite.device import records
 from evalsuite.device import sweep as sweeps
 from evalsuite.device import sweep_manifest as manifests
 from evalsuite.device.sweep_points import join_point, sweep_reports
-from evalsuite.errors import InputError, UnknownNameError
-from evalsuite.knobs import COMPRESSORS
+from evalsuite.errors import InputError
 from evalsuite.models import resolve_model
 
 MODEL = "demo:64"  # the demo at 64 px: the same knobs and sampler, a quarter of the pixels
 FAST = sweeps.SweepSettings(num_samples=3, iterations=2, warmup=0)
 
 
-def compression_available() -> bool:
-    try:
-        COMPRESSORS.get("coreml")
-    except UnknownNameError:
-        return False
-    return True
-
-
 def demo_grid() -> dict[str, list[str]]:
-    """Six variants: steps x {fp32, fp16} once host-side compression is registered, else six step counts."""
-    if compression_available():
-        return {"steps": ["1", "2", "4"], "compression": ["fp32", "fp16"]}
-    return {"steps": ["1", "2", "3", "4", "5", "6"]}
+    """Six variants: steps x weight compression (fp16 is host-side float16 rounding, no coremltools needed)."""
+    return {"steps": ["1", "2", "4"], "compression": ["fp32", "fp16"]}
 
 
 class Interrupt(KeyboardInterrupt):
@@ -221,8 +210,7 @@ def test_records_from_elsewhere_join_by_variant_id_and_old_records_still_load(sw
 def test_the_demo_pipeline_times_the_weights_it_scores():
     from evalsuite.device.models import GenerationPipeline
 
-    specs = ["demo?steps=3"] + (["demo?steps=3&compression=fp16"] if compression_available() else [])
-    for spec in specs:
+    for spec in ["demo?steps=3", "demo?steps=3&compression=fp16"]:
         source = resolve_model(spec)
         pipe = source.generator.device_pipeline()
         assert isinstance(pipe, GenerationPipeline) and pipe.text_encoder is None and pipe.info["steps"] == 3
@@ -232,9 +220,8 @@ def test_the_demo_pipeline_times_the_weights_it_scores():
         resolve_model("demo").generator.device_pipeline()
 
 
-@pytest.mark.skipif(not compression_available(), reason="host-side compression (device_runner/compression.py) is "
-                    "not registered yet")
 def test_palettized_variants_are_timed_with_their_palettized_weights():
+    pytest.importorskip("coremltools")  # palettisation runs device build's Core ML compression
     source = resolve_model("demo?steps=2&compression=palettize4")
     pipe = source.generator.device_pipeline()
     assert source.info["variant"]["id"].endswith("#w=" + pipe.denoiser.weights_sha256[:16])
