@@ -124,8 +124,10 @@ def _validate(record: TimingRecord, source: str) -> None:
                          f"see {PROTOCOL_DOC}") from exc
 
 
-def convert(path: str | Path, release: str | None = None) -> list[TimingRecord]:
-    """Read and convert a result file (our app's, or ExecuTorch's) into validated records; stores nothing."""
+def convert(path: str | Path, release: str | None = None, variant_id: str | None = None) -> list[TimingRecord]:
+    """Read and convert a result file (our app's, or ExecuTorch's) into validated records; stores nothing.
+    `variant_id` stamps every record with the variant id of the quality results it belongs to (the app echoes one
+    given in the request's meta; ExecuTorch's JSON has none); a file naming another variant id is refused."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file {path}", "pass the app's result JSON or an ExecuTorch benchmark JSON")
@@ -141,14 +143,20 @@ def convert(path: str | Path, release: str | None = None) -> list[TimingRecord]:
         raise InputError(f"{path} is neither an {RESULT_SCHEMA} result nor an ExecuTorch benchmark list",
                          f"see {PROTOCOL_DOC} for both formats")
     for rec in recs:
+        if variant_id is not None:
+            if rec.variant_id and rec.variant_id != variant_id:
+                raise InputError(f"{path} measured variant {rec.variant_id}, not {variant_id}",
+                                 "ingest it without --variant-id, or with the id it names")
+            rec.variant_id = variant_id
         _validate(rec, str(path))
     return recs
 
 
-def ingest(path: str | Path, store: str | Path, release: str | None = None) -> list[Path]:
+def ingest(path: str | Path, store: str | Path, release: str | None = None,
+           variant_id: str | None = None) -> list[Path]:
     """Convert `path` and store every record, all or nothing: everything is validated before anything is written,
     and records written before a failing write (e.g. a file ingested twice) are removed again."""
-    recs = convert(path, release)
+    recs = convert(path, release, variant_id)
     written: list[Path] = []
     try:
         for rec in recs:

@@ -22,7 +22,7 @@ Request, schema `evalsuite.ios-request/1` (host -> app):
 | warmup | int | untimed predictions before them, >= 0 |
 | compute_units | list[str] | ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY (no repeats), measured in this order |
 | inputs | list[{name, shape, dtype}] | random inputs to build; dtype float32, float16, float64 or int32 |
-| meta | {model, variant, model_hash, release, git_sha} | opaque to the app; echoed in the result |
+| meta | {model, variant, model_hash, release, git_sha, variant_id} | opaque to the app; echoed in the result |
 
 The package zip is *stored* (uncompressed) and holds one `X.mlpackage/` folder. Inputs the request leaves out are
 built from the compiled model's own description (multi-arrays and images). `meta` is echoed so that a result file
@@ -76,7 +76,7 @@ COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 DTYPES = ("float32", "float16", "float64", "int32")
 THERMAL_STATES = ("nominal", "fair", "serious", "critical", "unknown")
 UNIT_FIELDS = ("compute_unit", "compile_ms", "first_load_ms", "warm_load_ms", "first_predict_ms", "latencies_ms")
-META_FIELDS = ("model", "variant", "model_hash", "release", "git_sha")
+META_FIELDS = ("model", "variant", "model_hash", "release", "git_sha", "variant_id")
 PROTOCOL_DOC = "device_runner/ios/PROTOCOL.md"
 
 
@@ -233,7 +233,7 @@ def check_schema(data: Any, source: str) -> dict:
 
 def parse_result(data: Any, *, model: str | None = None, variant: str | None = None, model_hash: str | None = None,
                  release: str | None = None, git_sha: str | None = None, source: str = "iPhone result",
-                 request_id: str | None = None) -> list[TimingRecord]:
+                 request_id: str | None = None, variant_id: str | None = None) -> list[TimingRecord]:
     """One TimingRecord per compute unit of an `evalsuite.ios-result/1` document (a dict, or its JSON text/bytes).
 
     Keyword values win over the result's echoed `meta`. Unknown schema, a request id other than `request_id`,
@@ -284,6 +284,7 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
     model_hash = model_hash if model_hash is not None else str(meta.get("model_hash") or "")
     release = release or meta.get("release") or "unreleased"
     git_sha = git_sha if git_sha is not None else str(meta.get("git_sha") or "")
+    variant_id = variant_id or (str(meta["variant_id"]) if meta.get("variant_id") else None)
     warmup = data.get("warmup", 0)
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise InputError(f"{source}: warmup is {warmup!r}", "a non-negative integer")
@@ -319,7 +320,7 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
             release=str(release), model_hash=model_hash, compute_unit=name, os_version=os_version,
             thermal_state=thermal, warmup=warmup, iterations=len(lat), load_ms=timings["first_load_ms"],
             compile_ms=timings["compile_ms"], first_predict_ms=timings["first_predict_ms"], git_sha=git_sha,
-            notes="; ".join(n for n in notes if n))
+            notes="; ".join(n for n in notes if n), variant_id=variant_id)
         if stamp:
             kwargs["timestamp"] = stamp
         out.append(make_record(kwargs, where))

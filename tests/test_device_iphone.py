@@ -377,6 +377,23 @@ def test_ingest_app_result(tmp_path):
     assert len(list((store / "device").glob("*.json"))) == 2
 
 
+def test_ingested_records_carry_the_variant_id_so_they_join_quality_results(tmp_path):
+    vid = "demo@1?compression=palettize4&steps=4#w=0123456789abcdef"
+    request = protocol.make_request("p.mlpackage.zip", iterations=8, warmup=1, compute_units="ALL",
+                                    meta={"model": "demo", "variant": "palettize4", "variant_id": vid})
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(app_result(request)))
+    ingest.ingest(path, tmp_path / "a")  # the app echoes the request's meta, variant id included
+    assert {r.variant_id for r in records.load_all(tmp_path / "a")} == {vid}
+    with pytest.raises(InputError, match="measured variant .* not demo@1"):  # a file naming another variant
+        ingest.ingest(path, tmp_path / "b", variant_id="demo@1")
+    assert not (tmp_path / "b" / "device").exists() or not list((tmp_path / "b" / "device").glob("*.json"))
+    et = tmp_path / "benchmark_results.json"  # ExecuTorch's JSON has no variant id: --variant-id stamps it
+    et.write_text(json.dumps(EXECUTORCH))
+    ingest.ingest(et, tmp_path / "c", release="et", variant_id=vid)
+    assert {r.variant_id for r in records.load_all(tmp_path / "c")} == {vid}
+
+
 def test_ingest_executorch(tmp_path):
     path = tmp_path / "benchmark_results.json"
     path.write_text(json.dumps(EXECUTORCH))

@@ -146,12 +146,14 @@ def device_time_generation(
 def device_ingest(
     file: Path = typer.Argument(..., help="The benchmark app's result JSON, or an ExecuTorch benchmark JSON."),
     release: Optional[str] = typer.Option(None, "--release"),
+    variant_id: Optional[str] = typer.Option(None, "--variant-id", help="The variant id of the quality results "
+                                             "these timings belong to (see `evalsuite sweep`), so they join them."),
     store: Optional[Path] = StoreOpt,
 ) -> None:
     """Store timing records produced elsewhere (all or nothing)."""
     from evalsuite.device.ingest import ingest
 
-    paths = ingest(file, _store(store), release=release)
+    paths = ingest(file, _store(store), release=release, variant_id=variant_id)
     out.print(f"{len(paths)} record(s) ingested into {_store(store) / 'device'}", soft_wrap=True)
 
 
