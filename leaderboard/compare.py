@@ -1,5 +1,6 @@
 """`evalsuite compare`: per-task deltas between runs (the first is the baseline) with 95% bootstrap confidence
-intervals wherever per-sample results exist, plots, and samples of the same prompt and seed side by side."""
+intervals wherever per-sample results exist, plots, samples of the same prompt and seed side by side, and quality
+against latency where the compared variants were timed (evalsuite.leaderboard.pareto_page)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PIL import Image
 from evalsuite.bootstrap import STATISTICS, DeltaCI, bootstrap_ci, bootstrap_delta
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes, inside
+from evalsuite.leaderboard.pareto_page import Section, runs_sections, sections_json, sections_markdown
 from evalsuite.results import ResultsStore, StoreWarning, encode_nonfinite
 from evalsuite.samples import SampleStore
 
@@ -53,6 +55,7 @@ class Report:
     samples: list[dict] = field(default_factory=list)
     n_boot: int = 2000
     seed: int = 0
+    pareto: list[Section] = field(default_factory=list)  # quality against latency, where variants were timed
 
     def to_json(self) -> dict:
         return encode_nonfinite({
@@ -62,7 +65,7 @@ class Report:
                       "cells": [{"run_id": c.run_id, "value": c.value, "delta": c.delta,
                                  "ci": [c.ci.low, c.ci.high] if c.ci else None, "paired": c.ci.paired if c.ci else None,
                                  "significant": c.significant, "note": c.ci_text} for c in row.cells]}
-                     for row in self.rows]})
+                     for row in self.rows], "pareto": sections_json(self.pareto)})
 
 
 def _per_sample(doc: dict, metric: str) -> tuple[np.ndarray | None, list | None, str]:
@@ -150,6 +153,7 @@ def compare(store_dir: str | Path, run_ids: list[str], *, n_boot: int = 2000, se
     report = Report(ids, models, rows, n_boot=n_boot, seed=seed)
     report.plots = _plots(runs, ids, n_boot, seed)
     report.samples = _samples(store, runs, ids)
+    report.pareto = runs_sections(store.root, ids)
     return report
 
 
@@ -318,4 +322,4 @@ def to_markdown(report: Report) -> str:
             cells.append(text)
         arrow = "↓" if row.direction == "lower" else "↑"
         lines.append(f"| {_md(row.task)} | {_md(row.metric)} {arrow} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + sections_markdown(report.pareto)

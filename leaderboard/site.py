@@ -17,6 +17,7 @@ from evalsuite.device import regression
 from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.leaderboard import charts
 from evalsuite.leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
+from evalsuite.leaderboard.pareto_page import store_sections
 from evalsuite.results import ResultsStore, encode_nonfinite
 
 HERE = Path(__file__).resolve().parent
@@ -93,6 +94,7 @@ def build(store_dir: str | Path, out_dir: str | Path, published_path: str | Path
         atomic_write_bytes(out / provenance_href(doc["run_id"], doc["task"]), html.encode(), root=out)
     index = env.get_template("index.html.j2").render(
         title="evalsuite leaderboard", css=css, js=js, tables=tables, charts=chart_svgs, regressions=flagged,
+        pareto=store_sections(store.root),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), version=evalsuite.__version__,
         n_results=len(docs), n_published=len(published), threshold=regression.DEFAULT_THRESHOLD,
         window=regression.DEFAULT_WINDOW, consecutive=regression.DEFAULT_CONSECUTIVE)
