@@ -67,10 +67,12 @@ def resolve_model(spec: str) -> ModelSource:
     from evalsuite import knobs
 
     base, values = knobs.split_spec(spec)
-    if values:  # a variant: `SPEC?knob=value&...`
-        return knobs.apply(resolve_model(base), values)
     name, _, arg = spec.partition(":")
     factory = SCHEMES.get(name, None)
+    if values and not getattr(factory, "reads_query", False):  # a variant: `SPEC?knob=value&...`
+        return knobs.apply(resolve_model(base), values)
+    # a scheme whose factory has `reads_query = True` reads the whole query itself (diffusers:PATH?num_inference_
+    # steps=4: the pipeline's call arguments); it returns the variant, or calls knobs.apply with its knob values
     if factory is not None:
         return knobs.apply(factory(arg), {})
     if Path(spec).is_dir():

@@ -76,4 +76,5 @@ def _resolve(arg: str) -> ModelSource:
                              "call_kwargs": call_kwargs})
 
 
+_resolve.reads_query = True  # type: ignore[attr-defined]  # its query is the pipeline call's arguments
 register_scheme("diffusers", _resolve)
