@@ -74,7 +74,8 @@ def resolve_model(spec: str) -> ModelSource:
     # a scheme whose factory has `reads_query = True` reads the whole query itself (diffusers:PATH?num_inference_
     # steps=4: the pipeline's call arguments); it returns the variant, or calls knobs.apply with its knob values
     if factory is not None:
-        return knobs.apply(factory(arg), {})
+        source = factory(arg)
+        return source if "variant" in source.info else knobs.apply(source, {})
     if Path(spec).is_dir():
         raise UnknownNameError(f"model spec '{spec}' has no scheme", f"for a folder of images write folder:{spec}")
     raise UnknownNameError(  # the whole spec and the forms it may take, more helpful here than the bare scheme names
