@@ -123,12 +123,8 @@ def _problem(manifest: Any, sweep_id: str) -> str | None:
 @contextmanager
 def locked(store: str | Path, sweep_id: str) -> Iterator[None]:
     """Held while a process runs the sweep (released by the kernel if it dies); InputError if another holds it."""
-    from evalsuite.filelock import flock
+    from evalsuite.filelock import held_by_this_process
 
-    path = sweep_path(store, sweep_id, LOCK)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with flock(path, blocking=False) as free:
-        if not free:
-            raise InputError(f"sweep {sweep_id} is being run by another process (it holds {path})",
-                             "wait for it to finish")
+    with held_by_this_process(sweep_path(store, sweep_id, LOCK), f"sweep {sweep_id} is being run by another process",
+                              "wait for it to finish"):
         yield

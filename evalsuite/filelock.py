@@ -1,5 +1,6 @@
-"""An exclusive flock on a lock file, as results stores use them: `run.lock` (held by the process scoring a run,
-released by the kernel if it dies) and `.index.lock` (held while a damaged index is moved aside and rebuilt)."""
+"""An exclusive flock on a lock file, as the stores use them: `run.lock` (held by the process scoring a run,
+released by the kernel if it dies), a sweep's lock, and `.index.lock` (held while a damaged index is moved aside and
+rebuilt)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from evalsuite.errors import InputError
 
 
 @contextmanager
@@ -41,3 +44,14 @@ def flock(path: str | Path, *, blocking: bool = True, create: bool = True) -> It
         yield True
     finally:
         os.close(fd)
+
+
+@contextmanager
+def held_by_this_process(path: Path, busy: str, fix: str) -> Iterator[None]:
+    """Hold the lock file `path` (its folder created) for the block, or refuse with InputError(`busy` naming the
+    file, `fix`) when another process holds it: one process at a time scores a run or runs a sweep."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with flock(path, blocking=False) as free:
+        if not free:
+            raise InputError(f"{busy} (it holds {path})", fix)
+        yield

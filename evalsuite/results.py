@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, overload
 
 from evalsuite.errors import InputError
-from evalsuite.filelock import flock
+from evalsuite.filelock import flock, held_by_this_process
 from evalsuite.fsutil import atomic_write_bytes, check_name, inside, refuse_symlink
 from evalsuite.result_schema import (
     MAX_JSON_DEPTH,
@@ -227,12 +227,8 @@ class ResultsStore:
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:
         """Held while a process scores the run (released by the kernel if it dies); InputError if another holds it."""
-        path = self.run_path(run_id, RUN_LOCK)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with flock(path, blocking=False) as free:
-            if not free:
-                raise InputError(f"run {run_id} is being scored by another process (it holds {path})",
-                                 "wait for it to finish; `evalsuite runs list` shows the run as running")
+        with held_by_this_process(self.run_path(run_id, RUN_LOCK), f"run {run_id} is being scored by another "
+                                  "process", "wait for it to finish; `evalsuite runs list` shows the run as running"):
             yield
 
     def run_path(self, run_id: str, name: str | None = None) -> Path:
