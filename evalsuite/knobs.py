@@ -185,3 +185,15 @@ def compress(module: Any, variant: str) -> Any:
     if variant == "fp32":
         return module
     return COMPRESSORS.get("coreml")(module, variant)
+
+
+def describe(spec: str) -> list[dict]:
+    """The knobs of the model a spec names (`evalsuite knobs MODEL`): name, type, default, allowed values, help."""
+    from evalsuite.models import resolve_model
+    from evalsuite.task_options import _type_name
+
+    source = resolve_model(split_spec(spec)[0])
+    model = source.generator if source.generator is not None else source.autoencoder
+    return [{"knob": k.name, "type": _type_name(k.kind), "default": k.default,
+             "values": list(k.choices) if k.choices is not None else None, "help": k.help}
+            for k in declared(model).values()] if model is not None else []

@@ -112,3 +112,22 @@ def test_variant_fidelity_ranks_step_counts_and_is_exact_for_the_reference_itsel
 def test_variant_fidelity_without_knobs_or_reference_is_skipped_with_the_fix(tmp_path):
     doc = _fidelity(tmp_path, "python:tests.tiny_models:noise_generator")
     assert doc["status"] == "skipped" and "variant-fidelity.reference" in doc["fix"]
+
+
+def test_cli_lists_a_models_knobs_and_the_error_points_there():
+    import json
+
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    result = CliRunner().invoke(app, ["knobs", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["knob"]: r for r in json.loads(result.output)}
+    assert rows["steps"]["default"] is None and rows["steps"]["type"] == "int | none"
+    assert rows["compression"]["default"] == "fp32" and "palettize4" in rows["compression"]["values"]
+    table = CliRunner().invoke(app, ["knobs", "python:tests.tiny_models:noise_generator"])
+    assert table.exit_code == 0 and "declares no knobs" in table.output
+    with pytest.raises(InputError) as info:
+        resolve_model("demo?steps=zero")
+    assert "`evalsuite knobs MODEL`" in info.value.fix

@@ -176,3 +176,24 @@ def list_tasks(as_json: bool = JsonOpt, offline: Optional[bool] = OfflineOpt,
     if any(r["missing_weights"] for r in rows):
         out.print("missing weights: `evalsuite weights fetch NAME`, or `evalsuite weights import NAME FILE` offline",
                   markup=False, highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ knobs
+@app.command("knobs")
+@friendly
+def list_knobs(model: str = typer.Argument(..., help="A model spec (demo, python:..., diffusers:PATH)."),
+               as_json: bool = JsonOpt) -> None:
+    """The knobs of MODEL: what a variant (MODEL?knob=value&..., `evalsuite sweep --grid`) may change."""
+    from evalsuite.knobs import describe
+
+    rows = describe(model)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print(f"{model} declares no knobs", markup=False, highlight=False)
+        return
+    _table(f"knobs of {model} (select a variant with {model}?knob=value&...)",
+           ["knob", "type", "default", "values", "meaning"],
+           [[r["knob"], r["type"], "unset" if r["default"] is None else r["default"],
+             ", ".join(map(str, r["values"])) if r["values"] else "any", r["help"]] for r in rows])
