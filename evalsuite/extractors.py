@@ -226,6 +226,39 @@ register(ExtractorInfo(
 ))
 
 
+# ----------------------------------------------------------------------------------------------- CLIP L/14@336
+# CMMD (google-research cmmd): io_util.py `_center_crop_and_resize` (centre square crop, uint8 PIL bicubic to 336),
+# `/ 255.0` in float32, embedding.py `_clip_preprocess` (jax.image.resize to the same 336x336: identity; scenic
+# `normalize_image` with CLIP mean/std), scenic CLIP `encode_image` with normalize=True (unit L2 norm); float32.
+def _clip_l14_336_identity(option: str) -> tuple[str, Preprocessing, int]:
+    if option:
+        raise InputError(f"extractor 'clip-l14-336' takes no option, got 'clip-l14-336:{option}'", "use clip-l14-336")
+    return "clip-vit-l-14-336-openai/l2norm", Preprocessing("pil-crop-bicubic", (336, 336), "uint8"), 768
+
+
+def _build_clip_l14_336(option: str, device: torch.device, offline: bool | None) -> Extractor:
+    ext_id, preprocessing, dim = _clip_l14_336_identity(option)
+    path, digest = weights_store.require_verified("clip-vit-l-14-336-openai", offline=offline)
+    model = openai_clip.load(path, device, "fp32")  # CMMD runs the JAX port in float32
+    mean = torch.tensor(_CLIP_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(_CLIP_STD, device=device).view(1, 3, 1, 1)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        emb = openai_clip.encode_image(model, (x.float() / 255.0 - mean) / std)
+        return emb / torch.linalg.vector_norm(emb, dim=-1, keepdim=True)
+
+    dim = int(getattr(model.visual, "output_dim", dim))
+    return Extractor(ext_id, digest, preprocessing, dim, forward, device)
+
+
+register(ExtractorInfo(
+    "clip-l14-336", ("clip-vit-l-14-336-openai",),
+    "OpenAI CLIP ViT-L/14@336px image embedding (768-d, unit norm) for CMMD; CMMD's centre square crop + uint8 PIL "
+    "bicubic to 336, float32",
+    _clip_l14_336_identity, _build_clip_l14_336,
+))
+
+
 # ----------------------------------------------------------------------------------------------- VGG-16
 # torch-fidelity 0.4 feature_extractor_vgg16.py: uint8 -> float32, TF1 bilinear to 224x224, ImageNet mean/std
 # scaled by 255, torchvision VGG-16 without the classifier's last ReLU/Dropout/Linear, ReLU ('fc2_relu')

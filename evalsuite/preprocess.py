@@ -2,7 +2,8 @@
 
 `clean` is clean-fid's: per channel, PIL float ('F' mode) bicubic resize, clipped to [0, 255], never quantised.
 `tf1-bilinear` is torch-fidelity's VGG-16/Inception resize (TensorFlow 1.x bilinear, align_corners=False, float32);
-`pil-bicubic-short-crop` is clean-fid's CLIP transform (uint8 PIL bicubic shorter side, then centre crop).
+`pil-bicubic-short-crop` is clean-fid's CLIP transform (uint8 PIL bicubic shorter side, then centre crop);
+`pil-crop-bicubic` is CMMD's (google-research `cmmd/io_util.py`: centre square crop, then uint8 PIL bicubic).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-RESIZE_METHODS = ("pil-float-bicubic", "torch-bilinear", "tf1-bilinear", "pil-bicubic-short-crop", "none")
+RESIZE_METHODS = ("pil-float-bicubic", "torch-bilinear", "tf1-bilinear", "pil-bicubic-short-crop",
+                  "pil-crop-bicubic", "none")
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,9 @@ class Preprocessing:
             out = pil_float_bicubic(rgb, self.size)  # type: ignore[arg-type]
         elif self.resize == "tf1-bilinear":
             out = tf1_bilinear(rgb, self.size)  # type: ignore[arg-type]
-        elif self.resize == "pil-bicubic-short-crop":
-            out = pil_bicubic_short_crop(rgb, self.size)  # type: ignore[arg-type]
+        elif self.resize in ("pil-bicubic-short-crop", "pil-crop-bicubic"):
+            crop = pil_bicubic_short_crop if self.resize == "pil-bicubic-short-crop" else pil_crop_bicubic
+            out = crop(rgb, self.size)  # type: ignore[arg-type]
             return out if self.input_dtype == "uint8" else out.astype(np.float32)
         else:
             out = torch_bilinear(rgb, self.size)  # type: ignore[arg-type]
@@ -104,6 +107,17 @@ def pil_bicubic_short_crop(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray
     width, height = size
     img = TF.resize(Image.fromarray(rgb), min(width, height), interpolation=InterpolationMode.BICUBIC)
     return np.asarray(TF.center_crop(img, [height, width]), dtype=np.uint8)
+
+
+def pil_crop_bicubic(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """CMMD's `_center_crop_and_resize` (google-research `cmmd/io_util.py`): the centred square of side
+    min(w, h) at ((w - l) // 2, (h - l) // 2), then a uint8 PIL bicubic resize (PIL's antialiasing) to `size`."""
+    img = Image.fromarray(rgb)
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    return np.asarray(img.resize((size[0], size[1]), resample=Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def named(mode: str, size: int) -> Preprocessing:

@@ -102,6 +102,18 @@ register(WeightsSpec(
     description="OpenAI CLIP ViT-L/14: GenEval's zero-shot colour classifier",
 ))
 register(WeightsSpec(
+    name="clip-vit-l-14-336-openai",
+    filename="ViT-L-14-336px.pt",
+    url="https://openaipublic.azureedge.net/clip/models/"
+    "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
+    # OpenAI's `clip` package names each file by its sha256 and checks it (clip/clip.py `_download`); scenic's
+    # CLIP loader, which CMMD uses, downloads the same URL with expected_sha256 = that path segment
+    sha256="3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+    size_bytes=None,
+    licence="MIT (OpenAI CLIP)",
+    description="OpenAI CLIP ViT-L/14@336px: CMMD's image embedding (768-d, L2-normalised)",
+))
+register(WeightsSpec(
     name="maskrcnn-v2-coco",
     filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
     url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",

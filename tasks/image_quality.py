@@ -1,4 +1,4 @@
-"""Distribution metrics on images: FID, KID, precision/recall and CLIP-FID. They share one feature pass per
+"""Distribution metrics on images: FID, KID, precision/recall, CLIP-FID and CMMD. They share one feature pass per
 extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same network)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from evalsuite import extractors
 from evalsuite.errors import IncompatibleStatsError, InputError, TaskSkipped
-from evalsuite.metrics import frechet_distance, kernel_distance, precision_recall
+from evalsuite.metrics import CMMD_SCALE, CMMD_SIGMA, cmmd, frechet_distance, kernel_distance, precision_recall
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
@@ -114,6 +114,35 @@ class KID(_FeatureDistanceTask):
         )
 
 
+@register
+class CMMD(_FeatureDistanceTask):
+    name = "cmmd"
+    version = "1"
+    description = ("CMMD (Jayasumana et al. 2024, google-research cmmd): Gaussian-RBF MMD (sigma 10, x1000, the "
+                   "official biased estimator) of unit-norm CLIP ViT-L/14@336px embeddings")
+    needs_all_features = True
+    # no per_sample: MMD is a mean over pairs of samples, not over samples
+    metrics = {"cmmd": MetricInfo("lower", "1000 x biased MMD² of CLIP ViT-L/14@336px embeddings, Gaussian RBF "
+                                           "kernel, sigma 10", primary=True)}
+    default_extractor = "clip-l14-336"
+    protocol = "cmmd-clip-l14-336-sigma10"
+
+    def extractor_spec(self, options) -> str:
+        return self.default_extractor  # --extractor selects FID's network; CMMD is always CLIP ViT-L/14@336px
+
+    def run(self, ctx) -> TaskOutput:
+        spec = self.extractor_spec(ctx.options)
+        feats = ctx.sample_features(spec, keep_features=True)
+        ref = reference_features(ctx, spec, "CMMD")
+        value = cmmd(ref.feats, feats.features)  # official order: mmd(ref_embs, eval_embs) (symmetric anyway)
+        return TaskOutput(
+            metrics={"cmmd": value},
+            details={"sigma": CMMD_SIGMA, "scale": CMMD_SCALE, "estimator": "biased (V-statistic), float64, blockwise",
+                     "n_reference": len(ref.feats)},
+            num_samples=feats.n, skipped_samples=feats.skipped, protocol=self.protocol,
+        )
+
+
 def _pr_protocol(spec: str, k: int) -> str:
     """Protocol name of precision/recall in a feature space: prc-vgg16-fc2relu-k3 (the default), prc-inception-
     pool3-k3, prc-clip-vit-b-32-k3, prc-python:...-k3; a non-clean Inception mode is named too."""
@@ -173,8 +202,8 @@ class PrecisionRecall(_FeatureDistanceTask):
 
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
-register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid"],
-               "FID and KID (one Inception pass), precision/recall (VGG-16) and CLIP-FID")
+register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd"],
+               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID and CMMD (CLIP ViT-L/14@336px)")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "
