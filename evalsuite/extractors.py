@@ -92,7 +92,8 @@ class ExtractorInfo:
 
     def key(self, option: str) -> dict:
         ext_id, preprocessing, dim = self.identity(option)
-        return {"extractor": ext_id, "weights_sha256": weights_store.REGISTRY[self.weights[0]].sha256,
+        # the published digest, else the trust-on-first-use pin (None until a copy is pinned)
+        return {"extractor": ext_id, "weights_sha256": weights_store.expected_digest(self.weights[0]),
                 "preprocessing": preprocessing.id, "dim": dim}
 
 
@@ -306,6 +307,33 @@ register(ExtractorInfo(
     "vgg16", ("vgg16-imagenet1k-v1",),
     "torchvision VGG-16 fc2_relu (4096-d) as torch-fidelity computes it: TF1 bilinear to 224; precision/recall",
     _vgg16_identity, _build_vgg16,
+))
+
+
+# ----------------------------------------------------------------------------------------------- DINOv2 ViT-L/14
+def _dinov2_identity(option: str) -> tuple[str, Preprocessing, int]:
+    # dgm-eval dgm_eval/models/dinov2.py: Resize((224, 224), BICUBIC) on the uint8 PIL image, ToTensor, ImageNet
+    # Normalize; the hub model's normalised CLS token, float32 (evalsuite.dinov2)
+    if option:
+        raise InputError(f"extractor 'dinov2-vitl14' takes no option, got 'dinov2-vitl14:{option}'",
+                         "use dinov2-vitl14")
+    return "dinov2-vitl14/cls", Preprocessing("pil-bicubic", (224, 224), "uint8"), 1024
+
+
+def _build_dinov2(option: str, device: torch.device, offline: bool | None) -> Extractor:
+    from evalsuite import dinov2
+
+    ext_id, preprocessing, dim = _dinov2_identity(option)
+    path, digest = weights_store.require_verified("dinov2-vitl14", offline=offline)
+    model = dinov2.load_vitl14(str(path), device)
+    return Extractor(ext_id, digest, preprocessing, model.net.num_features, model, device)
+
+
+register(ExtractorInfo(
+    "dinov2-vitl14", ("dinov2-vitl14",),
+    "DINOv2 ViT-L/14 normalised CLS token (1024-d) for FD-DINOv2, as dgm-eval encodes: PIL bicubic to 224x224, "
+    "ImageNet normalisation, float32",
+    _dinov2_identity, _build_dinov2,
 ))
 
 

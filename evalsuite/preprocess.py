@@ -3,7 +3,8 @@
 `clean` is clean-fid's: per channel, PIL float ('F' mode) bicubic resize, clipped to [0, 255], never quantised.
 `tf1-bilinear` is torch-fidelity's VGG-16/Inception resize (TensorFlow 1.x bilinear, align_corners=False, float32);
 `pil-bicubic-short-crop` is clean-fid's CLIP transform (uint8 PIL bicubic shorter side, then centre crop);
-`pil-crop-bicubic` is CMMD's (google-research `cmmd/io_util.py`: centre square crop, then uint8 PIL bicubic).
+`pil-crop-bicubic` is CMMD's (google-research `cmmd/io_util.py`: centre square crop, then uint8 PIL bicubic);
+`pil-bicubic` is dgm-eval's DINOv2 transform (uint8 PIL bicubic to the size, no crop).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 RESIZE_METHODS = ("pil-float-bicubic", "torch-bilinear", "tf1-bilinear", "pil-bicubic-short-crop",
-                  "pil-crop-bicubic", "none")
+                  "pil-crop-bicubic", "pil-bicubic", "none")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Preprocessing:
         elif self.resize in ("pil-bicubic-short-crop", "pil-crop-bicubic"):
             crop = pil_bicubic_short_crop if self.resize == "pil-bicubic-short-crop" else pil_crop_bicubic
             out = crop(rgb, self.size)  # type: ignore[arg-type]
+            return out if self.input_dtype == "uint8" else out.astype(np.float32)
+        elif self.resize == "pil-bicubic":
+            out = pil_bicubic(rgb, self.size)  # type: ignore[arg-type]
             return out if self.input_dtype == "uint8" else out.astype(np.float32)
         else:
             out = torch_bilinear(rgb, self.size)  # type: ignore[arg-type]
@@ -118,6 +122,12 @@ def pil_crop_bicubic(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     left, top = (w - side) // 2, (h - side) // 2
     img = img.crop((left, top, left + side, top + side))
     return np.asarray(img.resize((size[0], size[1]), resample=Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def pil_bicubic(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """dgm-eval's DINOv2 transform (`dgm_eval/models/dinov2.py`): torchvision Resize((h, w), BICUBIC) of a uint8
+    PIL image, i.e. PIL's bicubic (with its antialiasing) to exactly `size`, aspect ratio not kept; uint8 out."""
+    return np.asarray(Image.fromarray(rgb).resize(size, resample=Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def named(mode: str, size: int) -> Preprocessing:

@@ -149,6 +149,16 @@ register(WeightsSpec(
     licence="Apache-2.0 (facebookresearch/dino)",
     description="DINO ViT-B/16 backbone (torch.hub dino_vitb16), 768-d CLS token: VBench subject_consistency",
 ))
+register(WeightsSpec(
+    name="dinov2-vitl14",
+    filename="dinov2_vitl14_pretrain.pth",
+    url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+    sha256=None,  # facebookresearch/dinov2 (hubconf, README) publishes no digest: the first copy is pinned (TOFU)
+    size_bytes=None,
+    licence="Apache-2.0 (facebookresearch/dinov2)",
+    description="DINOv2 ViT-L/14 backbone (torch.hub dinov2_vitl14, what dgm-eval loads), 1024-d CLS token: "
+                "FD-DINOv2",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:
