@@ -1,6 +1,5 @@
-"""Distribution metrics on images: FID, KID, precision/recall, CLIP-FID, CMMD and FD-DINOv2. They share one feature
-pass per extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same
-network)."""
+"""Distribution metrics on images: FID, KID, precision/recall, CLIP-FID and CMMD. They share one feature pass per
+extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same network)."""
 
 from __future__ import annotations
 
@@ -72,26 +71,6 @@ class CLIPFID(FID):
         return out
 
 
-@register
-class FDDINOv2(FID):
-    name = "fd-dinov2"
-    version = "1"
-    description = ("FD-DINOv2 (Stein et al. 2023, dgm-eval): Fréchet distance of DINOv2 ViT-L/14 CLS features "
-                   "(dgm-eval's PIL bicubic 224x224 + ImageNet normalisation, float32)")
-    metrics = {"fd-dinov2": MetricInfo("lower", "Fréchet distance of DINOv2 ViT-L/14 CLS features", primary=True)}
-    default_extractor = "dinov2-vitl14"
-    protocol = "fd-dinov2-vitl14"
-
-    def extractor_spec(self, options) -> str:
-        return self.default_extractor  # --extractor selects FID's network; FD-DINOv2 is always DINOv2 ViT-L/14
-
-    def run(self, ctx) -> TaskOutput:
-        out = super().run(ctx)  # FID's Fréchet path on the DINOv2 features
-        out.metrics = {"fd-dinov2": out.metrics["fid"]}
-        out.protocol = self.protocol
-        return out
-
-
 def reference_features(ctx, spec: str, task: str):
     """Reference statistics that keep every feature vector (KID and precision/recall need them, not mu/sigma)."""
     ref = ctx.reference(spec, need_features=True)
@@ -148,19 +127,45 @@ class CMMD(_FeatureDistanceTask):
     default_extractor = "clip-l14-336"
     protocol = "cmmd-clip-l14-336-sigma10"
 
+    @dataclass(frozen=True)
+    class Options:
+        official_batch_size: int = field(default=32, metadata={
+            "help": "the official compute_embeddings_for_dir batches with drop_remainder=True, so each side loses its "
+                    "last N mod batch_size images (sorted file order); 32 is its default --batch_size; 0 keeps "
+                    "every image (protocol ...-all)"})
+
     def extractor_spec(self, options) -> str:
         return self.default_extractor  # --extractor selects FID's network; CMMD is always CLIP ViT-L/14@336px
+
+    def _kept(self, feats, side: str):
+        """The first N - N mod batch_size embeddings (cmmd/io_util.py: batch(..., drop_remainder=True))."""
+        batch = self.options.official_batch_size
+        if batch < 0:
+            raise InputError(f"cmmd.official_batch_size is {batch}",
+                             "pass -o cmmd.official_batch_size=32 (official) or 0 (every image)")
+        if batch == 0:
+            return feats
+        kept = len(feats) - len(feats) % batch
+        if kept == 0:
+            raise TaskSkipped(f"CMMD's official protocol drops the last N mod {batch} images of each side, and the "
+                              f"{side} has only {len(feats)}", f"use at least {batch} images, or pass "
+                              "-o cmmd.official_batch_size=0 to keep every image (protocol ...-all)")
+        return feats[:kept]
 
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
         feats = ctx.sample_features(spec, keep_features=True)
         ref = reference_features(ctx, spec, "CMMD")
-        value = cmmd(ref.feats, feats.features)  # official order: mmd(ref_embs, eval_embs) (symmetric anyway)
+        ref_used, used = self._kept(ref.feats, "reference"), self._kept(feats.features, "sample set")
+        value = cmmd(ref_used, used)  # official order: mmd(ref_embs, eval_embs) (symmetric anyway)
+        batch = self.options.official_batch_size
+        protocol = self.protocol + ("" if batch == 32 else "-all" if batch == 0 else f"-batch{batch}")
         return TaskOutput(
             metrics={"cmmd": value},
             details={"sigma": CMMD_SIGMA, "scale": CMMD_SCALE, "estimator": "biased (V-statistic), float64, blockwise",
-                     "n_reference": len(ref.feats)},
-            num_samples=feats.n, skipped_samples=feats.skipped, protocol=self.protocol,
+                     "n_reference": len(ref.feats), "n_reference_used": len(ref_used), "n_samples_used": len(used),
+                     "drop_remainder_batch": batch},
+            num_samples=feats.n, skipped_samples=feats.skipped, protocol=protocol,
         )
 
 
@@ -223,9 +228,8 @@ class PrecisionRecall(_FeatureDistanceTask):
 
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
-register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd", "fd-dinov2"],
-               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID, CMMD (CLIP ViT-L/14@336px) "
-               "and FD-DINOv2 (DINOv2 ViT-L/14)")
+register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd"],
+               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID and CMMD (CLIP ViT-L/14@336px)")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "

@@ -108,11 +108,14 @@ def tiny_clip_l14_336(tmp_path, monkeypatch):
     return path
 
 
-def _official_embeddings(folder, weights) -> np.ndarray:
+def _official_embeddings(folder, weights, batch_size: int = 32) -> np.ndarray:
     """io_util.py + embedding.py as the official code runs them, with our tiny network in place of scenic's port:
-    sorted files, crop + resize, float32 / 255, (x - mean) / std in float32 (JAX without x64), unit norm."""
+    sorted files (`_get_image_list`), the last N mod batch_size dropped (`compute_embeddings_for_dir`:
+    `drop_remainder=True`), crop + resize, float32 / 255, (x - mean) / std in float32 (JAX without x64), unit norm."""
     net = open_clip.load_openai_model(str(weights), precision="fp32", device="cpu").eval()
     files = sorted(p for p in folder.iterdir() if p.suffix == ".png")
+    if batch_size:
+        files = files[:len(files) - len(files) % batch_size]
     batch = np.stack([np.asarray(_official_crop(Image.open(f).convert("RGB"), 336)).astype(np.float32)
                       for f in files]) / 255.0
     batch = (batch - CLIP_MEAN.astype(np.float32)) / CLIP_STD.astype(np.float32)
@@ -121,37 +124,62 @@ def _official_embeddings(folder, weights) -> np.ndarray:
     return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
 
 
+def _expected(ref_folder, folder, weights, batch_size: int = 32) -> float:
+    ref_emb = _official_embeddings(ref_folder, weights, batch_size)
+    gen_emb = _official_embeddings(folder, weights, batch_size)
+    # the official distance runs in float32 (JAX's default): on these embeddings that alone moves the value by
+    # ~3.5e-5 relative; ours is float64, so the embeddings are compared through the float64 formula
+    return official_mmd(ref_emb.astype(np.float64), gen_emb.astype(np.float64))
+
+
 def test_cmmd_task_end_to_end(tmp_path, tiny_clip_l14_336):
-    """(b) The task on folders (and on a reference built with `ref build --extractor clip-l14-336`) against the
-    official pipeline written out with the same tiny network; also listed in the image-quality suite."""
+    """(b) The task on folders of 40 and 35 images (32 of each used, as the official batch 32 drops the rest; and
+    every image with official_batch_size=0), and on a reference built with `ref build --extractor clip-l14-336`,
+    against the official pipeline written out with the same tiny network; listed in the image-quality suite."""
     from evalsuite import refstats
     from evalsuite.task import get_suite
 
     a, b = tmp_path / "a", tmp_path / "b"
-    write_images(a, 12, size=(40, 30), seed=1)
-    write_images(b, 10, size=(50, 64), seed=2, offset=40.0)
-    ref_emb, gen_emb = _official_embeddings(b, tiny_clip_l14_336), _official_embeddings(a, tiny_clip_l14_336)
-    # the official distance runs in float32 (JAX's default): on these embeddings that alone moves the value by
-    # ~3.5e-5 relative; ours is float64, so the embeddings are compared through the float64 formula
-    expected = official_mmd(ref_emb.astype(np.float64), gen_emb.astype(np.float64))
+    write_images(a, 40, size=(40, 30), seed=1)
+    write_images(b, 35, size=(50, 64), seed=2, offset=40.0)
+    expected = _expected(b, a, tiny_clip_l14_336)
     assert expected > 1e-3
 
-    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref=f"folder:{b}", batch_size=4, num_workers=0,
+    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref=f"folder:{b}", batch_size=8, num_workers=0,
                                                 progress=False)).results
     assert doc["status"] == "ok", doc.get("reason")
     assert doc["protocol"] == "cmmd-clip-l14-336-sigma10"
     assert doc["metrics"]["cmmd"] == pytest.approx(expected, rel=1e-6)  # observed 3.3e-8
-    assert doc["details"]["n_reference"] == 10 and doc["details"]["sigma"] == 10
+    assert doc["details"]["n_reference"] == 35 and doc["details"]["sigma"] == 10
+    assert doc["details"]["n_reference_used"] == doc["details"]["n_samples_used"] == 32
+
+    (every,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref=f"folder:{b}", batch_size=8, num_workers=0,
+                                                  progress=False,
+                                                  task_options={"cmmd": {"official_batch_size": 0}})).results
+    assert every["status"] == "ok", every.get("reason")
+    assert every["protocol"] == "cmmd-clip-l14-336-sigma10-all"
+    assert every["metrics"]["cmmd"] == pytest.approx(_expected(b, a, tiny_clip_l14_336, 0), rel=1e-6)
 
     refstats.build("cmmd-ref", b, "clip-l14-336", num_workers=0, progress=False)
     stored = refstats.load("cmmd-ref")
-    assert stored.feats is not None and stored.feats.shape == (10, 24)
+    assert stored.feats is not None and stored.feats.shape == (35, 24)
     np.testing.assert_allclose(np.linalg.norm(stored.feats, axis=1), 1.0, rtol=1e-5)
-    (named,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref="cmmd-ref", batch_size=4, num_workers=0,
+    (named,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref="cmmd-ref", batch_size=8, num_workers=0,
                                                   progress=False)).results
     assert named["status"] == "ok", named.get("reason")
     assert named["metrics"]["cmmd"] == pytest.approx(doc["metrics"]["cmmd"], rel=1e-6)
     assert "cmmd" in get_suite("image-quality")["tasks"]
+
+
+def test_fewer_images_than_the_official_batch(tmp_path, tiny_clip_l14_336):
+    """The official script fails on a side with fewer than batch_size images; ours is a skip naming the option."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_images(a, 40, seed=1)
+    write_images(b, 10, seed=2)
+    (doc,) = score(f"folder:{a}", ScoreOptions(tasks=["cmmd"], ref=f"folder:{b}", num_workers=0,
+                                               progress=False)).results
+    assert doc["status"] == "skipped" and "has only 10" in doc["reason"]
+    assert "official_batch_size=0" in doc["fix"]
 
 
 def test_missing_weights_skip_with_the_fix(tmp_path):
