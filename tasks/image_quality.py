@@ -1,5 +1,6 @@
-"""Distribution metrics on images: FID, KID, precision/recall, CLIP-FID and CMMD. They share one feature pass per
-extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same network)."""
+"""Distribution metrics on images: FID, KID, precision/recall, CLIP-FID, CMMD and FD-DINOv2. They share one feature
+pass per extractor (FID and KID on Inception; precision/recall on VGG-16 unless --pr-extractor names the same
+network)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,26 @@ class CLIPFID(FID):
     def run(self, ctx) -> TaskOutput:
         out = super().run(ctx)
         out.metrics = {"clip-fid": out.metrics["fid"]}
+        return out
+
+
+@register
+class FDDINOv2(FID):
+    name = "fd-dinov2"
+    version = "1"
+    description = ("FD-DINOv2 (Stein et al. 2023, dgm-eval): Fréchet distance of DINOv2 ViT-L/14 CLS features "
+                   "(dgm-eval's PIL bicubic 224x224 + ImageNet normalisation, float32)")
+    metrics = {"fd-dinov2": MetricInfo("lower", "Fréchet distance of DINOv2 ViT-L/14 CLS features", primary=True)}
+    default_extractor = "dinov2-vitl14"
+    protocol = "fd-dinov2-vitl14"
+
+    def extractor_spec(self, options) -> str:
+        return self.default_extractor  # --extractor selects FID's network; FD-DINOv2 is always DINOv2 ViT-L/14
+
+    def run(self, ctx) -> TaskOutput:
+        out = super().run(ctx)  # FID's Fréchet path on the DINOv2 features
+        out.metrics = {"fd-dinov2": out.metrics["fid"]}
+        out.protocol = self.protocol
         return out
 
 
@@ -228,8 +249,9 @@ class PrecisionRecall(_FeatureDistanceTask):
 
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
-register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd"],
-               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID and CMMD (CLIP ViT-L/14@336px)")
+register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd", "fd-dinov2"],
+               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID, CMMD (CLIP ViT-L/14@336px) "
+               "and FD-DINOv2 (DINOv2 ViT-L/14)")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "
