@@ -54,8 +54,9 @@ class Knob:
     def _fix(self) -> str:
         from evalsuite.task_options import _type_name
 
-        values = f"one of {', '.join(map(str, self.choices))}" if self.choices else f"a {_type_name(self.kind)} value"
-        return f"pass {self.name}={values} (default {self.default}); `evalsuite knobs MODEL` lists the knobs"
+        values = f"one of {', '.join(map(str, self.choices))}" if self.choices else \
+            f"a value of type {_type_name(self.kind)}"
+        return f"set {self.name} to {values} (default {self.default}); `evalsuite knobs MODEL` lists the knobs"
 
 
 def declared(generator: Any) -> dict[str, Knob]:

@@ -116,11 +116,13 @@ class KID(_FeatureDistanceTask):
         subsets: int = field(default=100, metadata={"help": "random subsets the MMD² is averaged over"})
         subset_size: int = field(default=1000, metadata={"help": "samples per subset (capped at the set sizes)"})
 
+        def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            if self.subsets < 1 or self.subset_size < 2:
+                raise InputError(f"kid.subsets={self.subsets}, kid.subset_size={self.subset_size}",
+                                 "pass at least 1 subset of at least 2 samples")
+
     def run(self, ctx) -> TaskOutput:
         opts, seed = self.options, ctx.options.seed
-        if opts.subsets < 1 or opts.subset_size < 2:
-            raise InputError(f"kid.subsets={opts.subsets}, kid.subset_size={opts.subset_size}",
-                             "pass at least 1 subset of at least 2 samples")
         spec = self.extractor_spec(ctx.options)
         feats = ctx.sample_features(spec, keep_features=True)
         ref = reference_features(ctx, spec, "KID")
@@ -218,6 +220,10 @@ class PrecisionRecall(_FeatureDistanceTask):
         extractor: str = field(default="vgg16", metadata={
             "help": "feature space: vgg16 (the paper's and torch-fidelity's fc2_relu) | inception | clip | python:..."})
 
+        def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            if self.k < 1:
+                raise InputError(f"precision-recall.k is {self.k}", "pass -o precision-recall.k=1 or more (--pr-k)")
+
     def extractor_spec(self, options) -> str:
         """This task's extractor option (default vgg16), not the run's FID extractor; the feature pass is shared
         when they agree."""
@@ -233,8 +239,6 @@ class PrecisionRecall(_FeatureDistanceTask):
                               " pass --ref folder:PATH, or pass the reference's extractor as --pr-extractor") from exc
         feats = ctx.sample_features(spec, keep_features=True)
         k = self.options.k
-        if k < 1:
-            raise InputError(f"precision-recall.k is {k}", "pass -o precision-recall.k=1 or more (--pr-k)")
         if min(feats.n, len(ref.feats)) <= k:
             raise InputError(f"precision/recall with k={k} needs more than {k} samples and reference images, got "
                              f"{feats.n} and {len(ref.feats)}", f"score more samples, or pass --pr-k below {k}")

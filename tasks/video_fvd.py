@@ -192,6 +192,10 @@ class FVD(Task):
         max_real: int = field(default=2048, metadata={
             "help": "reference videos used (StyleGAN-V's max_real); another count changes the protocol name"})
 
+        def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            if self.max_real < 2:
+                raise InputError(f"fvd.max_real is {self.max_real}", "pass -o fvd.max_real=2 or more (--fvd-max-real)")
+
     def requirements(self, options) -> Requirements:
         return Requirements(weights=weights_needed(extractor_spec(options)), reference=True)
 
@@ -204,8 +208,6 @@ class FVD(Task):
                               "or --ref NAME")
         spec = extractor_spec(opts)
         own = self.options
-        if own.max_real < 2:
-            raise InputError(f"fvd.max_real is {own.max_real}", "pass -o fvd.max_real=2 or more (--fvd-max-real)")
         sampling = normalize_sampling({"num_frames": own.frames, "stride": own.frame_stride,
                                        "start": own.frame_start})
         try:  # before any generation: a missing network skips the task

@@ -207,3 +207,15 @@ def test_a_run_of_a_model_object_cannot_be_resumed_and_says_so(tmp_path, echo_ta
     with pytest.raises(InputError, match="model object that lived in the memory") as info:
         evalsuite.resume(run_id, tmp_path / "s")
     assert "python:module:factory" in info.value.fix
+
+
+@pytest.mark.parametrize("task, settings, message", [
+    ("kid", {"subsets": "0"}, "kid.subsets=0"), ("precision-recall", {"k": "0"}, "precision-recall.k is 0"),
+    ("fvd", {"max_real": "1"}, "fvd.max_real is 1"), ("spectral", {"dct_block": "1"}, "spectral.dct_block is 1"),
+    ("geneval", {"images_per_prompt": "0"}, "images_per_prompt is 0")])
+def test_out_of_range_task_options_are_refused_before_any_sample_is_made(tmp_path, task, settings, message):
+    opts = ScoreOptions(tasks=[task], num_samples=2, store=tmp_path / "s", progress=False,
+                        task_options={task: settings})
+    with pytest.raises(InputError, match=message):
+        score("demo", opts)
+    assert not (tmp_path / "s" / "samples").exists()

@@ -25,10 +25,9 @@ class AEDataOptions:
     resolution: int = field(default=256, metadata={"help": "square crop size (shorter side resized, centre crop)"})
     frames: int = field(default=16, metadata={"help": "video data: frames per clip"})
 
-
-def _check_data_options(options: AEDataOptions) -> None:
-    if options.frames < 1:
-        raise InputError(f"frames is {options.frames}", "pass -o frames=1 or more")
+    def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+        if self.frames < 1:
+            raise InputError(f"frames is {self.frames}", "pass -o frames=1 or more")
 
 
 class AutoencoderTask(Task):
@@ -55,7 +54,6 @@ class AERunner:
     """Feeds prepared data through an autoencoder, checking shapes and finiteness, timing each call."""
 
     def __init__(self, ctx: Any, options: AEDataOptions):
-        _check_data_options(options)
         self.ctx = ctx
         self.source = ctx.autoencoder_source()
         self.ae = self.source.autoencoder

@@ -37,11 +37,14 @@ class Spectral(AutoencoderTask):
     class Options(AEDataOptions):
         dct_block: int = field(default=8, metadata={"help": "DCT block size of the blockwise spectrum"})
 
+        def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            super().__post_init__()
+            if self.dct_block < 2:
+                raise InputError(f"spectral.dct_block is {self.dct_block}", "pass -o spectral.dct_block=2 or more")
+
     def run(self, ctx) -> TaskOutput:
         runner = AERunner(ctx, self.options)
         block = self.options.dct_block
-        if block < 2:
-            raise InputError(f"spectral.dct_block is {block}", "pass -o spectral.dct_block=2 or more")
 
         def accumulate(shard: list[int]) -> tuple[SpectrumAccumulator, SpectrumAccumulator, int, list[dict]]:
             rgb, latent, n = SpectrumAccumulator(block), SpectrumAccumulator(block), 0

@@ -28,13 +28,15 @@ class PromptGridOptions:
     images_per_prompt: int = field(default=4, metadata={"help": "images generated (expected) per prompt"})
     max_prompts: int | None = field(default=None, metadata={"help": "score the first N prompts only"})
 
+    def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+        if self.images_per_prompt < 1:
+            raise InputError(f"images_per_prompt is {self.images_per_prompt}", "pass -o images_per_prompt=1 or more")
+        if self.max_prompts is not None and self.max_prompts < 1:
+            raise InputError(f"max_prompts is {self.max_prompts}", "pass -o max_prompts=1 or more, or leave it out")
+
 
 def first_prompts(prompts: list, options: PromptGridOptions) -> list:
-    """The prompts the options ask for (all, or the first `max_prompts`), after checking both counts."""
-    if options.images_per_prompt < 1:
-        raise InputError(f"images_per_prompt is {options.images_per_prompt}", "pass -o images_per_prompt=1 or more")
-    if options.max_prompts is not None and options.max_prompts < 1:
-        raise InputError(f"max_prompts is {options.max_prompts}", "pass -o max_prompts=1 or more, or leave it out")
+    """The prompts the options ask for (all, or the first `max_prompts`; both counts checked by the options)."""
     return prompts[:options.max_prompts] if options.max_prompts else prompts
 
 
