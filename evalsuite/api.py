@@ -371,7 +371,7 @@ def score(model: Any, tasks: str | Sequence[str] | None = None, *, suite: str | 
     1       demo  kid      kid     ok
     2       demo  kid  kid_std     ok
     >>> run["kid"]["provenance"]["task_options"]
-    {'subsets': 10, 'subset_size': 4}
+    {'protocol_samples': 50000, 'subsets': 10, 'subset_size': 4}
     """
     from evalsuite import task_options
     from evalsuite.runner import ScoreOptions

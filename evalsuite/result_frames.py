@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evalsuite import sample_count
 from evalsuite.errors import InputError
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ __all__ = ["RESULT_COLUMNS", "RunResult", "load_results"]
 #: Columns of `RunResult.metrics()` and `load_results()`: one row per model x task x metric, with provenance.
 RESULT_COLUMNS = [
     "run_id", "model_spec", "model_id", "task", "task_version", "metric", "value", "direction", "primary",
-    "status", "reason", "num_samples", "skipped_samples", "protocol", "extractor", "preprocessing",
+    "status", "reason", "num_samples", "protocol_samples", "comparable", "skipped_samples", "protocol", "extractor",
+    "preprocessing",
     "weights_sha256", "reference", "seed", "evalsuite_version", "git_sha", "device", "wall_time_s", "created_at",
 ]
 
@@ -36,6 +38,8 @@ def _rows(doc: dict) -> list[dict]:
         "run_id": doc.get("run_id"), "model_spec": model.get("spec"), "model_id": model.get("id"),
         "task": doc.get("task"), "task_version": doc.get("task_version"), "status": doc.get("status"),
         "reason": doc.get("reason"), "num_samples": doc.get("num_samples"),
+        "protocol_samples": (doc.get("sample_count") or {}).get("protocol"),
+        "comparable": None if not doc.get("sample_count") else sample_count.comparable(doc),
         "skipped_samples": (doc.get("skipped_samples") or {}).get("count"), "protocol": doc.get("protocol"),
         "extractor": ", ".join(str(k.get("extractor")) for k in extractors_used) or None,
         "preprocessing": ", ".join(str(k.get("preprocessing")) for k in extractors_used) or None,

@@ -90,7 +90,8 @@ def too_deep(obj: Any, limit: int | None = None) -> bool:
 _OPTIONAL_TYPES: dict[str, tuple] = {
     "created_at": (str,), "family": (str,), "protocol": (str,), "reason": (str,), "fix": (str,),
     "task_version": (str, int, float), "num_samples": (int,), "metric_info": (dict,), "details": (dict,),
-    "provenance": (dict,), "per_sample": (dict,), "skipped_samples": (dict,), "artifacts": (list,)}
+    "provenance": (dict,), "per_sample": (dict,), "skipped_samples": (dict,), "artifacts": (list,),
+    "sample_count": (dict,)}
 
 
 def document_problem(doc: Any, path: Path) -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import evalsuite
-from evalsuite import distributed, task_options
+from evalsuite import distributed, sample_count, task_options
 from evalsuite import task as registry
 from evalsuite.api_inputs import SPEC_MODULE as IN_MEMORY_SPEC_MODULE
 from evalsuite.context import RunContext, measure_fast_deviation
@@ -70,8 +70,9 @@ class RunSummary:
 
 
 def _skip_note(doc: dict) -> str:
-    """Counted sample skips, and parts of a task that could not run (e.g. LPIPS without its weights)."""
-    notes = []
+    """A sample count below the protocol's, counted sample skips, and parts of a task that could not run (e.g. LPIPS
+    without its weights)."""
+    notes = [sample_count.note(doc)] if sample_count.note(doc) else []
     n = doc.get("skipped_samples", {}).get("count", 0)
     if n:
         notes.append(f"{n} sample(s) skipped")
@@ -201,6 +202,8 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
                     doc["per_sample"] = out.per_sample
                 if out.protocol:
                     doc["protocol"] = out.protocol
+                if out.protocol_samples:
+                    doc["sample_count"] = sample_count.record(out.num_samples or 0, out.protocol_samples)
                 if out.artifacts:
                     doc["artifacts"] = [str((store.runs_dir / run_id / f"{name}.{fname}").relative_to(store.root))
                                         for fname in out.artifacts]

@@ -68,6 +68,7 @@ class TaskOutput:
     extractor: dict | None = None
     artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes, stored beside the result
     protocol: str | None = None  # the scoring backend(s); results of different protocols never share a column
+    protocol_samples: int | None = None  # the protocol's sample count (FID-50K): fewer is "not comparable"
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ BUILTIN_TASK_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoen
                         "evalsuite.tasks.text_image", "evalsuite.tasks.geneval.task",
                         "evalsuite.tasks.geneval.counting_task", "evalsuite.tasks.dpg.task",
                         "evalsuite.tasks.video_native", "evalsuite.tasks.video_fvd", "evalsuite.tasks.vbench.task",
-                        "evalsuite.tasks.variant_fidelity")
+                        "evalsuite.tasks.variant_fidelity", "evalsuite.tasks.preference.clip_tasks",
+                        "evalsuite.tasks.compbench.task",
+                        "evalsuite.tasks.preference.imagereward_task")
 
 TASKS: Registry[type[Task]] = Registry("task", builtin_modules=BUILTIN_TASK_MODULES, group="evalsuite.tasks",
                                        fix="`evalsuite tasks`")

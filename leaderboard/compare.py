@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from evalsuite.bootstrap import STATISTICS, DeltaCI, bootstrap_ci, bootstrap_delta
+from evalsuite import sample_count
+from evalsuite.bootstrap import STATISTICS, DeltaCI, bootstrap_ci, bootstrap_delta, replicate_delta
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes, inside
 from evalsuite.leaderboard.pareto_page import Section, runs_sections, sections_json, sections_markdown
@@ -92,9 +93,35 @@ def _statistic(doc: dict, metric: str):
     return STATISTICS[info.get("aggregate", "mean")](data_range=info.get("data_range", 1.0))
 
 
+def _sampling_replicates(doc: dict) -> np.ndarray | None:
+    """The bootstrap replicates a result stored for its sampling interval (FID's `-o fid.bootstrap=N`), or None."""
+    interval = (doc.get("details") or {}).get("sampling_interval")
+    reps = interval.get("replicates") if isinstance(interval, dict) else None
+    if not isinstance(reps, list):
+        return None
+    try:
+        values = np.asarray([float(v) for v in reps], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) >= 2 and np.isfinite(values).all() else None
+
+
+def _sampling_delta_ci(base: dict, other: dict, metric: str) -> tuple[DeltaCI | None, str]:
+    """A difference's sampling interval from both runs' stored replicates (a metric without per-sample values)."""
+    a, b = _sampling_replicates(base), _sampling_replicates(other)
+    if a is None and b is None:
+        return None, NO_CI
+    if a is None or b is None:
+        return None, "no CI: only one run has a sampling interval (score both with -o bootstrap=N)"
+    delta = float(other["metrics"][metric]) - float(base["metrics"][metric])
+    return replicate_delta(a, b, delta), ""
+
+
 def _delta_ci(base: dict, other: dict, metric: str, n_boot: int, seed: int) -> tuple[DeltaCI | None, str]:
     a, names_a, why_a = _per_sample(base, metric)
     b, names_b, why_b = _per_sample(other, metric)
+    if a is None and b is None and why_a == NO_CI and why_b == NO_CI:
+        return _sampling_delta_ci(base, other, metric)
     if a is None or b is None:
         return None, why_a or why_b
     if len(a) < 2 or len(b) < 2:
@@ -145,9 +172,13 @@ def compare(store_dir: str | Path, run_ids: list[str], *, n_boot: int = 2000, se
                     cell.delta = value - base["metrics"][metric] if math.isfinite(value) and math.isfinite(
                         base["metrics"][metric]) else None
                     cell.ci, why = _delta_ci(base, doc, metric, n_boot, seed)
-                    cell.ci_text = f"[{cell.ci.low:+.4g}, {cell.ci.high:+.4g}]" if cell.ci else why
+                    kind = "sampling " if cell.ci and _sampling_replicates(doc) is not None \
+                        and _per_sample(doc, metric)[0] is None else ""
+                    cell.ci_text = f"{kind}[{cell.ci.low:+.4g}, {cell.ci.high:+.4g}]" if cell.ci else why
                 else:
                     cell.ci_text = "baseline"
+                if doc is not None and sample_count.note(doc):
+                    cell.ci_text = "; ".join(filter(None, [cell.ci_text, sample_count.note(doc)]))
                 cells.append(cell)
             rows.append(CompareRow(task, metric, info.get("direction", "lower"), cells))
     report = Report(ids, models, rows, n_boot=n_boot, seed=seed)
@@ -307,7 +338,9 @@ def to_markdown(report: Report) -> str:
     lines = ["# evalsuite comparison", "",
              "Baseline: " + _md(f"{report.run_ids[0]} ({report.models[report.run_ids[0]]})"),
              f"95% bootstrap CIs of the difference to the baseline ({report.n_boot} resamples, seed {report.seed}); "
-             "**bold** where the interval excludes zero.", "",
+             "**bold** where the interval excludes zero. \"sampling\" intervals (FID with -o bootstrap=N) come from "
+             "each run's stored resamples of its generated features. \"not comparable\": fewer samples than the "
+             "protocol's count.", "",
              "| task | metric | " + " | ".join(_md(f"{r} ({report.models[r]})") for r in report.run_ids) + " |",
              "|---|---|" + "---|" * len(report.run_ids)]
     for row in report.rows:

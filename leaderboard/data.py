@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 import evalsuite.tasks as task_registry
+from evalsuite import sample_count
 from evalsuite.errors import InputError, UnknownNameError
 from evalsuite.results import ResultsStore
 
@@ -41,6 +42,7 @@ class Cell:
     run_id: str | None = None
     provenance: str | None = None  # relative link to the provenance page
     note: str = ""
+    comparable: bool = True  # False: fewer samples than the protocol's count (never ranked best)
 
 
 @dataclass
@@ -62,11 +64,13 @@ class Table:
     rows: list[Row]
 
     def best(self) -> dict[str, str]:
-        """Column key -> row key of the best measured value (reported rows are not reproduced: never 'best')."""
+        """Column key -> row key of the best measured value (reported rows are not reproduced, and results from fewer
+        samples than their protocol's count are not comparable: never 'best')."""
         out = {}
         for col in self.columns:
             values = [(r.cells[col.key].value, r.key) for r in self.rows
-                      if r.kind == "measured" and col.key in r.cells and not math.isnan(r.cells[col.key].value)]
+                      if r.kind == "measured" and col.key in r.cells and not math.isnan(r.cells[col.key].value)
+                      and r.cells[col.key].comparable]
             if values:
                 pick = min if col.direction == "lower" else max
                 out[col.key] = pick(values)[1]
@@ -131,7 +135,8 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
         for metric, value in doc["metrics"].items():
             key = f"{column_task(doc)}/{metric}"
             row.cells[key] = Cell(float(value), doc.get("num_samples"), doc["run_id"],
-                                  provenance_href(doc["run_id"], doc["task"]))
+                                  provenance_href(doc["run_id"], doc["task"]), note=_measured_note(doc),
+                                  comparable=sample_count.comparable(doc))
     for entry in published:  # keyed apart from measured rows: a shared model name never merges
         key = f"reported:{entry['model']}|{entry['citation']}"
         row = rows.setdefault(entry["family"], {}).setdefault(
@@ -150,6 +155,17 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
         ordered = sorted(rows[family].values(), key=lambda r: (r.kind != "measured", r.label.lower()))
         tables.append(Table(family, FAMILIES.get(family, family), fam_cols, ordered))
     return tables
+
+
+def _measured_note(doc: dict) -> str:
+    """A measured cell's hover text: 'not comparable' below the protocol's sample count, a sampling interval."""
+    notes = [sample_count.note(doc)]
+    interval = (doc.get("details") or {}).get("sampling_interval")
+    if isinstance(interval, dict) and isinstance(interval.get("low"), (int, float)):
+        notes.append(f"sampling {100 * float(interval.get('level', 0.95)):.0f}% interval [{interval['low']:.4g}, "
+                     f"{interval.get('high', float('nan')):.4g}] ({interval.get('n_boot')} resamples of the "
+                     "generated features)")
+    return "; ".join(filter(None, notes))
 
 
 def _published_note(entry: dict) -> str:

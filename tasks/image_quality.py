@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from evalsuite import extractors
+from evalsuite import extractors, sample_count
 from evalsuite.errors import IncompatibleStatsError, InputError, TaskSkipped
 from evalsuite.metrics import CMMD_SCALE, CMMD_SIGMA, cmmd, frechet_distance, kernel_distance, precision_recall
+from evalsuite.sample_count import CMMD_PROTOCOL_SAMPLES, FID_PROTOCOL_SAMPLES, SampleCountOptions
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
@@ -27,6 +28,15 @@ class _FeatureDistanceTask(Task):
     def requirements(self, options) -> Requirements:
         return Requirements(weights=extractors.weights_needed(self.extractor_spec(options)), reference=True)
 
+    def counted(self, out: TaskOutput, base_protocol: str | None = None,
+                default: int = FID_PROTOCOL_SAMPLES) -> TaskOutput:
+        """`out` with its protocol's sample count (`evalsuite.sample_count`): recorded with the result, and a
+        non-default count named in the protocol (its own leaderboard column)."""
+        wanted = self.options.protocol_samples
+        out.protocol_samples = wanted
+        out.protocol = sample_count.protocol_name(base_protocol, self.name, wanted, default)
+        return out
+
 
 @register
 class FID(_FeatureDistanceTask):
@@ -36,22 +46,51 @@ class FID(_FeatureDistanceTask):
     metrics = {"fid": MetricInfo("lower", "Fréchet distance of Inception pool3 features", primary=True)}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(SampleCountOptions):
         biased_cov: bool = field(default=False, metadata={"help": "covariance divided by N, not N - 1 "
                                                                   "(StyleGAN-V style)"})
+        bootstrap: int = field(default=0, metadata={
+            "help": "resamples of the generated samples' features for a 95% sampling interval of the distance (0: "
+                    "none; e.g. 200); no network runs again, the reference is fixed; each costs one pass over the "
+                    "features"})
+
+        def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            super().__post_init__()
+            if self.bootstrap < 0 or self.bootstrap == 1:
+                raise InputError(f"bootstrap is {self.bootstrap}", "pass -o bootstrap=0 (none) or 2 and more "
+                                                                   "resamples (e.g. 200)")
 
     def run(self, ctx) -> TaskOutput:
         spec = self.extractor_spec(ctx.options)
-        feats = ctx.sample_features(spec)
+        feats = ctx.sample_features(spec, keep_features=self.options.bootstrap > 0)
         ref = ctx.reference(spec)
         unbiased = not self.options.biased_cov
         value = frechet_distance(feats.stats.mean, feats.stats.cov(unbiased), ref.mu, ref.covariance(unbiased))
-        return TaskOutput(
-            metrics={"fid": value},
-            details={"covariance": "unbiased" if unbiased else "biased", "n_reference": ref.n,
-                     "n_cached_features": feats.n_cached, "n_computed_features": feats.n_computed},
-            num_samples=feats.n, skipped_samples=feats.skipped,
-        )
+        details = {"covariance": "unbiased" if unbiased else "biased", "n_reference": ref.n,
+                   "n_cached_features": feats.n_cached, "n_computed_features": feats.n_computed}
+        if self.options.bootstrap:
+            details["sampling_interval"] = sampling_interval(
+                feats.features, ref.mu, ref.covariance(unbiased), self.options.bootstrap, ctx.options.seed,
+                unbiased, ctx.options.progress and ctx.dist.is_main)
+        return self.counted(TaskOutput(metrics={"fid": value}, details=details, num_samples=feats.n,
+                                       skipped_samples=feats.skipped))
+
+
+def sampling_interval(features, mu, sigma, n_boot: int, seed: int, unbiased: bool, progress: bool) -> dict:
+    """A Fréchet distance's 95% percentile interval over resampled generated features, with its replicates (so
+    `compare` can give the interval of a difference between two runs), labelled as a sampling interval."""
+    import numpy as np
+
+    from evalsuite.metrics import frechet_bootstrap
+
+    replicates = frechet_bootstrap(features, mu, sigma, n_boot=n_boot, seed=seed, unbiased=unbiased,
+                                   progress=progress)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return {"kind": "sampling", "level": 0.95, "low": float(low), "high": float(high), "n_boot": n_boot, "seed": seed,
+            "method": "percentile bootstrap over the generated samples' features (rows drawn with replacement, "
+                      "numpy default_rng(seed)); the reference statistics fixed; no new network passes: the "
+                      "variability of the estimate from this many samples, not of the model",
+            "replicates": [float(r) for r in replicates]}
 
 
 @register
@@ -69,7 +108,7 @@ class CLIPFID(FID):
     def run(self, ctx) -> TaskOutput:
         out = super().run(ctx)
         out.metrics = {"clip-fid": out.metrics["fid"]}
-        return out
+        return self.counted(out)
 
 
 @register
@@ -88,8 +127,7 @@ class FDDINOv2(FID):
     def run(self, ctx) -> TaskOutput:
         out = super().run(ctx)  # FID's Fréchet path on the DINOv2 features
         out.metrics = {"fd-dinov2": out.metrics["fid"]}
-        out.protocol = self.protocol
-        return out
+        return self.counted(out, self.protocol)
 
 
 def reference_features(ctx, spec: str, task: str):
@@ -112,11 +150,12 @@ class KID(_FeatureDistanceTask):
                "kid_std": MetricInfo("lower", "standard deviation of MMD² over subsets")}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(SampleCountOptions):
         subsets: int = field(default=100, metadata={"help": "random subsets the MMD² is averaged over"})
         subset_size: int = field(default=1000, metadata={"help": "samples per subset (capped at the set sizes)"})
 
         def __post_init__(self) -> None:  # checked when the run's options are resolved, before any work
+            super().__post_init__()
             if self.subsets < 1 or self.subset_size < 2:
                 raise InputError(f"kid.subsets={self.subsets}, kid.subset_size={self.subset_size}",
                                  "pass at least 1 subset of at least 2 samples")
@@ -128,13 +167,13 @@ class KID(_FeatureDistanceTask):
         ref = reference_features(ctx, spec, "KID")
         mean, std = kernel_distance(feats.features, ref.feats, num_subsets=opts.subsets,
                                     subset_size=opts.subset_size, seed=seed)
-        return TaskOutput(
+        return self.counted(TaskOutput(
             metrics={"kid": mean, "kid_std": std},
             details={"num_subsets": opts.subsets,
                      "subset_size": min(opts.subset_size, feats.n, len(ref.feats)), "kid_seed": seed,
                      "kernel": "(x.y/d + 1)^3", "n_reference": len(ref.feats)},
             num_samples=feats.n, skipped_samples=feats.skipped,
-        )
+        ))
 
 
 @register
@@ -151,7 +190,10 @@ class CMMD(_FeatureDistanceTask):
     protocol = "cmmd-clip-l14-336-sigma10"
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(SampleCountOptions):
+        protocol_samples: int = field(default=CMMD_PROTOCOL_SAMPLES, metadata={
+            "help": "the sample count of the protocol (COCO-30K, as Jayasumana et al. report CMMD); a result from "
+                    "fewer samples is marked 'not comparable'; another count names its own protocol"})
         official_batch_size: int = field(default=32, metadata={
             "help": "the official compute_embeddings_for_dir batches with drop_remainder=True, so each side loses its "
                     "last N mod batch_size images (sorted file order); 32 is its default --batch_size; 0 keeps "
@@ -183,13 +225,12 @@ class CMMD(_FeatureDistanceTask):
         value = cmmd(ref_used, used)  # official order: mmd(ref_embs, eval_embs) (symmetric anyway)
         batch = self.options.official_batch_size
         protocol = self.protocol + ("" if batch == 32 else "-all" if batch == 0 else f"-batch{batch}")
-        return TaskOutput(
+        return self.counted(TaskOutput(
             metrics={"cmmd": value},
             details={"sigma": CMMD_SIGMA, "scale": CMMD_SCALE, "estimator": "biased (V-statistic), float64, blockwise",
                      "n_reference": len(ref.feats), "n_reference_used": len(ref_used), "n_samples_used": len(used),
                      "drop_remainder_batch": batch},
-            num_samples=feats.n, skipped_samples=feats.skipped, protocol=protocol,
-        )
+            num_samples=feats.n, skipped_samples=feats.skipped), protocol, CMMD_PROTOCOL_SAMPLES)
 
 
 def _pr_protocol(spec: str, k: int) -> str:
