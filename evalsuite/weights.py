@@ -159,6 +159,24 @@ register(WeightsSpec(
     description="DINOv2 ViT-L/14 backbone (torch.hub dinov2_vitl14, what dgm-eval loads), 1024-d CLS token: "
                 "FD-DINOv2",
 ))
+register(WeightsSpec(
+    name="hpsv2.1",
+    filename="HPS_v2.1_compressed.pt",
+    url="https://huggingface.co/xswu/HPSv2/resolve/main/HPS_v2.1_compressed.pt",
+    sha256=None,  # tgxs002/HPSv2 and the hpsv2 package publish no digest (hf_hub_download, unchecked): TOFU pin
+    size_bytes=None,
+    licence="Apache-2.0 (tgxs002/HPSv2)",
+    description="HPSv2.1: OpenCLIP ViT-H-14 fine-tuned on human preferences (hpsv2 hps_version v2.1), `hpsv2` task",
+))
+register(WeightsSpec(
+    name="hpsv2.0",
+    filename="HPS_v2_compressed.pt",
+    url="https://huggingface.co/xswu/HPSv2/resolve/main/HPS_v2_compressed.pt",
+    sha256=None,  # no published digest (as hpsv2.1): trust on first use
+    size_bytes=None,
+    licence="Apache-2.0 (tgxs002/HPSv2)",
+    description="HPSv2.0: OpenCLIP ViT-H-14 fine-tuned on HPD v2 (hpsv2 hps_version v2.0), `hpsv2 -o version=v2.0`",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:

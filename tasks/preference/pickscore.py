@@ -1,0 +1,104 @@
+"""PickScore v1 (Kirstain et al. 2023, yuvalkirstain/PickScore): a CLIP-H/14 fine-tuned on Pick-a-Pic preferences,
+scored as the README's recipe does (no package: the recipe runs through transformers):
+
+* processor: `AutoProcessor.from_pretrained("laion/CLIP-ViT-H-14-laion2B-s32B-b79K")`; images and text are processed
+  separately with `padding=True, truncation=True, max_length=77` (truncation keeps the end token last);
+* model: `AutoModel.from_pretrained("yuvalkirstain/PickScore_v1")` (a `CLIPModel`);
+* score = `model.logit_scale.exp() * (text_embs @ image_embs.T)` with both embeddings L2-normalised (per image:
+  exp(logit_scale) · cos(text, image); the recipe's softmax over images is a ranking aid, not reported).
+
+The image processor is transformers 4's `CLIPImageProcessor` (PIL: bicubic resize of the shorter side to 224,
+centre crop, OpenAI mean/std), what the recipe ran with when it was published; transformers 5's `AutoProcessor`
+would give its torchvision-based processor, whose resampling differs slightly, so the PIL class
+(`CLIPImageProcessorPil`) is loaded from the processor folder's preprocessor_config.json. transformers 5 also
+returns a ModelOutput from `get_*_features`; its `pooler_output` is the projected embedding the recipe normalises.
+
+Weights are never downloaded: pass local folders (`huggingface-cli download yuvalkirstain/PickScore_v1`, and the
+processor files of laion/CLIP-ViT-H-14-laion2B-s32B-b79K). The fingerprint is the sha256 of the model folder's
+weight files (name and digest of each, sorted)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from evalsuite.errors import InputError
+from evalsuite.hashing import sha256_file
+
+MODEL_REPO = "yuvalkirstain/PickScore_v1"
+PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+FIX = (f"download once where there is internet: `huggingface-cli download {MODEL_REPO} --local-dir PickScore_v1` and "
+       f"`huggingface-cli download {PROCESSOR_REPO} preprocessor_config.json tokenizer.json tokenizer_config.json "
+       "vocab.json merges.txt special_tokens_map.json --local-dir clip-h-processor`; then pass "
+       "-o pickscore.model=PickScore_v1 -o pickscore.processor=clip-h-processor")
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over (relative name, sha256) of every weight file in a model folder, sorted by name."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise InputError(f"model folder {folder} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})", FIX)
+    lines = "".join(f"{p.relative_to(folder).as_posix()} {sha256_file(p)}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _folder(spec: str | None, what: str) -> Path:
+    if not spec:
+        raise InputError(f"PickScore needs the {what} as a local folder", FIX)
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise InputError(f"PickScore {what} folder {path} does not exist", FIX)
+    return path
+
+
+class PickScorer:
+    """exp(logit_scale) · cos(text, image) per pair, from a local PickScore_v1 folder and a CLIP-H processor."""
+
+    def __init__(self, model: str | None, processor: str | None = None, device: str = "cpu"):
+        if importlib.util.find_spec("transformers") is None:
+            raise InputError("PickScore needs transformers, which is not installed", "`pip install transformers`")
+        import transformers
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        model_dir = _folder(model, "model (PickScore_v1)")
+        processor_dir = _folder(processor, "processor") if processor else model_dir
+        if not (model_dir / "config.json").is_file():
+            raise InputError(f"{model_dir} has no config.json (not a transformers model folder)", FIX)
+        if not (processor_dir / "preprocessor_config.json").is_file():
+            raise InputError(f"{processor_dir} has no preprocessor_config.json (the CLIP-H processor files)", FIX)
+        self.weights_sha256 = weights_digest(model_dir)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(processor_dir, local_files_only=True)
+            self.image_processor = CLIPImageProcessorPil.from_pretrained(processor_dir, local_files_only=True)
+            self.model: Any = transformers.AutoModel.from_pretrained(model_dir, local_files_only=True,
+                                                                     dtype=torch.float32)  # transformers 4's default
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"cannot load PickScore from {model_dir} / {processor_dir}: {exc}", FIX) from None
+        self.model.to(device).eval()
+        self.device = str(device)
+        self.protocol = "pickscore-v1-transformers" if model_dir.resolve().name == "PickScore_v1" else \
+            f"pickscore-{self.weights_sha256[:12]}-transformers"
+        self.sources = {"model": str(model_dir), "processor": str(processor_dir)}
+
+    @staticmethod
+    def _tensor(out: Any) -> torch.Tensor:
+        return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers 5: a ModelOutput
+
+    @torch.inference_mode()
+    def score(self, images: list[Image.Image], prompts: list[str]) -> np.ndarray:
+        """exp(logit_scale) · cos per (image, prompt) pair."""
+        pixels = self.image_processor(images=[image.convert("RGB") for image in images], return_tensors="pt")
+        text = self.tokenizer(prompts, padding=True, truncation=True, max_length=77, return_tensors="pt")
+        image_embs = self._tensor(self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device)))
+        text_embs = self._tensor(self.model.get_text_features(**{k: v.to(self.device) for k, v in text.items()}))
+        image_embs = image_embs / torch.norm(image_embs, dim=-1, keepdim=True)
+        text_embs = text_embs / torch.norm(text_embs, dim=-1, keepdim=True)
+        scores = self.model.logit_scale.exp() * torch.diagonal(text_embs @ image_embs.T)
+        return scores.double().cpu().numpy()

@@ -1,0 +1,245 @@
+"""HPSv2, PickScore and the LAION aesthetic predictor against their official code on tiny random models (fixed
+seeds) of the same architecture, the same weights loaded on both sides.
+
+* `hpsv2`: hpsv2 1.2.0's own `img_score.score` (its bundled open_clip: model, ResizeMaxSize transform, tokenizer),
+  with a tiny ViT config in place of ViT-H-14 and the checkpoint file passed as `cp`; stubbed: `clint` (a progress
+  bar its module imports for downloads) and the laion2B base weights download (the HPS checkpoint overwrites
+  every weight, strictly). The 1.2.0 wheel lacks its BPE vocabulary file; it is the same file open_clip ships
+  (sha256 checked against tgxs002/HPSv2's copy) and is put in place when missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evalsuite.runner import ScoreOptions, score
+from tests.official import OFFICIAL_DIR, official
+
+open_clip = pytest.importorskip("open_clip")
+
+# ViT-H-14's config shape (hpsv2/src/open_clip/model_configs/ViT-H-14.json), shrunk: same tower types and keys
+TINY_HPS = {"embed_dim": 16,
+            "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+VOCAB_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"  # tgxs002/HPSv2's bpe file
+LONG = "a photo of " + "very " * 90 + "red car"  # over 77 tokens: cut, end token kept
+PROMPTS = ["a red car parked next to two dogs", LONG, "Two CATS on a sofa", "x " * 76, "a bowl of fruit"]
+SIZES = [(40, 60), (32, 32), (100, 37), (45, 31), (64, 64)]  # (height, width): resize, no-op, odd padding
+
+
+def _images(folder, sizes=SIZES, prompts=PROMPTS) -> list[Image.Image]:
+    generator = torch.Generator().manual_seed(1)
+    folder.mkdir()
+    images, rows = [], []
+    for i, ((h, w), prompt) in enumerate(zip(sizes, prompts)):
+        image = Image.fromarray(torch.randint(0, 256, (h, w, 3), generator=generator, dtype=torch.uint8).numpy())
+        image.save(folder / f"{i:02d}.png")
+        images.append(image)
+        if prompt is not None:
+            rows.append(json.dumps({"file": f"{i:02d}.png", "prompt": prompt}))
+    (folder / "prompts.jsonl").write_text("\n".join(rows) + "\n")
+    return images
+
+
+def _official_hps(monkeypatch, tmp_path):
+    """hpsv2.img_score with the tiny config as 'ViT-H-14' and no base-weights download."""
+    from evalsuite.hashing import sha256_file
+
+    vocab = OFFICIAL_DIR / "hpsv2" / "src" / "open_clip" / "bpe_simple_vocab_16e6.txt.gz"
+    if vocab.parent.is_dir() and not vocab.is_file():  # the 1.2.0 wheel omits it (setup.py ships no package data)
+        from open_clip.tokenizer import default_bpe
+
+        assert sha256_file(default_bpe()) == VOCAB_SHA256
+        shutil.copyfile(default_bpe(), vocab)
+    for name in ("clint", "clint.textui"):
+        stub = types.ModuleType(name)
+        vars(stub)["progress"] = None
+        monkeypatch.setitem(sys.modules, name, stub)
+    img_score = official("hpsv2.img_score")
+    factory = sys.modules["hpsv2.src.open_clip.factory"]
+    monkeypatch.setitem(factory._MODEL_CONFIGS, "tiny-hps", TINY_HPS)
+    real = factory.create_model_and_transforms
+
+    def tiny(model_name, pretrained=None, **kwargs):
+        assert model_name == "ViT-H-14" and kwargs["light_augmentation"] is True
+        return real("tiny-hps", None, **kwargs)  # no laion2B download: every weight comes from `cp`
+
+    monkeypatch.setattr(img_score, "create_model_and_transforms", tiny)
+    monkeypatch.setattr(img_score, "model_dict", {})
+    monkeypatch.setattr(img_score, "root_path", str(tmp_path / "hps-root"))
+    monkeypatch.setattr(img_score, "device", "cpu")
+    return img_score, factory
+
+
+def _tiny_hps_checkpoint(factory, tmp_path, monkeypatch, version="v2.1"):
+    """A tiny model built by hpsv2's own factory (seed 0), its state dict saved as HPS checkpoints are, and
+    installed as the stand-in for the hpsv2.x weights; our open_clip gets the same config under a test name."""
+    from evalsuite.tasks.preference import hps
+    from tests.conftest import install_standin_weights
+
+    torch.manual_seed(0)
+    model = factory.create_model("tiny-hps", None)
+    with torch.no_grad():  # break the init's symmetries (zero biases, unit norms) so every weight matters
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    path = tmp_path / f"HPS_{version}_tiny.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    install_standin_weights(monkeypatch, hps.VERSIONS[version], path)
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "tiny-hps", TINY_HPS)
+    monkeypatch.setattr(hps, "ARCH", "tiny-hps")
+    return path
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v2.0"])
+def test_hpsv2_equals_img_score(tmp_path, monkeypatch, version):
+    """Per image: 100 × hpsv2.img_score.score(image, prompt, cp, hps_version) (one image at a time, as the package
+    scores a list); the task's mean and protocol; a non-square image whose longer side is already the model's size
+    (the official transform leaves it unpadded and the ViT fails on it) is a skipped sample, as is one without a
+    prompt."""
+    img_score, factory = _official_hps(monkeypatch, tmp_path)
+    cp = _tiny_hps_checkpoint(factory, tmp_path, monkeypatch, version)
+    sizes, prompts = [*SIZES, (32, 20), (48, 48)], [*PROMPTS, "a tall narrow image", None]
+    images = _images(tmp_path / "images", sizes, prompts)
+    theirs = [img_score.score(image, prompt, cp=str(cp), hps_version=version)[0]
+              for image, prompt in zip(images[:5], prompts[:5])]
+    with pytest.raises(RuntimeError):  # the official transform feeds a 32×20 tensor to a 32×32 ViT
+        img_score.score(images[5], prompts[5], cp=str(cp), hps_version=version)
+
+    (doc,) = score(f"folder:{tmp_path / 'images'}",
+                   ScoreOptions(tasks=["hpsv2"], num_workers=0, progress=False, batch_size=2,
+                                task_options={"hpsv2": {"version": version}})).results
+    assert doc["status"] == "ok", doc
+    np.testing.assert_allclose(doc["per_sample"]["hpsv2"], 100 * np.array(theirs, dtype=np.float64),
+                               rtol=0, atol=1e-4)
+    assert doc["metrics"]["hpsv2"] == pytest.approx(100 * float(np.mean(theirs)), abs=1e-4)
+    assert doc["skipped_samples"]["count"] == 2
+    reasons = sorted(s["reason"] for s in doc["skipped_samples"]["files"])
+    assert "ResizeMaxSize" in reasons[0] and "no prompt" in reasons[1]
+    assert doc["details"]["protocol"] == f"hps{version}-openclip-vit-h-14" == doc["protocol"]
+    assert doc["details"]["weights_sha256"]
+
+
+def test_hps_tokens_and_transform_match_the_package(tmp_path, monkeypatch):
+    """hpsv2's `tokenize` (bundled open_clip tokenizer.py: cut at 77, end token last) and its val transform
+    (transform.py ResizeMaxSize + MaskAwareNormalize) give exactly our tokens and tensors."""
+    _, factory = _official_hps(monkeypatch, tmp_path)
+    from evalsuite.tasks.preference.hps import HPSScorer
+
+    tokenizer = sys.modules["hpsv2.src.open_clip.tokenizer"]
+    torch.testing.assert_close(open_clip.tokenize(PROMPTS), tokenizer.tokenize(PROMPTS), rtol=0, atol=0)
+    model, _, preprocess = factory.create_model_and_transforms("tiny-hps", None, light_augmentation=True)
+    ours = HPSScorer.from_model(open_clip.CLIP(**TINY_HPS))
+    for image in _images(tmp_path / "images"):
+        torch.testing.assert_close(ours.preprocess(image), preprocess(image), rtol=0, atol=1e-6)
+
+
+def test_hpsv2_missing_weights_is_a_skip(tmp_path, monkeypatch):
+    from evalsuite import weights
+
+    monkeypatch.setattr(weights, "local_path", lambda name: tmp_path / "absent" / name)
+    _images(tmp_path / "images")
+    (doc,) = score(f"folder:{tmp_path / 'images'}", ScoreOptions(tasks=["hpsv2"], num_workers=0, progress=False,
+                                                                  offline=True)).results
+    assert doc["status"] == "skipped" and "hpsv2.1" in doc["fix"], doc
+
+
+# ---------------------------------------------------------------------------------------------------- PickScore
+def _clip_tokenizer():
+    """A transformers CLIPTokenizer on OpenAI's BPE vocabulary (the file open_clip ships; laion's CLIP-H uses it)."""
+    import gzip
+
+    transformers = official("transformers")
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
+    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    merges = [tuple(line.split()) for line in lines]
+    byte_tokens = list(bytes_to_unicode().values())
+    vocab = byte_tokens + [t + "</w>" for t in byte_tokens] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return transformers.CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges)
+
+
+def _tiny_pickscore(tmp_path):
+    """A tiny random CLIPModel saved as a model folder, and a processor folder: the CLIP tokenizer and a
+    preprocessor_config.json in the hub's legacy form (laion/CLIP-ViT-H-14's keys, sizes shrunk to 32)."""
+    transformers = official("transformers")
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, eos_token_id=2, bos_token_id=0,
+                         pad_token_id=1, hidden_act="gelu"),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8, hidden_act="gelu"),
+        projection_dim=16)
+    model = transformers.CLIPModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    model_dir, processor_dir = tmp_path / "PickScore_v1", tmp_path / "clip-h-processor"
+    model.save_pretrained(model_dir)
+    _clip_tokenizer().save_pretrained(processor_dir)
+    (processor_dir / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": 32, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+        "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 32}))
+    return model_dir, processor_dir
+
+
+def _recipe(model_dir, processor_dir, prompt, images):
+    """yuvalkirstain/PickScore README `calc_probs`, up to its softmax, through transformers' CLIPProcessor and
+    AutoModel (CLIPModel); the processor's image half is transformers 4's PIL CLIPImageProcessor, and transformers
+    5's get_*_features return a ModelOutput whose pooler_output is the projected embedding."""
+    transformers = official("transformers")
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    processor = transformers.CLIPProcessor(image_processor=CLIPImageProcessorPil.from_pretrained(processor_dir),
+                                           tokenizer=transformers.CLIPTokenizer.from_pretrained(processor_dir))
+    model = transformers.AutoModel.from_pretrained(model_dir).eval()
+    image_inputs = processor(images=images, padding=True, truncation=True, max_length=77, return_tensors="pt")
+    text_inputs = processor(text=prompt, padding=True, truncation=True, max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        image_embs = model.get_image_features(**image_inputs).pooler_output
+        image_embs = image_embs / torch.norm(image_embs, dim=-1, keepdim=True)
+        text_embs = model.get_text_features(**text_inputs).pooler_output
+        text_embs = text_embs / torch.norm(text_embs, dim=-1, keepdim=True)
+        return (model.logit_scale.exp() * (text_embs @ image_embs.T)[0]).numpy()
+
+
+def test_pickscore_equals_the_recipe(tmp_path):
+    """Per image: the recipe's score for its prompt (one prompt, one image; and one prompt over two images, the
+    recipe's own batching); mean, protocol and weights digest; a long prompt (truncated, end token kept)."""
+    model_dir, processor_dir = _tiny_pickscore(tmp_path)
+    images = _images(tmp_path / "images")
+    theirs = np.array([_recipe(model_dir, processor_dir, p, [im])[0] for im, p in zip(images, PROMPTS)])
+    pair = _recipe(model_dir, processor_dir, PROMPTS[0], images[:2])
+    (doc,) = score(f"folder:{tmp_path / 'images'}",
+                   ScoreOptions(tasks=["pickscore"], num_workers=0, progress=False, batch_size=2,
+                                task_options={"pickscore": {"model": str(model_dir),
+                                                            "processor": str(processor_dir)}})).results
+    assert doc["status"] == "ok", doc
+    np.testing.assert_allclose(doc["per_sample"]["pickscore"], theirs, rtol=0, atol=1e-4)
+    assert doc["metrics"]["pickscore"] == pytest.approx(float(np.mean(theirs)), abs=1e-4)
+    assert doc["details"]["protocol"] == "pickscore-v1-transformers"
+    from evalsuite.tasks.preference.pickscore import PickScorer, weights_digest
+
+    assert doc["details"]["weights_sha256"] == weights_digest(model_dir)
+    ours = PickScorer(str(model_dir), str(processor_dir)).score(images[:2], [PROMPTS[0]] * 2)
+    np.testing.assert_allclose(ours, pair, rtol=0, atol=1e-4)
+    assert abs(theirs).max() > 1e-3 and np.ptp(theirs) > 1e-3  # the scores differ: the check has teeth
+
+
+def test_pickscore_without_a_model_folder_is_a_skip(tmp_path):
+    _images(tmp_path / "images")
+    for options in ({}, {"model": str(tmp_path / "absent")}):
+        (doc,) = score(f"folder:{tmp_path / 'images'}",
+                       ScoreOptions(tasks=["pickscore"], num_workers=0, progress=False,
+                                    task_options={"pickscore": options})).results
+        assert doc["status"] == "skipped" and "huggingface-cli download" in doc["fix"], doc
