@@ -148,3 +148,19 @@ def test_the_site_marks_the_cell(tmp_path):
     cell = html[html.index('class=" not-comparable"'):]
     cell = cell[:cell.index("</td>")]
     assert '<span class="nc" title="not comparable: 8 samples, the protocol needs 50000">not comparable</span>' in cell
+
+
+def test_the_command_line_tables_say_not_comparable(tmp_path):
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    cli = CliRunner()
+    result = cli.invoke(app, ["score", "demo", "--num-samples", "8", "--extractor",
+                              "python:tests.tiny_models:tiny_uint8", "--tasks", "fid", "--ref", "model:demo",
+                              "--workers", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert "not comparable: 8 samples" in run["results"][0]["note"]
+    shown = cli.invoke(app, ["runs", "show", run["run_id"]], terminal_width=200)
+    assert shown.exit_code == 0 and "ok, not comparable" in shown.stdout

@@ -63,7 +63,10 @@ def runs_show(run_id: str, store: Optional[Path] = StoreOpt, as_json: bool = Jso
         weights = (d.get("provenance") or {}).get("weights_sha256")
         weights = ", ".join(map(str, weights.values()))[:20] if isinstance(weights, dict) else ""
         if d["status"] == "ok":
-            rows += [[d["task"], k, v, d.get("num_samples"), "ok", weights] for k, v in d["metrics"].items()]
+            from evalsuite.sample_count import note
+
+            status = "ok, not comparable" if note(d) else "ok"  # fewer samples than its protocol's
+            rows += [[d["task"], k, v, d.get("num_samples"), status, weights] for k, v in d["metrics"].items()]
         else:
             rows.append([d["task"], None, None, None, d["status"], d.get("reason")])
     run = results.run_info(docs[0]["run_id"] if docs else run_id)
