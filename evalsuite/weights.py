@@ -177,6 +177,26 @@ register(WeightsSpec(
     licence="Apache-2.0 (tgxs002/HPSv2)",
     description="HPSv2.0: OpenCLIP ViT-H-14 fine-tuned on HPD v2 (hpsv2 hps_version v2.0), `hpsv2 -o version=v2.0`",
 ))
+register(WeightsSpec(
+    name="imagereward-v1.0",
+    filename="ImageReward.pt",
+    url="https://huggingface.co/THUDM/ImageReward/resolve/main/ImageReward.pt",
+    sha256=None,  # THUDM publishes no digest (the image-reward package's hf_hub_download is unchecked): TOFU pin
+    size_bytes=None,
+    licence="Apache-2.0 (THUDM/ImageReward)",
+    description="ImageReward v1.0: BLIP ViT-L/16 + BERT cross-attention text encoder + reward MLP (image-reward "
+                "1.5's ImageReward.load('ImageReward-v1.0')), `imagereward` task",
+))
+register(WeightsSpec(
+    name="bert-base-uncased-vocab",
+    filename="bert-base-uncased-vocab.txt",
+    url="https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt",
+    sha256=None,  # no published digest: the first copy is pinned (trust on first use)
+    size_bytes=None,
+    licence="Apache-2.0 (google-research/bert)",
+    description="bert-base-uncased WordPiece vocabulary (30522 tokens): the tokenizer BLIP's init_tokenizer loads, "
+                "`imagereward` task",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:
