@@ -119,6 +119,7 @@ BUILTIN_TASK_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoen
                         "evalsuite.tasks.geneval.counting_task", "evalsuite.tasks.dpg.task",
                         "evalsuite.tasks.video_native", "evalsuite.tasks.video_fvd", "evalsuite.tasks.vbench.task",
                         "evalsuite.tasks.variant_fidelity", "evalsuite.tasks.preference.clip_tasks",
+                        "evalsuite.tasks.vqascore.task",
                         "evalsuite.tasks.compbench.task",
                         "evalsuite.tasks.preference.imagereward_task")
 

@@ -1,0 +1,117 @@
+"""The `vqascore` task: per image, P("Yes") of a VQA model asked 'Does this figure show "{prompt}"? Please answer
+yes or no.' (Lin et al. 2024). The default is t2v-metrics' CLIP-FlanT5-XXL rule (`evalsuite.tasks.vqascore.
+clip_flant5`); `-o vqascore.model=transformers:/path` scores with another local transformers VQA model instead
+(`evalsuite.tasks.vqascore.transformers_vqa`), a different protocol and so a different column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.tasks import register
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks.t2i.task_helpers import open_or_reason
+from evalsuite.tasks.vqascore import scoring
+
+
+@register
+class VQAScoreTask(Task):
+    name = "vqascore"
+    version = "1"
+    family = "text-image"
+    sample_kind = "image"
+    description = ("VQAScore (t2v-metrics): P(\"Yes\") of CLIP-FlanT5 (or a local transformers VQA model) asked "
+                   "whether the image shows its prompt; long prompts kept whole (T5, up to 2048 tokens)")
+    metrics = {"vqascore": MetricInfo("higher", "mean over images of P(\"Yes\" | image, 'Does this figure show "
+                                                "\"{prompt}\"? Please answer yes or no.'), t2v-metrics' rule "
+                                                "exp(-mean cross-entropy of the answer tokens)", primary=True,
+                                      per_sample="vqascore")}
+
+    @dataclass(frozen=True)
+    class Options:
+        model: str = field(default="clip-flant5-xxl", metadata={
+            "help": "clip-flant5-xxl | clip-flant5-xl (t2v-metrics; folders below) | transformers:/path/to/a local "
+                    "VQA model folder (another protocol)"})
+        checkpoint: str | None = field(default=None, metadata={
+            "help": "local folder of zhiqiulin/clip-flant5-xxl (or -xl)"})
+        vision_tower: str | None = field(default=None, metadata={
+            "help": "local folder of openai/clip-vit-large-patch14-336 (default: the checkpoint's mm_vision_tower "
+                    "where that is a local folder)"})
+        tokenizer: str | None = field(default=None, metadata={
+            "help": "local folder of google/flan-t5-xxl's tokenizer (default: the checkpoint folder)"})
+        dtype: str = field(default="bfloat16", metadata={
+            "help": "bfloat16 (t2v-metrics) | float32 (another protocol)"})
+        question_template: str = field(default=scoring.QUESTION_TEMPLATE, metadata={
+            "help": "the question, {} = the prompt (a change is another protocol)"})
+        answer_template: str = field(default=scoring.ANSWER_TEMPLATE, metadata={
+            "help": "the answer whose likelihood is the score (a change is another protocol)"})
+
+        def __post_init__(self) -> None:
+            if self.dtype not in ("bfloat16", "float32"):
+                raise InputError(f"vqascore.dtype is {self.dtype}", "pass -o vqascore.dtype=bfloat16 or float32")
+            if "{}" not in self.question_template:
+                raise InputError("vqascore.question_template has no {} for the prompt",
+                                 "put {} where the prompt goes")
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(needs="a local CLIP-FlanT5 folder (-o vqascore.checkpoint=...) and the CLIP ViT-L/14-336 "
+                                  "and FlanT5 tokenizer folders, or -o vqascore.model=transformers:/path")
+
+    def _scorer(self, ctx):
+        o = self.options
+        if o.model.startswith("transformers:"):
+            from evalsuite.tasks.vqascore.transformers_vqa import TransformersVQAScore
+
+            return TransformersVQAScore(o.model.split(":", 1)[1], device=ctx.device,
+                                        question_template=o.question_template, answer_template=o.answer_template)
+        from evalsuite.tasks.vqascore.clip_flant5 import CLIPFlanT5, resolve_folders
+
+        folders = resolve_folders(o.model, o.checkpoint, o.vision_tower, o.tokenizer)
+        return CLIPFlanT5(o.model, *folders, device=ctx.device, dtype=o.dtype,
+                          question_template=o.question_template, answer_template=o.answer_template)
+
+    def run(self, ctx) -> TaskOutput:
+        files, prompts = ctx.sample_files(), ctx.sample_prompts()
+        skipped = [{"file": str(f), "reason": "no prompt known for this image"}
+                   for f, p in zip(files, prompts) if not p]
+        pairs = [(f, p) for f, p in zip(files, prompts) if p]
+        if not pairs:
+            raise TaskSkipped("no prompt is known for any of these images",
+                              "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line")
+        scorer = self._scorer(ctx)
+        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
+        size = max(1, ctx.options.batch_size)
+
+        def score(shard: list) -> list:  # per (file, prompt): (value, tokens, truncated), or a skip record
+            out: list = []
+            for start in range(0, len(shard), size):
+                chunk = shard[start:start + size]
+                opened = [open_or_reason(path) for path, _ in chunk]
+                ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
+                got = scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]) if ok else {}
+                values = {i: (float(got["vqascore"][j]), int(got["tokens"][j]), bool(got["truncated"][j]))
+                          for j, i in enumerate(ok)}
+                out += [values[i] if i in values else {"file": str(chunk[i][0]), "reason": opened[i]}
+                        for i in range(len(chunk))]
+            return out
+
+        results = ctx.map_samples(pairs, score, "VQAScore")
+        kept = [(pair, value) for pair, value in zip(pairs, results) if not isinstance(value, dict)]
+        skipped += [value for value in results if isinstance(value, dict)]
+        if not kept:
+            raise InputError("no image could be scored", "check the images")
+        values = [v[0] for _, v in kept]
+        truncated = [v[2] for _, v in kept]
+        return TaskOutput(metrics={"vqascore": float(np.mean(values))},
+                          details={"protocol": scorer.protocol, "model": self.options.model,
+                                   "question_template": self.options.question_template,
+                                   "answer_template": self.options.answer_template,
+                                   "weights": getattr(scorer, "files", {}),
+                                   "prompts_truncated": int(sum(truncated)),
+                                   "max_prompt_tokens": getattr(scorer, "max_tokens", None)},
+                          per_sample={"name": [str(f) for (f, _), _ in kept], "prompt": [p for (_, p), _ in kept],
+                                      "vqascore": values, "tokens": [v[1] for _, v in kept],
+                                      "truncated": truncated},
+                          skipped_samples=skipped, num_samples=len(kept), protocol=scorer.protocol)
