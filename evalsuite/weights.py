@@ -178,6 +178,17 @@ register(WeightsSpec(
     description="HPSv2.0: OpenCLIP ViT-H-14 fine-tuned on HPD v2 (hpsv2 hps_version v2.0), `hpsv2 -o version=v2.0`",
 ))
 register(WeightsSpec(
+    name="aesthetic-sac-logos-ava1-l14",
+    filename="sac+logos+ava1-l14-linearMSE.pth",
+    url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+    "sac%2Blogos%2Bava1-l14-linearMSE.pth",
+    # the file as committed in christophschuhmann/improved-aesthetic-predictor (git blob 7c0d8aa2, 3,714,759 bytes)
+    sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
+    size_bytes=3_714_759,
+    licence="Apache-2.0 (christophschuhmann/improved-aesthetic-predictor)",
+    description="LAION improved aesthetic predictor head (MLP on OpenAI CLIP ViT-L/14 embeddings), `aesthetic` task",
+))
+register(WeightsSpec(
     name="imagereward-v1.0",
     filename="ImageReward.pt",
     url="https://huggingface.co/THUDM/ImageReward/resolve/main/ImageReward.pt",

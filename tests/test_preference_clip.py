@@ -6,6 +6,11 @@ seeds) of the same architecture, the same weights loaded on both sides.
   bar its module imports for downloads) and the laion2B base weights download (the HPS checkpoint overwrites
   every weight, strictly). The 1.2.0 wheel lacks its BPE vocabulary file; it is the same file open_clip ships
   (sha256 checked against tgxs002/HPSv2's copy) and is put in place when missing.
+* `pickscore`: the yuvalkirstain/PickScore README recipe (no package) run through transformers' CLIPProcessor and
+  AutoModel on a tiny random CLIPModel saved as a folder, with a processor folder in the hub's legacy format.
+* `aesthetic`: no package; christophschuhmann/improved-aesthetic-predictor `simple_inference.py` @6934dd8 worked by
+  hand with its lines cited, its CLIP half run through OpenAI's own `clip` package (openai-clip 1.0.1:
+  `clip.clip._transform`, `clip.model.build_model`) on a tiny random CLIP with a 768-d embedding.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def _images(folder, sizes=SIZES, prompts=PROMPTS) -> list[Image.Image]:
         images.append(image)
         if prompt is not None:
             rows.append(json.dumps({"file": f"{i:02d}.png", "prompt": prompt}))
-    (folder / "prompts.jsonl").write_text("\n".join(rows) + "\n")
+    if rows:
+        (folder / "prompts.jsonl").write_text("\n".join(rows) + "\n")
     return images
 
 
@@ -243,3 +249,76 @@ def test_pickscore_without_a_model_folder_is_a_skip(tmp_path):
                        ScoreOptions(tasks=["pickscore"], num_workers=0, progress=False,
                                     task_options={"pickscore": options})).results
         assert doc["status"] == "skipped" and "huggingface-cli download" in doc["fix"], doc
+
+
+# ---------------------------------------------------------------------------------------------------- aesthetic
+def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
+    """simple_inference.py, worked by hand: l.40-64 MLP(768) (five Linear layers, dropouts, no activation) loaded
+    from the .pth's state dict (l.94-99, eval mode); l.103/108 `clip.load("ViT-L/14")`'s model and preprocess (here
+    OpenAI's `build_model` on the tiny weights, `.float()` as `clip.load` on the CPU, and `_transform(224)`);
+    l.113 `encode_image`; l.84-89 + l.115 numpy L2 normalisation (zero norm -> 1); l.117 the MLP on float32."""
+    import importlib.util
+
+    from tests.conftest import install_standin_weights
+
+    if importlib.util.find_spec("pkg_resources") is None:  # clip/clip.py imports it only to compare torch versions
+        import packaging.version  # noqa: F401
+
+        stub = types.ModuleType("pkg_resources")
+        vars(stub)["packaging"] = sys.modules["packaging"]
+        monkeypatch.setitem(sys.modules, "pkg_resources", stub)
+    for name in [m for m in sys.modules if m == "clip" or m.startswith("clip.")]:
+        monkeypatch.delitem(sys.modules, name)  # another test's stand-in `clip` must not answer this import
+    clip_model, clip_clip = official("clip.model"), official("clip.clip")
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    from evalsuite.tasks.preference import aesthetic
+
+    torch.manual_seed(0)
+    tiny = CLIP(embed_dim=768, vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=32, image_size=224),
+                text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1))
+    clip_path = tmp_path / "ViT-L-14.pt"
+    torch.save(tiny.state_dict(), clip_path)
+    install_standin_weights(monkeypatch, aesthetic.CLIP_WEIGHTS, clip_path)
+    nn = torch.nn
+    layers = nn.Sequential(nn.Linear(768, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
+                           nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1))
+    with torch.no_grad():  # widen the scores' spread (x 3^5) so per-image differences are far above the tolerance
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                layer.weight.mul_(3.0)
+    head_path = tmp_path / "sac+logos+ava1-l14-linearMSE.pth"
+    torch.save({f"layers.{k}": v for k, v in layers.state_dict().items()}, head_path)  # MLP.state_dict()'s keys
+    install_standin_weights(monkeypatch, aesthetic.HEAD_WEIGHTS, head_path)
+
+    images = _images(tmp_path / "images", [(224, 224), (240, 320), (300, 227), (224, 227), (231, 300)],
+                     [None] * 5)
+    model2 = clip_model.build_model(torch.load(clip_path, map_location="cpu")).float().eval()
+    preprocess = clip_clip._transform(224)
+    theirs = []
+    with torch.no_grad():
+        for pil_image in images:
+            image_features = model2.encode_image(preprocess(pil_image).unsqueeze(0))
+            a = image_features.cpu().numpy()
+            l2 = np.atleast_1d(np.linalg.norm(a, 2, -1))
+            l2[l2 == 0] = 1
+            im_emb_arr = a / np.expand_dims(l2, -1)
+            theirs.append(layers.eval()(torch.from_numpy(im_emb_arr).float())[0, 0].item())
+
+    (doc,) = score(f"folder:{tmp_path / 'images'}",
+                   ScoreOptions(tasks=["aesthetic"], num_workers=0, progress=False, batch_size=2)).results
+    assert doc["status"] == "ok", doc
+    np.testing.assert_allclose(doc["per_sample"]["aesthetic"], theirs, rtol=0, atol=1e-5)
+    assert doc["metrics"]["aesthetic"] == pytest.approx(float(np.mean(theirs)), abs=1e-5)
+    assert doc["num_samples"] == 5 and doc["skipped_samples"]["count"] == 0
+    assert doc["details"]["clip_precision"] == "fp32" and np.ptp(theirs) > 1e-2
+
+
+def test_aesthetic_missing_weights_is_a_skip(tmp_path, monkeypatch):
+    from evalsuite import weights
+
+    monkeypatch.setattr(weights, "local_path", lambda name: tmp_path / "absent" / name)
+    _images(tmp_path / "images", prompts=[None] * 5)
+    (doc,) = score(f"folder:{tmp_path / 'images'}", ScoreOptions(tasks=["aesthetic"], num_workers=0, progress=False,
+                                                                  offline=True)).results
+    assert doc["status"] == "skipped" and "weights" in doc["fix"], doc

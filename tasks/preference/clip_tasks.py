@@ -174,3 +174,35 @@ class PickScoreTask(Task):
                         "recipe": "yuvalkirstain/PickScore README: logit_scale.exp() * text_embs @ image_embs.T, "
                                   "L2-normalised; processor padding=True, truncation=True, max_length=77",
                         "image_processor": "CLIPImageProcessorPil (transformers 4's PIL CLIPImageProcessor)"})
+
+
+@register
+class AestheticTask(Task):
+    name = "aesthetic"
+    version = "1"
+    family = "image-quality"
+    sample_kind = "image"
+    description = ("LAION improved aesthetic predictor (simple_inference.py): linear MLP sac+logos+ava1-l14-linearMSE "
+                   "on the L2-normalised OpenAI CLIP ViT-L/14 image embedding; no prompt")
+    metrics = {"aesthetic": MetricInfo("higher", "mean over images of the predicted aesthetic score (≈1-10)",
+                                       primary=True, per_sample="aesthetic")}
+
+    def requirements(self, options) -> Requirements:
+        from evalsuite.tasks.preference.aesthetic import CLIP_WEIGHTS, HEAD_WEIGHTS
+
+        return Requirements(weights=(CLIP_WEIGHTS, HEAD_WEIGHTS))
+
+    def run(self, ctx) -> TaskOutput:
+        from evalsuite.tasks.preference.aesthetic import AestheticScorer
+
+        scorer = build_backend(AestheticScorer, ctx.device, ctx.options.offline)
+        ctx.weights_used[scorer.protocol] = scorer.weights_sha256["head"]
+        ctx.weights_used["clip-vit-l-14-openai"] = scorer.weights_sha256["clip"]
+
+        def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
+            return [float(v) for v in scorer.score(images)]
+
+        return _output("aesthetic", score_images(ctx, batch, "aesthetic", with_prompts=False),
+                       {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256,
+                        "clip_precision": scorer.precision,
+                        "official": "christophschuhmann/improved-aesthetic-predictor simple_inference.py @6934dd8"})
