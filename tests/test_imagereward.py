@@ -9,7 +9,9 @@ it on the scoring path: the imports of ReFL.py (diffusers training), `clip` (CLI
 fairscale's checkpoint_wrapper (gradient checkpointing, off); `BertTokenizer.from_pretrained('bert-base-uncased')`
 reads a local vocabulary instead of the hub; `create_vit('large', ...)` builds the package's VisionTransformer with
 a small width and depth (its other arguments as for 'large'). The text encoder is small through med_config.json;
-the reward head is the package's MLP(768), so the text width stays 768.
+the reward head is the package's MLP(768), so the text width stays 768. At full size (unpatched create_vit, the
+published med config) the package's network is built with its parameters on the meta device, and its names and
+shapes are compared with ours.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ MED_CONFIG = {"architectures": ["BertModel"], "attention_probs_dropout_prob": 0.
               "num_attention_heads": TINY.text_heads, "num_hidden_layers": TINY.text_layers, "pad_token_id": 0,
               "type_vocab_size": 2, "vocab_size": TINY.vocab_size, "encoder_width": 768, "add_cross_attention": True}
 
+# BLIP's configs/med_config.json, which THUDM/ImageReward publishes as its med_config.json (BLIP_Pretrain sets
+# encoder_width to the ViT's width)
+FULL_MED_CONFIG = {**MED_CONFIG, "hidden_size": 768, "intermediate_size": 3072, "max_position_embeddings": 512,
+                   "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30524}
+
 # run with transformers 4 first on sys.path; argv[1]: a JSON file of inputs, argv[2]: where to write the results
 OFFICIAL_SCRIPT = r'''
 import json, sys, types
@@ -83,6 +90,13 @@ def tiny_vit(kind, image_size, use_grad_checkpointing=False, ckpt_layer=0, drop_
                                  ckpt_layer=ckpt_layer, drop_path_rate=0.1 or drop_path_rate), v["width"]
 
 blip.BertTokenizer = LocalTokenizer
+register = torch.nn.Module.register_parameter
+def on_meta(module, name, param):  # the full-size network (ViT-L, the published med config): names and shapes only
+    register(module, name, None if param is None else torch.nn.Parameter(param.to("meta"), param.requires_grad))
+torch.nn.Module.register_parameter = on_meta
+full = RM.ImageReward(med_config=args["full_med_config"], device="cpu")
+torch.nn.Module.register_parameter = register
+shapes = {k: list(v.shape) for k, v in full.state_dict().items()}
 blip_pretrain.create_vit = tiny_vit
 model = RM.load(args["checkpoint"], device="cpu", med_config=args["med_config"])
 ours = torch.load(args["checkpoint"], map_location="cpu")
@@ -96,7 +110,7 @@ with torch.no_grad():
 tok = model.blip.tokenizer
 ids = [tok(p, padding="max_length", truncation=True, max_length=35).input_ids for p in args["prompts"]]
 json.dump({"scores": scores, "inference_rank": ranked, "ids": ids, "loaded": loaded, "used": len(used),
-           "special": [tok.bos_token_id, tok.enc_token_id]}, open(sys.argv[2], "w"))
+           "special": [tok.bos_token_id, tok.enc_token_id], "full_shapes": shapes}, open(sys.argv[2], "w"))
 '''
 
 
@@ -152,8 +166,10 @@ def _run_official(tmp_path: Path, checkpoint: Path, files: list[Path]) -> dict:
             pytest.fail(message)
         pytest.skip(message)
     (tmp_path / "med_config.json").write_text(json.dumps(MED_CONFIG))
+    (tmp_path / "med_config_full.json").write_text(json.dumps(FULL_MED_CONFIG))
     args = {"official_dir": str(OFFICIAL_DIR), "tokenizer_dir": str(_vocab(tmp_path / "bert").parent),
             "checkpoint": str(checkpoint), "med_config": str(tmp_path / "med_config.json"),
+            "full_med_config": str(tmp_path / "med_config_full.json"),
             "prompts": PROMPTS, "files": [str(f) for f in files],
             "vit": {"width": TINY.vision_width, "depth": TINY.vision_depth, "heads": TINY.vision_heads}}
     (tmp_path / "args.json").write_text(json.dumps(args))
@@ -186,6 +202,19 @@ def test_official_loaded_our_weights(agreement):
     """The package's strict=False load took every tensor it scores with from our file (none left random)."""
     official = agreement["official"]
     assert official["loaded"] and official["used"] == len(ir.ImageRewardModel(TINY).state_dict())
+
+
+def test_full_size_network_matches_the_package(agreement):
+    """At full size (the package's own create_vit('large') and the published med config) our parameter names and
+    shapes are the package's, less what the score never uses (BLIP's two projections, position_ids)."""
+    with torch.device("meta"):
+        ours = {k: list(v.shape) for k, v in ir.ImageRewardModel().state_dict().items()}
+    theirs = agreement["official"]["full_shapes"]
+    assert {k: v for k, v in theirs.items() if k in ours} == ours
+    assert sorted(set(theirs) - set(ours)) == ["blip.text_encoder.embeddings.position_ids", "blip.text_proj.bias",
+                                               "blip.text_proj.weight", "blip.vision_proj.bias",
+                                               "blip.vision_proj.weight"]
+    assert theirs["blip.visual_encoder.pos_embed"] == [1, 197, 1024]
 
 
 def test_tokens_match_blip_init_tokenizer(agreement):
