@@ -28,6 +28,14 @@ class _FeatureDistanceTask(Task):
     def requirements(self, options) -> Requirements:
         return Requirements(weights=extractors.weights_needed(self.extractor_spec(options)), reference=True)
 
+    def feature_protocol(self, spec: str) -> str | None:
+        """None on the task's own network (its column is the published protocol's: FID is Inception, clean); on any
+        other feature space (`--extractor clip`, `inception:legacy_pytorch`, a user's network) the task and the
+        space, so such a number never shares a column with the published one."""
+        if spec in (self.default_extractor, f"{self.default_extractor}:clean"):
+            return None
+        return f"{self.name}-{feature_space(spec)}"
+
     def counted(self, out: TaskOutput, base_protocol: str | None = None,
                 default: int = FID_PROTOCOL_SAMPLES) -> TaskOutput:
         """`out` with its protocol's sample count (`evalsuite.sample_count`): recorded with the result, and a
@@ -73,7 +81,7 @@ class FID(_FeatureDistanceTask):
                 feats.features, ref.mu, ref.covariance(unbiased), self.options.bootstrap, ctx.options.seed,
                 unbiased, ctx.options.progress and ctx.dist.is_main)
         return self.counted(TaskOutput(metrics={"fid": value}, details=details, num_samples=feats.n,
-                                       skipped_samples=feats.skipped))
+                                       skipped_samples=feats.skipped), self.feature_protocol(spec))
 
 
 def sampling_interval(features, mu, sigma, n_boot: int, seed: int, unbiased: bool, progress: bool) -> dict:
@@ -173,7 +181,7 @@ class KID(_FeatureDistanceTask):
                      "subset_size": min(opts.subset_size, feats.n, len(ref.feats)), "kid_seed": seed,
                      "kernel": "(x.y/d + 1)^3", "n_reference": len(ref.feats)},
             num_samples=feats.n, skipped_samples=feats.skipped,
-        ))
+        ), self.feature_protocol(spec))
 
 
 @register
@@ -233,14 +241,20 @@ class CMMD(_FeatureDistanceTask):
             num_samples=feats.n, skipped_samples=feats.skipped), protocol, CMMD_PROTOCOL_SAMPLES)
 
 
-def _pr_protocol(spec: str, k: int) -> str:
-    """Protocol name of precision/recall in a feature space: prc-vgg16-fc2relu-k3 (the default), prc-inception-
-    pool3-k3, prc-clip-vit-b-32-k3, prc-python:...-k3; a non-clean Inception mode is named too."""
+def feature_space(spec: str) -> str:
+    """A feature space as protocols name it: vgg16-fc2relu, inception-pool3, inception-pool3-legacy_pytorch,
+    clip-vit-b-32, or the extractor spec itself (dinov2-vitl14, python:...)."""
     name, _, option = spec.partition(":")
     space = {"vgg16": "vgg16-fc2relu", "inception": "inception-pool3", "clip": "clip-vit-b-32"}.get(name, spec)
     if name == "inception" and option not in ("", "clean"):
         space += f"-{option}"
-    return f"prc-{space}-k{k}"
+    return space
+
+
+def _pr_protocol(spec: str, k: int) -> str:
+    """Protocol name of precision/recall in a feature space: prc-vgg16-fc2relu-k3 (the default), prc-inception-
+    pool3-k3, prc-clip-vit-b-32-k3, prc-python:...-k3; a non-clean Inception mode is named too."""
+    return f"prc-{feature_space(spec)}-k{k}"
 
 
 @register

@@ -63,7 +63,8 @@ def test_results_below_the_protocol_count_are_not_comparable_everywhere(tmp_path
     fid = small["fid"]
     assert fid["sample_count"] == {"protocol": 50000, "used": 8, "comparable": False}
     assert small["kid"]["sample_count"]["comparable"] is False
-    assert "protocol" not in fid  # the default count keeps FID's column
+    space = fid["protocol"]  # a user's network is its own feature space, never the published FID's column
+    assert space.startswith("fid-python:evalsuite.api:in_memory.Sequential_") and not space.endswith("-8")
     # the run's table (score / runs show) says so
     assert "not comparable: 8 samples, the protocol needs 50000" in \
         RunSummary(small.run_id, store, small.results).rows()[0]["note"]
@@ -75,16 +76,17 @@ def test_results_below_the_protocol_count_are_not_comparable_everywhere(tmp_path
                 progress=False, options={"fid.protocol_samples": 8, "fid.bootstrap": 20}, seed=1)
     doc = met["fid"]
     assert doc["sample_count"] == {"protocol": 8, "used": 8, "comparable": True}
-    assert doc["protocol"] == "fid-8"
+    assert doc["protocol"] == f"{space}-8"
 
     tables = build_tables(ResultsStore(store), [])
     cells = {key: row.cells[key] for table in tables for row in table.rows for key in row.cells}
-    assert cells["fid/fid"].comparable is False and "not comparable" in cells["fid/fid"].note
-    assert "sampling 95% interval" in cells["fid/fid"].note
-    assert cells["fid [fid-8]/fid"].comparable is True
+    below, met_key = f"fid [{space}]/fid", f"fid [{space}-8]/fid"
+    assert cells[below].comparable is False and "not comparable" in cells[below].note
+    assert "sampling 95% interval" in cells[below].note
+    assert cells[met_key].comparable is True
     table = next(t for t in tables if t.family == "image-quality")
-    assert "fid/fid" not in table.best()  # never ranked best
-    assert table.best()["fid [fid-8]/fid"]
+    assert below not in table.best()  # never ranked best
+    assert table.best()[met_key]
 
 
 def test_sampling_interval_in_the_result_and_the_comparison(tmp_path):
@@ -164,3 +166,14 @@ def test_the_command_line_tables_say_not_comparable(tmp_path):
     assert "not comparable: 8 samples" in run["results"][0]["note"]
     shown = cli.invoke(app, ["runs", "show", run["run_id"]], terminal_width=200)
     assert shown.exit_code == 0 and "ok, not comparable" in shown.stdout
+
+
+def test_another_feature_space_is_another_protocol():
+    from evalsuite.tasks import get
+
+    fid, kid, clip_fid, dino = (get(n)() for n in ("fid", "kid", "clip-fid", "fd-dinov2"))
+    assert fid.feature_protocol("inception") is None and fid.feature_protocol("inception:clean") is None
+    assert fid.feature_protocol("inception:legacy_pytorch") == "fid-inception-pool3-legacy_pytorch"
+    assert fid.feature_protocol("clip") == "fid-clip-vit-b-32"
+    assert kid.feature_protocol("dinov2-vitl14") == "kid-dinov2-vitl14"  # KD on DINOv2 (Stein et al.) is named
+    assert clip_fid.feature_protocol("clip") is None and dino.feature_protocol("dinov2-vitl14") is None
