@@ -199,3 +199,27 @@ def test_unpublished_digest_is_pinned_on_first_import(tiny_official, monkeypatch
     assert weights.expected_digest("dinov2-vitl14") == digest == key_of("dinov2-vitl14")["weights_sha256"]
     monkeypatch.setattr(dinov2, "VITL14", TINY)
     assert build("dinov2-vitl14").weights_sha256 == digest
+
+
+def test_kd_and_precision_recall_on_the_same_dinov2_features(tiny_weights, tmp_path):
+    """Stein et al. also report KD and precision/recall on DINOv2: kid and precision-recall in that space, named
+    kid-dinov2-vitl14 and prc-dinov2-vitl14-k3, from the one DINOv2 feature pass that fd-dinov2 uses."""
+    from evalsuite.extractors import build
+    from evalsuite.features import extract
+    from evalsuite.metrics import kernel_distance, precision_recall
+
+    a, b = tmp_path / "fake", tmp_path / "real"
+    fa, fb = write_images(a, 12, size=(40, 56), seed=1), write_images(b, 12, size=(64, 60), seed=2, offset=60.0)
+    docs = {d["task"]: d for d in score(f"folder:{a}", ScoreOptions(
+        tasks=["fd-dinov2", "kid", "precision-recall"], ref=f"folder:{b}", extractor="dinov2-vitl14", num_workers=0,
+        progress=False, task_options={"kid": {"subsets": 5, "subset_size": 6},
+                                      "precision-recall": {"extractor": "dinov2-vitl14"}})).results}
+    assert {d["status"] for d in docs.values()} == {"ok"}, [d.get("reason") for d in docs.values()]
+    assert docs["kid"]["protocol"] == "kid-dinov2-vitl14"
+    assert docs["precision-recall"]["protocol"] == "prc-dinov2-vitl14-k3"
+    assert docs["fd-dinov2"]["protocol"] == "fd-dinov2-vitl14"
+    ext = build("dinov2-vitl14")
+    x, y = (extract(f, ext, num_workers=0, keep_features=True, progress=False).features for f in (fa, fb))
+    kid, _ = kernel_distance(x, y, num_subsets=5, subset_size=6, seed=0)
+    assert docs["kid"]["metrics"]["kid"] == pytest.approx(kid, rel=1e-6)
+    assert docs["precision-recall"]["metrics"]["precision"] == pytest.approx(precision_recall(x, y, 3)["precision"])
