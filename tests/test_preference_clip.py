@@ -7,7 +7,8 @@ seeds) of the same architecture, the same weights loaded on both sides.
   every weight, strictly). The 1.2.0 wheel lacks its BPE vocabulary file; it is the same file open_clip ships
   (sha256 checked against tgxs002/HPSv2's copy) and is put in place when missing.
 * `pickscore`: the yuvalkirstain/PickScore README recipe (no package) run through transformers' CLIPProcessor and
-  AutoModel on a tiny random CLIPModel saved as a folder, with a processor folder in the hub's legacy format.
+  AutoModel on a tiny random CLIPModel saved as a folder, with a processor folder in the hub's legacy format; and
+  verbatim under transformers 4 (a subprocess), the version family the recipe was written for.
 * `aesthetic`: no package; christophschuhmann/improved-aesthetic-predictor `simple_inference.py` @6934dd8 worked by
   hand with its lines cited, its CLIP half run through OpenAI's own `clip` package (openai-clip 1.0.1:
   `clip.clip._transform`, `clip.model.build_model`) on a tiny random CLIP with a 768-d embedding.
@@ -240,6 +241,66 @@ def test_pickscore_equals_the_recipe(tmp_path):
     ours = PickScorer(str(model_dir), str(processor_dir)).score(images[:2], [PROMPTS[0]] * 2)
     np.testing.assert_allclose(ours, pair, rtol=0, atol=1e-4)
     assert abs(theirs).max() > 1e-3 and np.ptp(theirs) > 1e-3  # the scores differ: the check has teeth
+
+
+# the README's code verbatim (AutoProcessor, AutoModel, calc_probs up to its softmax) under transformers 4, where
+# get_*_features return tensors and AutoProcessor gives the PIL CLIPImageProcessor; argv: inputs JSON, output JSON
+RECIPE_TF4 = """
+import json, sys
+args = json.load(open(sys.argv[1]))
+import torch, transformers
+from PIL import Image
+from transformers import AutoModel, AutoProcessor
+
+processor = AutoProcessor.from_pretrained(args["processor"])
+model = AutoModel.from_pretrained(args["model"]).eval()
+
+def calc_scores(prompt, images):
+    image_inputs = processor(images=images, padding=True, truncation=True, max_length=77, return_tensors="pt")
+    text_inputs = processor(text=prompt, padding=True, truncation=True, max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        image_embs = model.get_image_features(**image_inputs)
+        image_embs = image_embs / torch.norm(image_embs, dim=-1, keepdim=True)
+        text_embs = model.get_text_features(**text_inputs)
+        text_embs = text_embs / torch.norm(text_embs, dim=-1, keepdim=True)
+        return (model.logit_scale.exp() * (text_embs @ image_embs.T)[0]).tolist()
+
+images = [Image.open(f) for f in args["files"]]
+json.dump({"version": transformers.__version__, "image_processor": type(processor.image_processor).__name__,
+           "single": [calc_scores(p, [im])[0] for p, im in zip(args["prompts"], images)]}, open(sys.argv[2], "w"))
+"""
+
+
+def test_pickscore_equals_the_recipe_under_transformers4(tmp_path):
+    """The recipe verbatim with transformers 4.50.3 (`.official/transformers4-env`, installed by
+    `.ci/install-official` for ImageReward; PickScore's requirements.txt pins 4.27.3): AutoProcessor picks the PIL
+    CLIPImageProcessor there, as our pinned processor; the same folders, the task's per-image scores."""
+    import os
+    import subprocess
+
+    env_dir = OFFICIAL_DIR / "transformers4-env"
+    if not (env_dir / "transformers").is_dir():
+        message = "transformers 4 for the official recipe is not installed: run `bash .ci/install-official`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    model_dir, processor_dir = _tiny_pickscore(tmp_path)
+    _images(tmp_path / "images")
+    files = sorted(str(f) for f in (tmp_path / "images").glob("*.png"))
+    (tmp_path / "args.json").write_text(json.dumps({"model": str(model_dir), "processor": str(processor_dir),
+                                                    "files": files, "prompts": PROMPTS}))
+    env = {**os.environ, "PYTHONPATH": str(env_dir), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", RECIPE_TF4, str(tmp_path / "args.json"), str(tmp_path / "out.json")],
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    theirs = json.loads((tmp_path / "out.json").read_text())
+    assert theirs["version"].startswith("4.") and theirs["image_processor"] == "CLIPImageProcessor"
+    (doc,) = score(f"folder:{tmp_path / 'images'}",
+                   ScoreOptions(tasks=["pickscore"], num_workers=0, progress=False, batch_size=3,
+                                task_options={"pickscore": {"model": str(model_dir),
+                                                            "processor": str(processor_dir)}})).results
+    assert doc["status"] == "ok", doc
+    np.testing.assert_allclose(doc["per_sample"]["pickscore"], theirs["single"], rtol=0, atol=1e-4)
 
 
 def test_pickscore_without_a_model_folder_is_a_skip(tmp_path):

@@ -8,7 +8,8 @@ scored as the README's recipe does (no package: the recipe runs through transfor
   exp(logit_scale) · cos(text, image); the recipe's softmax over images is a ranking aid, not reported).
 
 The image processor is transformers 4's `CLIPImageProcessor` (PIL: bicubic resize of the shorter side to 224,
-centre crop, OpenAI mean/std), what the recipe ran with when it was published; transformers 5's `AutoProcessor`
+centre crop, OpenAI mean/std), what the recipe ran with (PickScore's requirements.txt pins transformers==4.27.3,
+and 4.50's AutoProcessor still picks it); transformers 5's `AutoProcessor`
 would give its torchvision-based processor, whose resampling differs slightly, so the PIL class
 (`CLIPImageProcessorPil`) is loaded from the processor folder's preprocessor_config.json. transformers 5 also
 returns a ModelOutput from `get_*_features`; its `pooler_output` is the projected embedding the recipe normalises.
