@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -161,6 +163,97 @@ def test_agrees_with_t2v_metrics_clip_t5(tiny, tmp_path):
         assert np.array_equal(np.asarray(scoring.pad_to_square(im, mean)), np.asarray(want))
     assert ours.tokenizer.model_max_length == theirs.tokenizer.model_max_length == scoring.CONTEXT_LEN
 
+
+# t2v-metrics' whole path as it runs for users, in a subprocess with transformers 4.50.3 first on the path (t2v-metrics
+# pins 4.49.0; `.official/transformers4-env`) and sentencepiece (`.official/sentencepiece-env`): a sentencepiece
+# tokenizer trained here with T5's special ids, saved slow and converted to tokenizer.json by that transformers (as
+# HF converted FlanT5's); the tiny CLIP-T5 built and saved (.bin) by its own class; CLIPT5Model("tiny") through its
+# own load_pretrained_model (a local entry added to CLIP_T5_MODELS), then its forward on the image files.
+OFFICIAL_SCRIPT = r'''
+import json, sys, types, importlib
+from pathlib import Path
+args = json.loads(Path(sys.argv[1]).read_text())
+root, official_dir = Path(args["root"]), Path(args["official"])
+import torch, transformers, sentencepiece as spm
+assert transformers.__version__.startswith("4."), transformers.__version__
+sys.path.append(str(official_dir))
+pkg = official_dir / "t2v_metrics"
+for name, path in (("t2v_metrics", pkg), ("t2v_metrics.models", pkg / "models"),
+                   ("t2v_metrics.models.vqascore_models", pkg / "models" / "vqascore_models")):
+    stub = types.ModuleType(name); stub.__path__ = [str(path)]; sys.modules[name] = stub
+sys.modules["cv2"] = types.ModuleType("cv2")
+ct5 = importlib.import_module("t2v_metrics.models.vqascore_models.clip_t5_model")
+mm_utils = importlib.import_module("t2v_metrics.models.vqascore_models.mm_utils")
+from t2v_metrics.models.vqascore_models.clip_t5.model import CLIPT5Config, CLIPT5ForConditionalGeneration
+# the tokenizer: a small sentencepiece unigram model with T5's special ids, saved slow (spiece.model) and, converted
+# by this transformers 4 as HF converted FlanT5's, fast (tokenizer.json)
+tok_dir = root / "tok"; tok_dir.mkdir()
+spm.SentencePieceTrainer.train(sentence_iterator=iter(args["corpus"]), model_prefix=str(tok_dir / "spiece"),
+                               vocab_size=args["vocab"], model_type="unigram", pad_id=0, eos_id=1, unk_id=2,
+                               bos_id=-1, character_coverage=1.0, minloglevel=2)
+slow = transformers.T5Tokenizer(str(tok_dir / "spiece.model"), extra_ids=4)
+slow.save_pretrained(tok_dir)
+transformers.T5TokenizerFast.from_pretrained(str(tok_dir)).save_pretrained(tok_dir)
+# the tiny CLIP-T5, built and saved by t2v-metrics' own class (its vision tower from the CLIP folder)
+torch.manual_seed(0)
+vision = root / "clip"
+transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**args["vision"])).save_pretrained(vision)
+transformers.CLIPImageProcessor(size={"shortest_edge": 28},
+                                crop_size={"height": 28, "width": 28}).save_pretrained(vision)
+cfg = CLIPT5Config(vocab_size=len(slow) + 8, mm_vision_tower=str(vision), **args["t5"])
+net = CLIPT5ForConditionalGeneration(cfg)
+with torch.no_grad():
+    net.lm_head.weight.mul_(0.02)
+    for param in net.parameters():  # bfloat16-exact, so that load_pretrained_model's cast loses nothing
+        param.copy_(param.to(torch.bfloat16).float())
+net.save_pretrained(root / "model", safe_serialization=False)  # .bin, as the LLaVA-era checkpoints
+# t2v-metrics' loader and forward: CLIPT5Model(name) through load_pretrained_model, with a local entry
+ct5.CLIP_T5_MODELS["tiny"] = {"tokenizer": {"path": str(tok_dir), "model_max_length": 2048},
+                              "model": {"path": str(root / "model"), "conversation": "t5_chat",
+                                        "image_aspect_ratio": "pad"}}
+wrapper = ct5.CLIPT5Model("tiny", device="cpu", cache_dir=str(root / "cache"))
+wrapper.model.float()  # its bfloat16 path needs CUDA autocast (the projector gets float32 features)
+scores = wrapper.forward(args["images"], args["prompts"]).tolist()
+ids = [mm_utils.t5_tokenizer_image_token(ct5.format_question(ct5.default_question_template.format(p), "t5_chat"),
+                                         wrapper.tokenizer) for p in args["prompts"]]
+Path(args["out"]).write_text(json.dumps({"scores": scores, "ids": ids, "len": len(wrapper.tokenizer),
+                                         "tokenizer": type(wrapper.tokenizer).__name__,
+                                         "transformers": transformers.__version__}))
+'''
+
+
+def test_agrees_with_t2v_metrics_loader_and_sentencepiece_tokenizer(tmp_path):
+    envs = [OFFICIAL_DIR / "transformers4-env", OFFICIAL_DIR / "sentencepiece-env"]
+    if not all(e.is_dir() for e in envs) or not (OFFICIAL_DIR / "t2v_metrics").is_dir():
+        message = "t2v-metrics, its transformers 4 or sentencepiece are not installed: run `bash .ci/install-official`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    paths = _images(tmp_path)
+    prompts = [*PROMPTS, 'a "quoted" dog\nwith a newline  and  spaces']
+    corpus = [scoring.SYSTEM_MSG, scoring.QUESTION_TEMPLATE, "USER: ASSISTANT: Yes yes no", *PROMPTS,
+              "the quick brown fox jumps over the lazy dog", "A red dog, a blue cat; \"quoted\" words?"]
+    args = dict(root=str(tmp_path), official=str(OFFICIAL_DIR), corpus=corpus * 3, vocab=90,
+                images=[str(p) for p in [*paths, paths[0]]], prompts=prompts, out=str(tmp_path / "out.json"),
+                vision=dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=3,
+                            image_size=28, patch_size=14),
+                t5=dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0,
+                        pad_token_id=0, eos_token_id=1, mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
+                        mm_vision_select_layer=-2, mm_vision_select_feature="patch", use_mm_proj=True))
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(e) for e in envs), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", OFFICIAL_SCRIPT, str(tmp_path / "args.json")], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["transformers"].startswith("4.") and out["tokenizer"] == "T5Tokenizer"  # the sentencepiece one
+    ours = CLIPFlanT5("clip-flant5-xxl", tmp_path / "model", tmp_path / "clip", tmp_path / "tok", dtype="float32")
+    assert len(ours.tokenizer) == out["len"] and ours.vision_from_checkpoint  # its .bin: vision_model.* keys
+    assert [ours.encode(p) for p in prompts] == out["ids"]
+    got = ours.score([Image.open(p) for p in args["images"]], prompts)["vqascore"].numpy()
+    np.testing.assert_allclose(got, out["scores"], rtol=2e-5, atol=0)  # observed 4.8e-6
 
 def test_long_prompts_are_not_cut_at_77(tiny, tmp_path):
     model, vision, tok = tiny
