@@ -134,6 +134,30 @@ def test_hpsv2_equals_img_score(tmp_path, monkeypatch, version):
     assert doc["details"]["weights_sha256"]
 
 
+def test_hpsv2_without_antialias_is_old_torchvisions_package(tmp_path, monkeypatch):
+    """hpsv2's ResizeMaxSize calls torchvision's `F.resize` on a tensor with the default antialias: True since
+    torchvision 0.17, False before. With that default set to False in the package's call, `-o hpsv2.antialias=false`
+    gives its scores (protocol `-noantialias`), and they differ from the default's on downscaled images."""
+    import functools
+
+    import torchvision.transforms.functional as F
+
+    img_score, factory = _official_hps(monkeypatch, tmp_path)
+    cp = _tiny_hps_checkpoint(factory, tmp_path, monkeypatch)
+    sizes, prompts = [(100, 37), (96, 128), (64, 64)], PROMPTS[:3]
+    images = _images(tmp_path / "images", sizes, prompts)
+    monkeypatch.setattr(F, "resize", functools.partial(F.resize, antialias=False))  # torchvision < 0.17's default
+    theirs = 100 * np.array([img_score.score(im, p, cp=str(cp), hps_version="v2.1")[0]
+                             for im, p in zip(images, prompts)], dtype=np.float64)
+    # (ours passes antialias explicitly, so the patched default does not reach it)
+    docs = {aa: score(f"folder:{tmp_path / 'images'}",
+                      ScoreOptions(tasks=["hpsv2"], num_workers=0, progress=False,
+                                   task_options={"hpsv2": {"antialias": aa}})).results[0] for aa in (False, True)}
+    np.testing.assert_allclose(docs[False]["per_sample"]["hpsv2"], theirs, rtol=0, atol=1e-4)
+    assert docs[False]["protocol"] == "hpsv2.1-openclip-vit-h-14-noantialias"
+    assert np.abs(np.array(docs[True]["per_sample"]["hpsv2"]) - theirs).max() > 1e-2
+
+
 def test_hps_tokens_and_transform_match_the_package(tmp_path, monkeypatch):
     """hpsv2's `tokenize` (bundled open_clip tokenizer.py: cut at 77, end token last) and its val transform
     (transform.py ResizeMaxSize + MaskAwareNormalize) give exactly our tokens and tensors."""

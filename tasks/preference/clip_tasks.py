@@ -87,6 +87,9 @@ class HPSv2Task(Task):
     class Options:
         version: str = field(default="v2.1", metadata={"help": "HPS checkpoint: v2.1 (HPS_v2.1_compressed.pt) | "
                                                                 "v2.0 (HPS_v2_compressed.pt)"})
+        antialias: bool = field(default=True, metadata={
+            "help": "antialiased resize (torchvision >= 0.17's default, what hpsv2 1.2.0 gets today); false: the "
+                    "resize of torchvision < 0.17 (protocol suffix -noantialias)"})
 
         def __post_init__(self) -> None:
             from evalsuite.tasks.preference.hps import VERSIONS
@@ -103,11 +106,13 @@ class HPSv2Task(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.preference.hps import HPSScorer
 
-        scorer = build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline)
+        scorer = build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline,
+                               self.options.antialias)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
         return _output("hpsv2", score_images(ctx, hps_batch(scorer), "HPSv2", with_prompts=True),
                        {"protocol": scorer.protocol, "version": scorer.version,
                         "path": "hpsv2.img_score.score (hpsv2 1.2.0) × 100, hps_version pinned",
+                        "resize_antialias": scorer.antialias,
                         "weights_sha256": scorer.weights_sha256})
 
 

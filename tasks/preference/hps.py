@@ -15,10 +15,11 @@ What `img_score.py` does, reproduced (hpsv2 1.2.0):
   overwritten, so they are not needed here. Built from this environment's open_clip (same ViT-H-14 config).
 * image (`src/open_clip/transform.py` `image_transform(..., resize_longest_max=True)`): RGB, ToTensor, then
   `ResizeMaxSize(224)`: scale = 224 / longer side, new size = Python round(side · scale), bicubic resize of the
-  float tensor (torchvision's tensor path: antialiased in torchvision >= 0.17, no clamp), zero padding to 224 ×
-  224 (left/top get the floor half), then CLIP mean/std. When the longer side is already 224 it neither resizes
-  nor pads, so a non-square image with longer side 224 reaches the ViT at its own size and the official scorer
-  fails: such an image is a skipped sample here.
+  float tensor (torchvision's tensor path, no clamp; antialiased by default since torchvision 0.17, not before:
+  the package leaves it to torchvision's default), zero padding to 224 × 224 (left/top get the floor half), then
+  CLIP mean/std. `-o hpsv2.antialias=false` gives the pre-0.17 resize (protocol suffix `-noantialias`). When the
+  longer side is already 224 it neither resizes nor pads, so a non-square image with longer side 224 reaches the
+  ViT at its own size and the official scorer fails: such an image is a skipped sample here.
 * text: open_clip's `tokenize` (lower-cased, cut at 77 with the end token kept last).
 * precision: fp32 on CPU; on CUDA the official runs under `torch.cuda.amp.autocast()` (fp16), reproduced there.
 
@@ -43,10 +44,10 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip constants (OPENAI
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def resize_max_pad(image: Image.Image, size: int) -> torch.Tensor | None:
+def resize_max_pad(image: Image.Image, size: int, antialias: bool = True) -> torch.Tensor | None:
     """hpsv2's val transform up to normalisation: [0, 1] tensor, longer side resized to `size` (bicubic on the
-    tensor, antialiased) and zero-padded to size × size; None when the official transform leaves the image
-    non-square (longer side already `size`: no resize, no padding)."""
+    tensor; antialiased as torchvision >= 0.17 does by default) and zero-padded to size × size; None when the
+    official transform leaves the image non-square (longer side already `size`: no resize, no padding)."""
     import torchvision.transforms.functional as F
 
     x = F.to_tensor(image.convert("RGB"))
@@ -55,7 +56,7 @@ def resize_max_pad(image: Image.Image, size: int) -> torch.Tensor | None:
     if scale == 1.0:
         return x if height == width else None
     new = (round(height * scale), round(width * scale))
-    x = F.resize(x, list(new), interpolation=F.InterpolationMode.BICUBIC, antialias=True)
+    x = F.resize(x, list(new), interpolation=F.InterpolationMode.BICUBIC, antialias=antialias)
     pad_h, pad_w = size - new[0], size - new[1]
     return F.pad(x, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
 
@@ -76,7 +77,8 @@ def load_checkpoint(path) -> dict[str, torch.Tensor]:
 class HPSScorer:
     """HPSv2.x per image-prompt pair: 100 · cos(image, text) from the HPS-tuned OpenCLIP ViT-H-14."""
 
-    def __init__(self, version: str = "v2.1", device: str = "cpu", offline: bool | None = None):
+    def __init__(self, version: str = "v2.1", device: str = "cpu", offline: bool | None = None,
+                 antialias: bool = True):
         import open_clip
 
         if version not in VERSIONS:
@@ -84,17 +86,17 @@ class HPSScorer:
         path, digest = weights_store.require_verified(VERSIONS[version], offline=offline)
         model = open_clip.CLIP(**open_clip.get_model_config(ARCH))
         model.load_state_dict(load_checkpoint(path), strict=True)
-        self._setup(model, device, version, digest)
+        self._setup(model, device, version, digest, antialias)
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, version: str = "v2.1", device: str = "cpu",
-                   weights_sha256: str | None = None) -> HPSScorer:
+                   weights_sha256: str | None = None, antialias: bool = True) -> HPSScorer:
         """A scorer around an already-built open_clip CLIP (tests: a tiny model of the same family)."""
         self = cls.__new__(cls)
-        self._setup(model, device, version, weights_sha256)
+        self._setup(model, device, version, weights_sha256, antialias)
         return self
 
-    def _setup(self, model: Any, device: str, version: str, digest: str | None) -> None:
+    def _setup(self, model: Any, device: str, version: str, digest: str | None, antialias: bool) -> None:
         import open_clip
 
         self.model = model.to(device).eval()
@@ -103,12 +105,13 @@ class HPSScorer:
         self.tokenize = open_clip.tokenize
         self.device = str(device)
         self.version = version
-        self.protocol = f"hps{version}-openclip-vit-h-14"
+        self.antialias = antialias
+        self.protocol = f"hps{version}-openclip-vit-h-14" + ("" if antialias else "-noantialias")
         self.weights_sha256 = digest
 
     def preprocess(self, image: Image.Image) -> torch.Tensor | None:
         """Normalised input tensor, or None when the official transform cannot feed this image to the ViT."""
-        x = resize_max_pad(image, self.image_size)
+        x = resize_max_pad(image, self.image_size, self.antialias)
         if x is None:
             return None
         mean, std = torch.tensor(OPENAI_MEAN).view(3, 1, 1), torch.tensor(OPENAI_STD).view(3, 1, 1)
