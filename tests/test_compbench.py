@@ -434,3 +434,128 @@ def test_clip_similarity_equals_openai_clip(tiny_openai_clip, openai_clip_packag
     got = ours.score(images, texts)
     np.testing.assert_allclose(got["similarity"], official_cos, atol=1e-5, rtol=0)
     assert not got["long"].any() and ours.protocol == "compbench-clip-vit-b-32-openai-fp32"
+
+
+# ---------------------------------------------------------------- the task end to end
+class FakeDetector:
+    """Scripted boxes (in the official 479-px frame): a person on the left, a dog on the right."""
+
+    protocol = "scripted-boxes"
+
+    def detect(self, image):
+        assert image.size == (479, 479)  # the official resize happened (model_bank.py L89-91)
+        return [_Det("person", 0.9, (0, 0, 100, 100)), _Det("dog", 0.8, (300, 0, 400, 100)),
+                _Det("cat", 0.3, (0, 0, 479, 479))]
+
+
+def fake_detector() -> FakeDetector:
+    return FakeDetector()
+
+
+TASK_NLP = FakeNLP({
+    "a green bench and a blue bowl": ([], ["a green bench", "a blue bowl"]),
+    "a red car": ([], ["a red car"]),
+    "a girl on the left of a dog": SPATIAL_NLP.parses["a girl on the left of a dog"],
+    "a cat near a car": ([("a", "DET"), ("cat", "NOUN"), ("near", "ADP"), ("a", "DET"), ("car", "NOUN")], []),
+})
+
+
+def _official_layout(folder: Path, root: Path) -> dict:
+    """Images named as the official inference_eval.py names them, two per prompt, under <category>/samples/."""
+    rng = np.random.default_rng(5)
+    made = {}
+    for cat in ("color", "spatial", "non_spatial"):
+        (folder / cat / "samples").mkdir(parents=True)
+        names = []
+        for k, prompt in enumerate(prompts.read_prompts(prompts.prompt_file(root, cat))):
+            for j in range(2):
+                name = prompts.image_name(prompt, 2 * k + j)
+                pixels = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / cat / "samples" / name)
+                names.append(name)
+        made[cat] = names
+    return made
+
+
+def test_task_scores_the_official_layout(tmp_path, monkeypatch, tiny_openai_clip, blip_agreement):
+    from evalsuite.runner import ScoreOptions, score
+    from evalsuite.tasks.compbench import nlp
+    from evalsuite.tasks.compbench.nonspatial import CLIPSimilarity
+
+    root = _repo(tmp_path)
+    made = _official_layout(tmp_path / "images", root)
+    monkeypatch.setattr(nlp, "load_spacy", lambda spec: TASK_NLP)
+    blip_folder = _hf_folder(blip_agreement)
+    options = {"compbench": str(root), "categories": "color,spatial,non_spatial", "blip": str(blip_folder),
+               "detector": "python:tests.test_compbench:fake_detector"}
+    (doc,) = score(f"folder:{tmp_path / 'images'}", ScoreOptions(
+        tasks=["t2i-compbench"], num_workers=0, progress=False, offline=True,
+        task_options={"t2i-compbench": options})).results
+    assert doc["status"] == "ok", doc
+    per, metrics = doc["per_sample"], doc["metrics"]
+    assert per["category"] == ["color"] * 4 + ["spatial"] * 4 + ["non_spatial"] * 2
+    assert per["name"][0] == f"color/samples/{made['color'][0]}"
+    # spatial: 'a girl on the left of a dog' -> 0.25*0.9 + 0.25*0.8 + 1/2 = 0.925; 'a cat near a car': the cat is
+    # under 0.5 confidence, no car -> 0
+    np.testing.assert_allclose(per["spatial"], [0.925, 0.925, 0.0, 0.0], atol=1e-12)
+    assert metrics["spatial"] == pytest.approx(0.4625)
+    # colour: the product rule on our BLIP (checked against LAVIS above) at the official 480 px
+    vqa, _ = blip_vqa.load(str(blip_folder))
+    expected = [blip_vqa.score_image(Image.open(tmp_path / "images" / "color" / "samples" / n), prompts.prompt_of(n),
+                                     vqa, TASK_NLP)["score"] for n in made["color"]]
+    np.testing.assert_allclose(per["color"], expected, atol=1e-6)
+    clip = CLIPSimilarity(device="cpu", offline=True)
+    images = [Image.open(tmp_path / "images" / "non_spatial" / "samples" / n) for n in made["non_spatial"]]
+    np.testing.assert_allclose(per["non_spatial"], clip.score(images, [prompts.prompt_of(n) for n in
+                                                                        made["non_spatial"]])["similarity"], atol=1e-6)
+    assert metrics["average"] == pytest.approx(np.mean([metrics["color"], metrics["spatial"],
+                                                         metrics["non_spatial"]]))
+    assert "spatial=compbench-2d-rule-scripted-boxes-not-unidet" in doc["protocol"]
+    assert "non_spatial=compbench-clip-vit-b-32-openai-fp32" in doc["protocol"]
+    assert "color=compbench-blip-vqa-hf-blip-hf384" in doc["protocol"]
+
+
+def test_task_skips_without_the_prompt_files(tmp_path):
+    from evalsuite.runner import ScoreOptions, score
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (16, 16)).save(tmp_path / "images" / "x_000000.png")
+    (doc,) = score(f"folder:{tmp_path / 'images'}", ScoreOptions(tasks=["t2i-compbench"], num_workers=0,
+                                                                 progress=False, offline=True)).results
+    assert doc["status"] == "skipped" and "Karine-Huang/T2I-CompBench" in doc["fix"]
+
+
+def test_categories_without_their_model_are_skipped_by_name(tmp_path, monkeypatch, tiny_openai_clip):
+    """No spaCy / no BLIP folder: the attribute and spatial categories are skipped with their fix, the
+    non-spatial one is still scored."""
+    from evalsuite.runner import ScoreOptions, score
+    from evalsuite.tasks.compbench import nlp
+
+    def no_spacy(spec):
+        raise TaskSkipped("spaCy is not installed", "pip install spacy")
+
+    monkeypatch.setattr(nlp, "load_spacy", no_spacy)
+    root = _repo(tmp_path)
+    _official_layout(tmp_path / "images", root)
+    (doc,) = score(f"folder:{tmp_path / 'images'}", ScoreOptions(
+        tasks=["t2i-compbench"], num_workers=0, progress=False, offline=True,
+        task_options={"t2i-compbench": {"compbench": str(root), "categories": "color,spatial,non_spatial"}})).results
+    assert doc["status"] == "ok", doc
+    assert set(doc["metrics"]) == {"non_spatial", "average"}
+    skipped = doc["details"]["skipped_categories"]
+    assert set(skipped) == {"color", "spatial"} and skipped["spatial"]["fix"] == "pip install spacy"
+
+
+def test_task_generates_each_prompt_of_the_files(tmp_path, tiny_openai_clip):
+    """A generator: images_per_prompt images of every prompt (prompt-grid layout, tag = category), scored."""
+    from evalsuite.runner import ScoreOptions, score
+
+    root = _repo(tmp_path)
+    (doc,) = score("demo", ScoreOptions(
+        tasks=["t2i-compbench"], num_workers=0, progress=False, offline=True,
+        task_options={"t2i-compbench": {"compbench": str(root), "categories": "non_spatial",
+                                        "images_per_prompt": 3}})).results
+    assert doc["status"] == "ok", doc
+    assert doc["per_sample"]["category"] == ["non_spatial"] * 3
+    assert doc["details"]["prompt_counts"] == {"non_spatial": 1} and doc["num_samples"] == 3
+    assert doc["metrics"]["non_spatial"] == pytest.approx(np.mean(doc["per_sample"]["non_spatial"]))
