@@ -327,6 +327,17 @@ def test_pickscore_equals_the_recipe_under_transformers4(tmp_path):
     np.testing.assert_allclose(doc["per_sample"]["pickscore"], theirs["single"], rtol=0, atol=1e-4)
 
 
+def test_pickscore_protocol_names_the_model():
+    from pathlib import Path
+
+    from evalsuite.tasks.preference.pickscore import protocol_for
+
+    cache = Path("/hub/models--yuvalkirstain--PickScore_v1/snapshots/a4e4367c")
+    assert protocol_for(Path("/m/PickScore_v1"), "ab" * 32) == protocol_for(cache, "ab" * 32) \
+        == "pickscore-v1-transformers"
+    assert protocol_for(Path("/m/my-finetune"), "ab" * 32) == "pickscore-abababababab-transformers"
+
+
 def test_pickscore_without_a_model_folder_is_a_skip(tmp_path):
     _images(tmp_path / "images")
     for options in ({}, {"model": str(tmp_path / "absent")}):
@@ -337,11 +348,9 @@ def test_pickscore_without_a_model_folder_is_a_skip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- aesthetic
-def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
-    """simple_inference.py, worked by hand: l.40-64 MLP(768) (five Linear layers, dropouts, no activation) loaded
-    from the .pth's state dict (l.94-99, eval mode); l.103/108 `clip.load("ViT-L/14")`'s model and preprocess (here
-    OpenAI's `build_model` on the tiny weights, `.float()` as `clip.load` on the CPU, and `_transform(224)`);
-    l.113 `encode_image`; l.84-89 + l.115 numpy L2 normalisation (zero norm -> 1); l.117 the MLP on float32."""
+def _aesthetic_setup(tmp_path, monkeypatch):
+    """OpenAI's `clip` modules, a tiny random CLIP with a 768-d embedding and a random MLP (the .pth's keys), both
+    installed as stand-ins for the task's weights, and 5 images (square, non-square, odd crop offset)."""
     import importlib.util
 
     from tests.conftest import install_standin_weights
@@ -367,7 +376,7 @@ def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
     install_standin_weights(monkeypatch, aesthetic.CLIP_WEIGHTS, clip_path)
     nn = torch.nn
     layers = nn.Sequential(nn.Linear(768, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
-                           nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1))
+                           nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1)).eval()
     with torch.no_grad():  # widen the scores' spread (x 3^5) so per-image differences are far above the tolerance
         for layer in layers:
             if isinstance(layer, nn.Linear):
@@ -375,12 +384,16 @@ def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
     head_path = tmp_path / "sac+logos+ava1-l14-linearMSE.pth"
     torch.save({f"layers.{k}": v for k, v in layers.state_dict().items()}, head_path)  # MLP.state_dict()'s keys
     install_standin_weights(monkeypatch, aesthetic.HEAD_WEIGHTS, head_path)
-
     images = _images(tmp_path / "images", [(224, 224), (240, 320), (300, 227), (224, 227), (231, 300)],
                      [None] * 5)
-    model2 = clip_model.build_model(torch.load(clip_path, map_location="cpu")).float().eval()
-    preprocess = clip_clip._transform(224)
-    theirs = []
+    model2 = clip_model.build_model(torch.load(clip_path, map_location="cpu")).eval()  # clip.load's fp16 model
+    return model2, clip_clip._transform(224), layers, images
+
+
+def _simple_inference(model2, preprocess, layers, images) -> list[float]:
+    """simple_inference.py l.106-117 for each image: preprocess, encode_image, numpy `normalized` (l.84-89: L2 norm
+    in the array's dtype, zero -> 1), the MLP on float32."""
+    out = []
     with torch.no_grad():
         for pil_image in images:
             image_features = model2.encode_image(preprocess(pil_image).unsqueeze(0))
@@ -388,8 +401,17 @@ def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
             l2 = np.atleast_1d(np.linalg.norm(a, 2, -1))
             l2[l2 == 0] = 1
             im_emb_arr = a / np.expand_dims(l2, -1)
-            theirs.append(layers.eval()(torch.from_numpy(im_emb_arr).float())[0, 0].item())
+            out.append(layers(torch.from_numpy(im_emb_arr).type(torch.float32))[0, 0].item())  # l.117
+    return out
 
+
+def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
+    """simple_inference.py, worked by hand: l.40-64 MLP(768) (five Linear layers, dropouts, no activation) loaded
+    from the .pth's state dict (l.94-99, eval mode); l.103/108 `clip.load("ViT-L/14")`'s model and preprocess (here
+    OpenAI's `build_model` on the tiny weights, `.float()` as `clip.load` on the CPU, and `_transform(224)`);
+    l.113 `encode_image`; l.84-89 + l.115 numpy L2 normalisation (zero norm -> 1); l.117 the MLP on float32."""
+    model2, preprocess, layers, images = _aesthetic_setup(tmp_path, monkeypatch)
+    theirs = _simple_inference(model2.float(), preprocess, layers, images)
     (doc,) = score(f"folder:{tmp_path / 'images'}",
                    ScoreOptions(tasks=["aesthetic"], num_workers=0, progress=False, batch_size=2)).results
     assert doc["status"] == "ok", doc
@@ -397,6 +419,19 @@ def test_aesthetic_equals_simple_inference(tmp_path, monkeypatch):
     assert doc["metrics"]["aesthetic"] == pytest.approx(float(np.mean(theirs)), abs=1e-5)
     assert doc["num_samples"] == 5 and doc["skipped_samples"]["count"] == 0
     assert doc["details"]["clip_precision"] == "fp32" and np.ptp(theirs) > 1e-2
+
+
+def test_aesthetic_fp16_equals_simple_inference_on_cuda_weights(tmp_path, monkeypatch):
+    """On CUDA `clip.load` keeps the fp16 weights, so the script's embedding and its numpy normalisation are fp16;
+    the same computation run here on the CPU (fp16 kernels) against our fp16 path."""
+    from evalsuite.tasks.preference.aesthetic import AestheticScorer
+
+    model2, preprocess, layers, images = _aesthetic_setup(tmp_path, monkeypatch)
+    theirs = _simple_inference(model2, preprocess, layers, images)
+    fp32 = _simple_inference(model2.float(), preprocess, layers, images)
+    ours = AestheticScorer("cpu", precision="fp16").score(images)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    assert np.abs(np.array(theirs) - fp32).max() > 1e-4  # the fp16 path is not the fp32 one
 
 
 def test_aesthetic_missing_weights_is_a_skip(tmp_path, monkeypatch):

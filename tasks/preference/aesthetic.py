@@ -47,12 +47,12 @@ def l2_normalised(a: np.ndarray) -> np.ndarray:
 class AestheticScorer:
     """The aesthetic score per image (no prompt)."""
 
-    def __init__(self, device: str = "cpu", offline: bool | None = None):
+    def __init__(self, device: str = "cpu", offline: bool | None = None, precision: str | None = None):
         import open_clip
 
         clip_path, clip_digest = weights_store.require_verified(CLIP_WEIGHTS, offline=offline)
         head_path, head_digest = weights_store.require_verified(HEAD_WEIGHTS, offline=offline)
-        self.precision = openai_clip.official_precision(device)
+        self.precision = precision or openai_clip.official_precision(device)  # None: what clip.load does
         self.clip: Any = openai_clip.load(clip_path, device, self.precision)  # open_clip's CLIP (untyped)
         try:
             state = torch.load(head_path, map_location="cpu", weights_only=True)

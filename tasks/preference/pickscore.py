@@ -50,6 +50,14 @@ def weights_digest(folder: Path) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def protocol_for(model_dir: Path, digest: str) -> str:
+    """`pickscore-v1-transformers` for a folder of PickScore_v1 (its name, or a hub cache path naming it, e.g.
+    models--yuvalkirstain--PickScore_v1/snapshots/...); another model gets its weights digest in the name."""
+    if any(part.lower().endswith(("pickscore_v1", "pickscore-v1")) for part in model_dir.resolve().parts):
+        return "pickscore-v1-transformers"
+    return f"pickscore-{digest[:12]}-transformers"
+
+
 def _folder(spec: str | None, what: str) -> Path:
     if not spec:
         raise InputError(f"PickScore needs the {what} as a local folder", FIX)
@@ -84,8 +92,7 @@ class PickScorer:
             raise InputError(f"cannot load PickScore from {model_dir} / {processor_dir}: {exc}", FIX) from None
         self.model.to(device).eval()
         self.device = str(device)
-        self.protocol = "pickscore-v1-transformers" if model_dir.resolve().name == "PickScore_v1" else \
-            f"pickscore-{self.weights_sha256[:12]}-transformers"
+        self.protocol = protocol_for(model_dir, self.weights_sha256)
         self.sources = {"model": str(model_dir), "processor": str(processor_dir)}
 
     @staticmethod
