@@ -208,6 +208,16 @@ register(WeightsSpec(
     description="bert-base-uncased WordPiece vocabulary (30522 tokens): the tokenizer BLIP's init_tokenizer loads, "
                 "`imagereward` task",
 ))
+register(WeightsSpec(
+    name="blip-vqa-capfilt-large",
+    filename="model_base_vqa_capfilt_large.pth",
+    url="https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_base_vqa_capfilt_large.pth",
+    sha256=None,  # no published digest: the first copy is pinned (trust on first use)
+    size_bytes=None,
+    licence="BSD-3-Clause (salesforce/BLIP)",
+    description="BLIP VQA base (CapFilt-L, VQAv2 fine-tuned, 480 px): T2I-CompBench's BLIP-VQA "
+                "(BLIPvqa_eval/configs/vqa.yaml), `t2i-compbench` colour/shape/texture",
+))
 
 
 def get_spec(name: str) -> WeightsSpec:

@@ -305,23 +305,15 @@ json.dump(out, open(sys.argv[2], "w"))
 '''
 
 
-def _lavis_to_transformers(state: dict) -> dict:
-    """LAVIS / BLIP names -> transformers' BlipForQuestionAnswering names (as HF's BLIP conversion renames them)."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("visual_encoder."):
-            k = key[len("visual_encoder."):]
-            k = {"cls_token": "embeddings.class_embedding", "pos_embed": "embeddings.position_embedding",
-                 "patch_embed.proj.weight": "embeddings.patch_embedding.weight",
-                 "patch_embed.proj.bias": "embeddings.patch_embedding.bias",
-                 "norm.weight": "post_layernorm.weight", "norm.bias": "post_layernorm.bias"}.get(k, k)
-            k = (k.replace("blocks.", "encoder.layers.").replace(".attn.proj.", ".self_attn.projection.")
-                 .replace(".attn.qkv.", ".self_attn.qkv.").replace(".norm1.", ".layer_norm1.")
-                 .replace(".norm2.", ".layer_norm2."))
-            out["vision_model." + k] = value
-        elif not key.endswith("position_ids"):
-            out[key] = value
-    return out
+def _tiny_config():
+    import transformers
+
+    return transformers.BlipConfig(
+        text_config=dict(vocab_size=30524, hidden_size=D, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64, encoder_hidden_size=D,
+                         layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+        vision_config=dict(hidden_size=D, intermediate_size=4 * D, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=IMG, patch_size=16, layer_norm_eps=1e-6))
 
 
 @pytest.fixture(scope="module")
@@ -359,14 +351,9 @@ def _hf_folder(blip_agreement) -> Path:
     folder = tmp / "hf-blip"
     if (folder / "config.json").is_file():
         return folder
-    config = transformers.BlipConfig(
-        text_config=dict(vocab_size=30524, hidden_size=D, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64, encoder_hidden_size=D,
-                         layer_norm_eps=1e-12, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-        vision_config=dict(hidden_size=D, intermediate_size=4 * D, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=IMG, patch_size=16, layer_norm_eps=1e-6))
+    config = _tiny_config()
     model = transformers.BlipForQuestionAnswering(config).eval()
-    missing, unexpected = model.load_state_dict(_lavis_to_transformers(blip_agreement["state"]), strict=False)
+    missing, unexpected = model.load_state_dict(blip_vqa.convert_state_dict(blip_agreement["state"]), strict=False)
     assert not unexpected and not [k for k in missing if not k.startswith("text_decoder.cls.predictions.decoder")]
     model.save_pretrained(folder)
     tokenizer = transformers.BertTokenizer(str(tmp / "bert" / "vocab.txt"))
@@ -384,6 +371,39 @@ def test_blip_yes_probability_equals_lavis(blip_agreement):
         official_probs = blip_agreement["official"][path]
         assert np.ptp(official_probs) > 1e-3  # the questions give different answers: the text path matters
         np.testing.assert_allclose(ours, official_probs, atol=1e-5, rtol=0)
+
+
+def test_official_checkpoint_from_the_store_equals_lavis(blip_agreement, tmp_path, monkeypatch):
+    """The default path: BLIP's own checkpoint layout ({'model': state dict}, BLIP names) and the vocabulary from the
+    weights store (test-made stand-ins), renamed into transformers' BLIP by `convert_state_dict`."""
+    from evalsuite import weights
+    from tests.conftest import install_standin_weights
+
+    checkpoint = tmp_path / "model_base_vqa_capfilt_large.pth"
+    torch.save({"model": blip_agreement["state"], "config": {"image_size": IMG}}, checkpoint)
+    install_standin_weights(monkeypatch, blip_vqa.OFFICIAL_WEIGHTS, checkpoint)
+    install_standin_weights(monkeypatch, blip_vqa.VOCAB_WEIGHTS, blip_agreement["tmp"] / "bert" / "vocab.txt")
+    vqa, digests = blip_vqa.load_official(offline=True, config=_tiny_config(), image_size=IMG)
+    assert digests[blip_vqa.OFFICIAL_WEIGHTS] == weights.REGISTRY[blip_vqa.OFFICIAL_WEIGHTS].sha256
+    for path in blip_agreement["images"]:
+        np.testing.assert_allclose(vqa.probabilities(Image.open(path), QUESTIONS), blip_agreement["official"][path],
+                                   atol=1e-5, rtol=0)
+    # a checkpoint that is not BLIP VQA is refused, naming the weights
+    torch.save({"model": {"visual_encoder.cls_token": torch.zeros(1, 1, D)}}, tmp_path / "other.pth")
+    install_standin_weights(monkeypatch, blip_vqa.OFFICIAL_WEIGHTS, tmp_path / "other.pth")
+    with pytest.raises(InputError, match="does not fit BLIP VQA"):
+        blip_vqa.load_official(offline=True, config=_tiny_config(), image_size=IMG)
+
+
+def test_official_position_embeddings_are_interpolated_as_blip_does():
+    # models/vit.py interpolate_pos_embed: class token kept, the 2x2 grid resized bicubically to 3x3
+    pos = torch.arange(5 * 2, dtype=torch.float32).reshape(1, 5, 2)
+    out = blip_vqa._interpolate_pos_embed(pos, 9)
+    assert out.shape == (1, 10, 2) and torch.equal(out[:, 0], pos[:, 0])
+    grid = pos[:, 1:].reshape(1, 2, 2, 2).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(3, 3), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(out[:, 1:], expected.permute(0, 2, 3, 1).reshape(1, 9, 2))
+    assert blip_vqa._interpolate_pos_embed(pos, 4) is pos
 
 
 def test_blip_loader_refuses_what_it_cannot_use(tmp_path):

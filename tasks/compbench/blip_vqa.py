@@ -15,11 +15,18 @@ Per image (official file and line):
 * the image's score is the product over the phrase slots (BLIP_vqa.py L99-101), again rounded to 4 decimals
   (L107-108); the category score is the mean (L109, L117).
 
-The model: the official checkpoint is BLIP's model_base_vqa_capfilt_large.pth at 480 px. transformers'
-`Salesforce/blip-vqa-capfilt-large` is HF's conversion of that checkpoint, made at 384 px (its position
-embeddings are the 480 ones interpolated to 24×24 patches); here it reads the official 480×480 input with its
-position embeddings interpolated back (`interpolate_pos_encoding`), so its numbers are close to, not identical
-with, the official ones; the protocol says so (`...-hf384`)."""
+The model, two ways:
+
+* "official" (default): BLIP's own checkpoint, model_base_vqa_capfilt_large.pth (configs/vqa.yaml `pretrained`), from
+  the weights store (`blip-vqa-capfilt-large`, the first download pinned) with bert-base-uncased's vocabulary
+  (`bert-base-uncased-vocab`) and init_tokenizer's [DEC] / [ENC], its tensors renamed into transformers'
+  BlipForQuestionAnswering (ViT-B/16 at 480 px, LayerNorm eps 1e-6 as BLIP's vit.py; BERT-base as
+  configs/med_config.json): the official network and weights;
+* a transformers folder (`Salesforce/blip-vqa-capfilt-large`, HF's conversion of that checkpoint, made at 384 px:
+  its position embeddings are the 480 ones interpolated to 24×24 patches): it reads the official 480×480 input
+  with its position embeddings interpolated back (`interpolate_pos_encoding`), so its numbers are close to, not
+  identical with, the official ones; the protocol says so (`...-hf384`).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ MEAN = (0.48145466, 0.4578275, 0.40821073)  # data/__init__.py L13
 STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_QUESTION_TOKENS = 35  # models/blip_vqa.py L44
 
+OFFICIAL_WEIGHTS = "blip-vqa-capfilt-large"  # configs/vqa.yaml `pretrained`
+VOCAB_WEIGHTS = "bert-base-uncased-vocab"  # models/blip.py L187
 _FIX = ("download the HF conversion of the official BLIP VQA once where there is internet (`huggingface-cli "
         "download Salesforce/blip-vqa-capfilt-large --local-dir blip-vqa-capfilt-large`), then pass "
         "-o t2i-compbench.blip=/path/to/blip-vqa-capfilt-large")
@@ -160,8 +169,95 @@ def load(folder: str, device: str = "cpu", image_size: int = IMAGE_SIZE) -> tupl
     import transformers
 
     try:
-        model = transformers.BlipForQuestionAnswering.from_pretrained(path, local_files_only=True)
+        config: Any = transformers.BlipConfig.from_pretrained(path, local_files_only=True)
+        config.vision_config.layer_norm_eps = 1e-6  # BLIP's models/vit.py LayerNorm (HF's default is 1e-5)
+        model = transformers.BlipForQuestionAnswering.from_pretrained(path, config=config, local_files_only=True)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot load BLIP VQA from {path}: {exc}", _FIX) from None
     return BlipYesProbability(model, tokenizer, device=device, image_size=image_size), folder_digest(path)
+
+
+# BLIP (and LAVIS) tensor names -> transformers' BlipForQuestionAnswering names, as HF's BLIP conversion renames them
+_VISION_NAMES = {"cls_token": "embeddings.class_embedding", "pos_embed": "embeddings.position_embedding",
+                 "patch_embed.proj.weight": "embeddings.patch_embedding.weight",
+                 "patch_embed.proj.bias": "embeddings.patch_embedding.bias",
+                 "norm.weight": "post_layernorm.weight", "norm.bias": "post_layernorm.bias"}
+
+
+def convert_state_dict(state: dict) -> dict:
+    """A BLIP VQA state dict (visual_encoder.*, text_encoder.*, text_decoder.*) in transformers' names; the text
+    modules already share BLIP's names (med.py); position_ids buffers are dropped."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("visual_encoder."):
+            k = key[len("visual_encoder."):]
+            k = _VISION_NAMES.get(k, k)
+            k = (k.replace("blocks.", "encoder.layers.").replace(".attn.proj.", ".self_attn.projection.")
+                 .replace(".attn.qkv.", ".self_attn.qkv.").replace(".norm1.", ".layer_norm1.")
+                 .replace(".norm2.", ".layer_norm2."))
+            out["vision_model." + k] = value
+        elif key.startswith(("text_encoder.", "text_decoder.")) and not key.endswith("position_ids"):
+            out[key] = value
+    return out
+
+
+def official_config(image_size: int = IMAGE_SIZE) -> Any:
+    """BLIP VQA base: BERT-base text modules as configs/med_config.json, ViT-B/16 as models/blip.py create_vit
+    ('base': 768 wide, 12 deep, 12 heads, LayerNorm eps 1e-6 in models/vit.py) at configs/vqa.yaml's 480 px."""
+    import transformers
+
+    return transformers.BlipConfig(
+        text_config=dict(vocab_size=30524, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                         intermediate_size=3072, max_position_embeddings=512, layer_norm_eps=1e-12,
+                         hidden_act="gelu", encoder_hidden_size=768, pad_token_id=0, bos_token_id=DEC_ID,
+                         sep_token_id=102),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                           image_size=image_size, patch_size=16, layer_norm_eps=1e-6, hidden_act="gelu"))
+
+
+def _interpolate_pos_embed(pos: Any, num_patches: int) -> Any:
+    """BLIP's models/vit.py interpolate_pos_embed: the class token kept, the patch grid resized bicubically."""
+    import torch
+
+    old = int((pos.shape[-2] - 1) ** 0.5)
+    new = int(num_patches ** 0.5)
+    if old == new:
+        return pos
+    grid = pos[:, 1:].reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)
+
+
+def load_official(device: str = "cpu", offline: bool | None = None, config: Any = None,
+                  image_size: int = IMAGE_SIZE) -> tuple[BlipYesProbability, dict[str, str]]:
+    """The official checkpoint and vocabulary from the weights store (MissingWeightsError when absent) in
+    transformers' BLIP VQA; returns the scorer and {weights name: sha256}."""
+    import torch
+    import transformers
+
+    from evalsuite import weights as weights_store
+    from evalsuite.tasks.preference.imagereward import blip_tokenizer
+
+    path, digest = weights_store.require_verified(OFFICIAL_WEIGHTS, offline=offline)
+    vocab, vocab_digest = weights_store.require_verified(VOCAB_WEIGHTS, offline=offline)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or foreign file: unpickling raises many kinds
+        raise InputError(f"cannot read {path} as BLIP's checkpoint: {exc}",
+                         f"`evalsuite weights fetch {OFFICIAL_WEIGHTS}` again") from None
+    state = convert_state_dict(checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else {})
+    config = config or official_config(image_size)
+    model = transformers.BlipForQuestionAnswering(config)
+    key = "vision_model.embeddings.position_embedding"
+    if key in state:  # models/blip.py load_checkpoint interpolates a checkpoint made at another size
+        state[key] = _interpolate_pos_embed(state[key], (config.vision_config.image_size //
+                                                         config.vision_config.patch_size) ** 2)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("text_decoder.cls.predictions.decoder.")]
+    if missing or unexpected:
+        raise InputError(f"{path} does not fit BLIP VQA base: {len(missing)} missing tensors (e.g. "
+                         f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})",
+                         f"`evalsuite weights fetch {OFFICIAL_WEIGHTS}` (model_base_vqa_capfilt_large.pth)")
+    scorer = BlipYesProbability(model, blip_tokenizer(vocab), device=device, image_size=image_size)
+    return scorer, {OFFICIAL_WEIGHTS: digest, VOCAB_WEIGHTS: vocab_digest}

@@ -53,8 +53,9 @@ class T2ICompBenchTask(Task):
             "help": "the user's copy of the T2I-CompBench repository (or its examples/dataset folder)"})
         categories: str = field(default=",".join(CATEGORIES), metadata={"help": _CATEGORIES_HELP})
         split: str = field(default="val", metadata={"help": "prompt files: val (official), train, all"})
-        blip: str | None = field(default=None, metadata={
-            "help": "BLIP VQA transformers folder (Salesforce/blip-vqa-capfilt-large) for colour/shape/texture"})
+        blip: str = field(default="official", metadata={
+            "help": "BLIP VQA for colour/shape/texture: official (model_base_vqa_capfilt_large.pth from the weights "
+                    "store) | a transformers folder (Salesforce/blip-vqa-capfilt-large, HF's 384-px conversion)"})
         detector: str = field(default="torchvision-maskrcnn", metadata={
             "help": "detector for spatial (official: UniDet, not installable): torchvision-maskrcnn | "
                     "mask2former:CONFIG,CHECKPOINT | python:module:factory"})
@@ -74,13 +75,15 @@ class T2ICompBenchTask(Task):
 
         cats = parse_categories(self.options.categories)
         weights = []
+        if self.options.blip == "official" and any(CATEGORIES[c] == "blip-vqa" for c in cats):
+            weights += ["blip-vqa-capfilt-large", "bert-base-uncased-vocab"]
         if "non_spatial" in cats:
             weights.append("clip-vit-b-32-openai")
         if "spatial" in cats and self.options.detector == "torchvision-maskrcnn":
             weights.append("maskrcnn-v2-coco")
         return Requirements(optional_weights=tuple(weights),
                             needs="-o t2i-compbench.compbench=PATH (the official repository's prompt files); spaCy "
-                                  "with en_core_web_sm and -o t2i-compbench.blip=PATH for colour/shape/texture")
+                                  "with en_core_web_sm for colour/shape/texture and spatial")
 
     def run(self, ctx) -> TaskOutput:
         import numpy as np
@@ -192,16 +195,19 @@ class T2ICompBenchTask(Task):
         if blip_cats:
             try:
                 model = spacy_model()
-                if not self.options.blip:
-                    raise TaskSkipped("the attribute categories need BLIP VQA", blip_vqa._FIX)
-                vqa, digest = blip_vqa.load(self.options.blip, device=device)
-                name = (f"compbench-blip-vqa-{Path(self.options.blip).name}-hf384-spacy-"
-                        f"{nlp.model_name(model, self.options.spacy)}")
-                weights[name] = digest
+                parsed = nlp.model_name(model, self.options.spacy)
+                if self.options.blip == "official":
+                    vqa, digests = blip_vqa.load_official(device=device, offline=ctx.options.offline)
+                    name = f"compbench-blip-vqa-capfilt-large-480-spacy-{parsed}"
+                    weights.update(digests)
+                else:
+                    vqa, digest = blip_vqa.load(self.options.blip, device=device)
+                    name = f"compbench-blip-vqa-{Path(self.options.blip).name}-hf384-spacy-{parsed}"
+                    weights[name] = digest
                 for c in blip_cats:
                     scorers[c] = lambda img, prompt: blip_vqa.score_image(img, prompt, vqa, parser)
                     protocols[c] = name
-            except (TaskSkipped, InputError) as exc:
+            except (TaskSkipped, InputError, MissingWeightsError) as exc:
                 reason = exc.reason if isinstance(exc, TaskSkipped) else exc.message
                 for c in blip_cats:
                     skipped[c] = (reason, exc.fix)
