@@ -130,7 +130,13 @@ def _official_model(clip_t5_model, model_model, model: Path, tok: Path):
     wrapper = clip_t5_model.CLIPT5Model.__new__(clip_t5_model.CLIPT5Model)
     wrapper.model_name, wrapper.device, wrapper.image_loader = "clip-flant5-xxl", "cpu", model_model.image_loader
     wrapper.tokenizer, wrapper.model = tokenizer, net
-    wrapper.image_processor = net.get_vision_tower().image_processor
+    # transformers 5's CLIPImageProcessor resizes unlike the 4.49 one t2v-metrics pins (up to 0.015 after
+    # normalisation); ours reproduces 4.49's, exactly against 4.50.3 in the subprocess test below, so here its
+    # processor is that rule and this test compares everything else
+    config = json.loads((Path(net.config.mm_vision_tower) / "preprocessor_config.json").read_text())
+    wrapper.image_processor = types.SimpleNamespace(
+        image_mean=net.get_vision_tower().image_processor.image_mean,
+        preprocess=lambda image, return_tensors: {"pixel_values": [scoring.clip_pixels(image, config)]})
     wrapper.image_aspect_ratio, wrapper.conversational_style = "pad", "t5_chat"
     wrapper.context_len = 2048
     return wrapper
@@ -214,6 +220,7 @@ ct5.CLIP_T5_MODELS["tiny"] = {"tokenizer": {"path": str(tok_dir), "model_max_len
 wrapper = ct5.CLIPT5Model("tiny", device="cpu", cache_dir=str(root / "cache"))
 wrapper.model.float()  # its bfloat16 path needs CUDA autocast (the projector gets float32 features)
 scores = wrapper.forward(args["images"], args["prompts"]).tolist()
+torch.save(wrapper.load_images(args["images"]), root / "pixels.pt")
 ids = [mm_utils.t5_tokenizer_image_token(ct5.format_question(ct5.default_question_template.format(p), "t5_chat"),
                                          wrapper.tokenizer) for p in args["prompts"]]
 Path(args["out"]).write_text(json.dumps({"scores": scores, "ids": ids, "len": len(wrapper.tokenizer),
@@ -252,8 +259,10 @@ def test_agrees_with_t2v_metrics_loader_and_sentencepiece_tokenizer(tmp_path):
     ours = CLIPFlanT5("clip-flant5-xxl", tmp_path / "model", tmp_path / "clip", tmp_path / "tok", dtype="float32")
     assert len(ours.tokenizer) == out["len"] and ours.vision_from_checkpoint  # its .bin: vision_model.* keys
     assert [ours.encode(p) for p in prompts] == out["ids"]
-    got = ours.score([Image.open(p) for p in args["images"]], prompts)["vqascore"].numpy()
-    np.testing.assert_allclose(got, out["scores"], rtol=2e-5, atol=0)  # observed 4.8e-6
+    images = [Image.open(p) for p in args["images"]]
+    assert torch.equal(ours.pixels(images), torch.load(tmp_path / "pixels.pt"))  # transformers 4's processor
+    got = ours.score(images, prompts)["vqascore"].numpy()
+    np.testing.assert_allclose(got, out["scores"], rtol=1e-6, atol=0)  # observed equal
 
 def test_long_prompts_are_not_cut_at_77(tiny, tmp_path):
     model, vision, tok = tiny

@@ -113,10 +113,11 @@ class CLIPFlanT5:
         self.question_template, self.answer_template = question_template, answer_template
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer),
                                                                     model_max_length=scoring.CONTEXT_LEN)
-        self.processor = transformers.CLIPImageProcessor.from_pretrained(str(vision_tower))
+        self.image_config = json.loads((vision_tower / "preprocessor_config.json").read_text())
         config = json.loads((model / "config.json").read_text())
         t5_config = transformers.T5Config(**{k: v for k, v in config.items()
                                              if k not in ("model_type", "architectures")})
+        t5_config._attn_implementation = "eager"  # T5 attention as transformers 4.49 has it (no SDPA there)
         files = weight_files(model)
         state = load_state(files)
         with torch.device("meta"):
@@ -185,10 +186,10 @@ class CLIPFlanT5:
         return scoring.tokenize_with_image(scoring.t5_chat(self.question_template.format(prompt)), self.tokenizer)
 
     def pixels(self, images: list[Image.Image]) -> Any:
-        """The images padded to squares and through the CLIP processor (a float32 batch)."""
-        mean = tuple(self.processor.image_mean)
-        return self.torch.stack([self.processor.preprocess(scoring.pad_to_square(im.convert("RGB"), mean),
-                                                           return_tensors="pt")["pixel_values"][0] for im in images])
+        """The images padded to squares and through transformers 4's CLIP processing (a float32 batch)."""
+        mean = tuple(self.image_config["image_mean"])
+        return self.torch.stack([scoring.clip_pixels(scoring.pad_to_square(im.convert("RGB"), mean),
+                                                     self.image_config) for im in images])
 
     def score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, Any]:
         """{"vqascore": P("Yes") per pair, "tokens": question length in tokens, "truncated": cut at 2048}."""
