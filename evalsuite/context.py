@@ -184,6 +184,22 @@ class RunContext:
                              "folder:PATH of videos")
         return self._generated(source, self.options.seed if seed is None else seed, "video", prompts)
 
+    def makes_videos(self, source: ModelSource | None = None) -> bool:
+        """Whether a source (default: the model under test) generates or holds videos."""
+        source = source or self.source
+        return (source.kind == "generator" and hasattr(source.generator, "generate_video")) or \
+            (source.kind == "folder" and _has_videos(source.folder))
+
+    def image_samples(self, prompts: list[str] | None = None) -> tuple[list[Path], list[str | None]]:
+        """The run's images and their prompts; a generator makes them for `prompts` (prompt i mod P, seed + i) when
+        given, else for the run's prompt list (then the same files as `sample_files`). A folder's are its own."""
+        if prompts is None or self.source.kind != "generator":
+            return self.sample_files(), self.sample_prompts()
+        kept = self._sample_prompts  # the run's own samples keep their prompts
+        files, used = self._generated(self.source, self.options.seed, "image", prompts)
+        self._sample_prompts = kept
+        return files, list(used)
+
     def sample_prompts(self) -> list[str | None]:
         """The prompt of each sample file: from generation, or a folder's prompts.jsonl (None where unknown)."""
         files = self.sample_files()

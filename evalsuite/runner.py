@@ -196,6 +196,7 @@ def _execute(source: ModelSource, names: list[str], options: ScoreOptions, store
                 _check_metrics(task, out.metrics)
                 if options.strict:
                     refuse_skipped(out.skipped_samples, f"input(s) of task {name}")
+                doc["family"] = task.family  # a task may choose its table by what it scored (images or videos)
                 doc.update(status="ok", metrics=out.metrics, details=out.details, num_samples=out.num_samples,
                            skipped_samples={"count": len(out.skipped_samples), "files": out.skipped_samples[:100]})
                 if out.per_sample is not None:

@@ -51,6 +51,7 @@ LEGACY_ALIASES: dict[str, str] = {
     "vbench_frames": "vbench_frames",
     "fvd_max_real": "fvd.max_real",
     "vbench_python": "vbench.python",
+    "judge": "vlm-judge.judge",
 }
 # the command-line flags of those aliases, where the flag is not the name in --kebab-case (None: no flag)
 _LEGACY_FLAGS: dict[str, str | None] = {"pr_neighbourhood": "--pr-k", "kid_subsets": None, "kid_subset_size": None}

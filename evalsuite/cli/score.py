@@ -59,6 +59,8 @@ def score(
     color: str = typer.Option("clip-vit-l-14", "--color", help="GenEval colour classifier."),
     vqa: Optional[str] = typer.Option(None, "--vqa", help="DPG-Bench VQA: mplug | transformers:PATH | python:..."),
     dpg: Optional[str] = typer.Option(None, "--dpg", help="DPG-Bench folder (ELLA's dpg_bench) or its CSV."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="VLM judge (vlm-judge task): transformers:PATH (a local "
+                                        "vision-language model folder) | python:module:factory"),
     clip_backbone: str = typer.Option("ViT-B-32", "--clip-backbone", help="CLIPScore backbone: ViT-B-32 | ViT-L-14"),
     max_prompts: Optional[int] = typer.Option(None, "--max-prompts", min=1, help="Text-image tasks: first N prompts."),
     geneval_missing_as_failure: bool = typer.Option(False, "--geneval-missing-as-failure", help="GenEval: count "
@@ -102,6 +104,7 @@ def score(
     aliases = {"biased_cov": biased_cov, "pr_neighbourhood": pr_k, "pr_extractor": pr_extractor, "data": data,
                "resolution": resolution, "frames": frames, "dct_block": dct_block,
                "images_per_prompt": images_per_prompt, "detector": detector, "color": color, "vqa": vqa, "dpg": dpg,
+               "judge": judge,
                "clip_backbone": clip_backbone, "max_prompts": max_prompts,
                "geneval_missing_as_failure": geneval_missing_as_failure, "frame_stride": frame_stride,
                "frame_start": frame_start, "vbench_frames": vbench_frames, "fvd_max_real": fvd_max_real,
