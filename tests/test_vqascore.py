@@ -218,12 +218,15 @@ ct5.CLIP_T5_MODELS["tiny"] = {"tokenizer": {"path": str(tok_dir), "model_max_len
                               "model": {"path": str(root / "model"), "conversation": "t5_chat",
                                         "image_aspect_ratio": "pad"}}
 wrapper = ct5.CLIPT5Model("tiny", device="cpu", cache_dir=str(root / "cache"))
-wrapper.model.float()  # its bfloat16 path needs CUDA autocast (the projector gets float32 features)
+with torch.autocast("cpu", dtype=torch.bfloat16):  # its bfloat16 model as loaded, CPU autocast for its CUDA one
+    scores_bf16 = wrapper.forward(args["images"], args["prompts"]).tolist()
+wrapper.model.float()  # its bfloat16 path needs autocast (the projector gets float32 features)
 scores = wrapper.forward(args["images"], args["prompts"]).tolist()
 torch.save(wrapper.load_images(args["images"]), root / "pixels.pt")
 ids = [mm_utils.t5_tokenizer_image_token(ct5.format_question(ct5.default_question_template.format(p), "t5_chat"),
                                          wrapper.tokenizer) for p in args["prompts"]]
-Path(args["out"]).write_text(json.dumps({"scores": scores, "ids": ids, "len": len(wrapper.tokenizer),
+Path(args["out"]).write_text(json.dumps({"scores": scores, "scores_bf16": scores_bf16, "ids": ids,
+                                         "len": len(wrapper.tokenizer),
                                          "tokenizer": type(wrapper.tokenizer).__name__,
                                          "transformers": transformers.__version__}))
 '''
@@ -263,6 +266,9 @@ def test_agrees_with_t2v_metrics_loader_and_sentencepiece_tokenizer(tmp_path):
     assert torch.equal(ours.pixels(images), torch.load(tmp_path / "pixels.pt"))  # transformers 4's processor
     got = ours.score(images, prompts)["vqascore"].numpy()
     np.testing.assert_allclose(got, out["scores"], rtol=1e-6, atol=0)  # observed equal
+    # the default protocol: bfloat16 weights under autocast (CPU autocast here, both sides)
+    bf16 = CLIPFlanT5("clip-flant5-xxl", tmp_path / "model", tmp_path / "clip", tmp_path / "tok")
+    np.testing.assert_allclose(bf16.score(images, prompts)["vqascore"].numpy(), out["scores_bf16"], rtol=1e-6)
 
 def test_long_prompts_are_not_cut_at_77(tiny, tmp_path):
     model, vision, tok = tiny

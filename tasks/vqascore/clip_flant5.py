@@ -50,8 +50,9 @@ def folder_digest(files: list[Path]) -> dict[str, str]:
     return {f.name: sha256_file(f) for f in files}
 
 
-def load_state(files: list[Path]) -> dict[str, Any]:
-    """One state dict from safetensors / torch weight files (torch files read with weights_only)."""
+def load_state(files: list[Path], dtype: Any = None) -> dict[str, Any]:
+    """One state dict from safetensors / torch weight files (torch files read with weights_only), floating tensors
+    cast to `dtype` file by file (t2v-metrics casts the loaded model to bfloat16: the same rounding, less memory)."""
     import torch
 
     state: dict[str, Any] = {}
@@ -59,9 +60,10 @@ def load_state(files: list[Path]) -> dict[str, Any]:
         if f.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state.update(load_file(str(f)))
+            part = load_file(str(f))
         else:
-            state.update(torch.load(f, map_location="cpu", weights_only=True, mmap=True))
+            part = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+        state.update({k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in part.items()})
     return state
 
 
@@ -111,15 +113,20 @@ class CLIPFlanT5:
             raise InputError(f"dtype {dtype}", "bfloat16 (t2v-metrics) or float32")
         self.torch, self.device, self.dtype = torch, device, dtype
         self.question_template, self.answer_template = question_template, answer_template
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer),
-                                                                    model_max_length=scoring.CONTEXT_LEN)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer), local_files_only=True,
+                                                                        model_max_length=scoring.CONTEXT_LEN)
+        except Exception as exc:  # a folder without tokenizer.json needs sentencepiece/protobuf to convert, etc.
+            raise InputError(f"cannot load the FlanT5 tokenizer from {tokenizer}: {exc}",
+                             _download(MODELS[name][1], "tokenizer") + " (its tokenizer.json is read)") from None
         self.image_config = json.loads((vision_tower / "preprocessor_config.json").read_text())
         config = json.loads((model / "config.json").read_text())
         t5_config = transformers.T5Config(**{k: v for k, v in config.items()
                                              if k not in ("model_type", "architectures")})
         t5_config._attn_implementation = "eager"  # T5 attention as transformers 4.49 has it (no SDPA there)
         files = weight_files(model)
-        state = load_state(files)
+        weight_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        state = load_state(files, weight_dtype)
         with torch.device("meta"):
             self.t5 = transformers.T5ForConditionalGeneration(t5_config)
         shared = next(state[k] for k in ("shared.weight", "encoder.embed_tokens.weight", "embed_tokens.weight")
@@ -167,7 +174,6 @@ class CLIPFlanT5:
                                              torch.nn.Linear(t5_config.d_model, t5_config.d_model))
         self.projector.load_state_dict({k[len("mm_projector."):]: v for k, v in state.items()
                                         if k.startswith("mm_projector.")})
-        weight_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
         modules: list[Any] = [self.t5, self.vision, self.projector]
         for module in modules:
             module.to(device=device, dtype=weight_dtype).eval().requires_grad_(False)
