@@ -432,12 +432,15 @@ def openai_clip_package(monkeypatch):
     return official("clip.clip"), official("clip.model")
 
 
-def test_clip_similarity_equals_openai_clip(tiny_openai_clip, openai_clip_package):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_clip_similarity_equals_openai_clip(tiny_openai_clip, openai_clip_package, precision):
     from evalsuite.tasks.compbench.nonspatial import CLIPSimilarity
 
     clip_module, clip_model = openai_clip_package
     state = torch.load(tiny_openai_clip, map_location="cpu", weights_only=True)
-    model = clip_model.build_model(state).float().eval()  # clip.load on the CPU: build_model then .float()
+    # clip.load on the CPU: build_model then .float(); on CUDA the fp16 weights stay (run here on the CPU)
+    model = clip_model.build_model(state).eval()
+    model = model.float() if precision == "fp32" else model
     preprocess = clip_module._transform(224)
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((256, 256), (240, 320))]
@@ -450,10 +453,11 @@ def test_clip_similarity_equals_openai_clip(tiny_openai_clip, openai_clip_packag
             text_features = model.encode_text(clip_module.tokenize(prompt))
             text_features /= text_features.norm(dim=-1, keepdim=True)
             official_cos.append((image_features @ text_features.T).squeeze().item())
-    ours = CLIPSimilarity(device="cpu", offline=True)
+    ours = CLIPSimilarity(device="cpu", offline=True, precision=precision)
     got = ours.score(images, texts)
-    np.testing.assert_allclose(got["similarity"], official_cos, atol=1e-5, rtol=0)
-    assert not got["long"].any() and ours.protocol == "compbench-clip-vit-b-32-openai-fp32"
+    np.testing.assert_allclose(got["similarity"], official_cos, atol=1e-5 if precision == "fp32" else 2e-3, rtol=0)
+    assert not got["long"].any()
+    assert ours.protocol == "compbench-clip-vit-b-32-openai" + ("-fp32" if precision == "fp32" else "")
 
 
 # ---------------------------------------------------------------- the task end to end
