@@ -18,8 +18,8 @@ from PIL import Image
 
 from evalsuite import score
 from evalsuite.errors import InputError
+from evalsuite.tasks.judge import meta_eval, scoring
 from evalsuite.tasks.judge import questions as qs
-from evalsuite.tasks.judge import scoring
 from evalsuite.tasks.judge import task as judge_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def expected_no(media) -> float:
     return 2.0 * float(np.mean([np.asarray(f, dtype=np.float64).mean() for f in frames])) / 255.0 - 1.0
 
 
-@pytest.mark.parametrize("module", [scoring, qs, judge_task])
+@pytest.mark.parametrize("module", [scoring, qs, judge_task, meta_eval])
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -282,3 +282,51 @@ def test_two_ranks_equal_one_process(tmp_path):
                    options={"vlm-judge.judge": JUDGE})["vlm-judge"]
     assert doc["metrics"] == pytest.approx(single["metrics"], rel=1e-12)
     assert [Path(n).name for n in doc["per_sample"]["name"]] == [Path(n).name for n in single["per_sample"]["name"]]
+
+
+def _labels(tmp_path) -> Path:
+    """Six images whose brightness decides the scripted judge's 'no' logit, and labels that follow it."""
+    rows = ["file,prompt,aspect,label"]
+    for i, level in enumerate([20, 60, 100, 140, 180, 220]):
+        Image.fromarray(np.full((16, 16, 3), level, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        rows += [f"{i}.png,a red car,entity,{6 - i}", f"{i}.png,a red car,overall,{(6 - i) % 3}"]
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_judge_eval_correlates_with_labels(tmp_path):
+    from scipy.stats import kendalltau, spearmanr
+
+    from evalsuite.tasks.judge.meta_eval import correlations, judge_eval
+
+    report = judge_eval(_labels(tmp_path), JUDGE, n_boot=300, progress=False)
+    entity = report.aspects["entity"]
+    assert entity["n"] == 6 and entity["spearman"] == pytest.approx(1.0) and entity["kendall"] == pytest.approx(1.0)
+    overall = report.aspects["overall"]
+    labels = [r.label for r in report.rows if r.aspect == "overall"]
+    scores = [s for s, r in zip(report.scores, report.rows) if r.aspect == "overall"]
+    assert overall["spearman"] == pytest.approx(spearmanr(scores, labels).statistic)
+    assert overall["kendall"] == pytest.approx(kendalltau(scores, labels).statistic)
+    low, high = overall["spearman_ci"]
+    assert low <= high and report.aspects["all"]["n"] == 12
+    # the row's score is the task's: the mean P(yes) of the prompt's entity questions, here "Is there a car?"
+    yes = expected_yes(f"Is there a car? {qs.ANSWER_INSTRUCTION}")
+    assert report.scores[0] == pytest.approx(1 / (1 + np.exp(expected_no(Image.open(tmp_path / "0.png")) - yes)))
+    assert correlations(np.ones(4), np.arange(4), n_boot=100)["spearman"] is None  # constant: undefined
+
+
+def test_judge_eval_command_and_bad_labels(tmp_path):
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    result = CliRunner().invoke(app, ["judge-eval", "--labels", str(_labels(tmp_path)), "--judge", JUDGE,
+                                      "--n-boot", "200", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["aspects"]) == {"entity", "overall", "all"} and len(data["rows"]) == 12
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,prompt,aspect,label\n0.png,a red car,vibes,1\n")
+    result = CliRunner().invoke(app, ["judge-eval", "--labels", str(bad), "--judge", JUDGE])
+    assert result.exit_code != 0 and "line 2: aspect 'vibes'" in result.output and "Traceback" not in result.output

@@ -107,23 +107,12 @@ class VLMJudgeTask(Task):
                 "the question file has no questions for its prompt"
             return {"file": str(path), "reason": why}
         try:
-            media, key, frames = _open(path, medium, self.options.video_frames)
+            media, key, frames = open_media(path, medium, self.options.video_frames)
         except InputError as exc:
             return {"file": str(path), "reason": exc.message}
         texts = [f"{q.text} {qs.ANSWER_INSTRUCTION}" for q in questions]
-        cached = cache.get(key)
-        todo = [t for t in dict.fromkeys(texts) if t not in cached]
-        cache.hits += len(texts) - len(todo)
-        cache.misses += len(todo)
-        fresh: dict[str, float] = {}
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
-            logits = judge.yes_no_logits([media] * len(chunk), chunk)
-            fresh.update(zip(chunk, p_yes(logits).tolist()))
-        if fresh:
-            cache.put(key, fresh)
-        answers = {**cached, **fresh}
-        return {"aspects": [q.aspect for q in questions], "p_yes": [answers[t] for t in texts], "frames": frames}
+        scores = ask(media, key, texts, judge, cache, batch)
+        return {"aspects": [q.aspect for q in questions], "p_yes": scores, "frames": frames}
 
     def _output(self, items: list, results: list, question_set: qs.QuestionSet, judge: Judge, cache: AnswerCache,
                 medium: str, ctx: Any) -> TaskOutput:
@@ -162,6 +151,24 @@ class VLMJudgeTask(Task):
                           artifacts={"questions.jsonl": _jsonl(question_json)})
 
 
+def ask(media: Any, key: str, texts: list[str], judge: Judge, cache: AnswerCache, batch: int) -> list[float]:
+    """P(yes) of each question text about one media item (`key` its cache key): cached answers first, the rest
+    asked in batches of `batch`, then cached."""
+    cached = cache.get(key)
+    todo = [t for t in dict.fromkeys(texts) if t not in cached]
+    cache.hits += len(texts) - len(todo)
+    cache.misses += len(todo)
+    fresh: dict[str, float] = {}
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
+        logits = judge.yes_no_logits([media] * len(chunk), chunk)
+        fresh.update(zip(chunk, p_yes(logits).tolist()))
+    if fresh:
+        cache.put(key, fresh)
+    answers = {**cached, **fresh}
+    return [answers[t] for t in texts]
+
+
 def _jsonl(question_json: dict) -> bytes:
     """The question set as JSON lines: a header (source, rules version, instruction, quality questions), then one
     line per prompt (not `.json`: a run folder's JSON files are its results)."""
@@ -180,8 +187,9 @@ def frame_indices(total: int, count: int) -> list[int]:
     return [int(i) for i in np.round(np.linspace(0, total - 1, count)).astype(int)]
 
 
-def _open(path: Path, medium: str, frames: int) -> tuple[Any, str, list[int] | None]:
-    """The media the judge sees (an image, or a video's chosen frames), its cache key and the frame indices."""
+def open_media(path: Path, medium: str, frames: int) -> tuple[Any, str, list[int] | None]:
+    """The media the judge sees (an image, or a video's `frames` evenly spaced frames), its cache key and the frame
+    indices; an unreadable file is an InputError naming it."""
     from PIL import Image
 
     from evalsuite.imageio import read_rgb
