@@ -308,9 +308,9 @@ class PrecisionRecall(_FeatureDistanceTask):
 
 
 register_suite("default", ["fid", "kid"], "Image distribution quality: FID and KID (Inception, clean)")
-register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd", "fd-dinov2"],
-               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID, CMMD (CLIP ViT-L/14@336px) "
-               "and FD-DINOv2 (DINOv2 ViT-L/14)")
+register_suite("image-quality", ["fid", "kid", "precision-recall", "clip-fid", "cmmd", "fd-dinov2", "aesthetic"],
+               "FID and KID (one Inception pass), precision/recall (VGG-16), CLIP-FID, CMMD (CLIP ViT-L/14@336px), "
+               "FD-DINOv2 (DINOv2 ViT-L/14) and the LAION aesthetic predictor")
 register_suite("demo", ["fid", "kid", "clip-fid", "ae-recon", "spectral", "scale-equivariance", "fvd",
                         "temporal-flickering", "video-speed"],
                "The offline demo: the demo model against its own samples at other seeds, the demo-ae autoencoder "

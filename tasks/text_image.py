@@ -106,5 +106,7 @@ class CLIPScoreTask(Task):
                           skipped_samples=skipped, num_samples=len(kept))
 
 
-register_suite("text-image", ["clipscore", "geneval", "counting"],
-               "Text-image alignment: CLIPScore, GenEval and counting (add dpg-bench with --dpg and --vqa)")
+register_suite("text-image", ["clipscore", "geneval", "counting", "vqascore", "hpsv2", "pickscore", "imagereward",
+                              "t2i-compbench"],
+               "Text-image alignment: CLIPScore, GenEval, counting, VQAScore, T2I-CompBench, and the human-preference "
+               "scores HPSv2.1, PickScore and ImageReward (add dpg-bench with --dpg and --vqa, vlm-judge with --judge)")
