@@ -381,3 +381,52 @@ def test_transformers_blip_backend(tmp_path):
     assert single[0].item() == pytest.approx(want, rel=1e-5)
     (doc,) = score("demo", _opts(model=f"transformers:{folder}")).results
     assert doc["status"] == "ok" and doc["protocol"] == vqa.protocol
+
+
+def _tiny_llava(folder: Path) -> Path:
+    """A tiny random LLaVA-1.5 (CLIP vision, Llama text) with a word-level tokenizer and a LLaVA-style chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<unk>", "<pad>", "<s>", "<image>", "USER", "ASSISTANT", ":", "Does", "this", "figure", "show", "\"",
+             "?", "Please", "answer", "yes", "or", "no", ".", "Yes", "a", "cat", "red", "dog"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    template = ("{% for m in messages %}USER: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+                "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %} ASSISTANT:")
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                               bos_token="<s>", extra_special_tokens={"image_token": "<image>"})
+    processor = transformers.LlavaProcessor(
+        image_processor=transformers.CLIPImageProcessor(size={"shortest_edge": 28},
+                                                        crop_size={"height": 28, "width": 28}),
+        tokenizer=tok, patch_size=14, vision_feature_select_strategy="default", chat_template=template,
+        num_additional_image_tokens=1)  # the CLS token, as llava-hf's processors
+    torch.manual_seed(2)
+    config = transformers.LlavaConfig(
+        vision_config=transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                                                    num_hidden_layers=2, image_size=28, patch_size=14),
+        text_config=transformers.LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64,
+                                             num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2),
+        image_token_index=words.index("<image>"), vision_feature_layer=-2, vision_feature_select_strategy="default")
+    transformers.LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_transformers_chat_vlm_backend(tmp_path):
+    from evalsuite.tasks.vqascore.transformers_vqa import ChatVLMScore, TransformersVQAScore
+
+    folder = _tiny_llava(tmp_path / "tiny-llava")
+    vqa = TransformersVQAScore(str(folder))
+    assert isinstance(vqa, ChatVLMScore) and vqa.protocol == "vqascore-tiny-llava-transformers"
+    question, full = vqa.prompt("a red dog")
+    assert question == 'USER: <image> Does this figure show "a red dog"? Please answer yes or no. ASSISTANT:'
+    assert full == question + " Yes"
+    image = Image.open(_images(tmp_path)[0])
+    got = vqa.score([image, image], ["a red dog", "a cat"])
+    # by hand: the logits at the last question position give the one answer token
+    inputs = vqa.processor(images=[image.convert("RGB")], text=[question], return_tensors="pt")
+    assert (inputs.input_ids == 3).sum() == 4  # the image expanded to its 2x2 patches
+    with torch.no_grad():
+        last = vqa.model(**inputs).logits[0, -1].float().softmax(-1)
+    assert got["vqascore"][0].item() == pytest.approx(last[19].item(), rel=1e-5)  # P("Yes")
+    assert got["vqascore"][0].item() != pytest.approx(got["vqascore"][1].item(), rel=1e-6)
