@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
+from evalsuite.errors import InputError
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.tasks.vqascore import scoring
 from evalsuite.tasks.vqascore.clip_flant5 import CLIPFlanT5
@@ -430,3 +431,17 @@ def test_transformers_chat_vlm_backend(tmp_path):
         last = vqa.model(**inputs).logits[0, -1].float().softmax(-1)
     assert got["vqascore"][0].item() == pytest.approx(last[19].item(), rel=1e-5)  # P("Yes")
     assert got["vqascore"][0].item() != pytest.approx(got["vqascore"][1].item(), rel=1e-6)
+
+
+def test_model_option_takes_the_checkpoint_folder(tmp_path, tiny):
+    from evalsuite.tasks.vqascore.clip_flant5 import model_name
+
+    for width, name in ((4096, "clip-flant5-xxl"), (2048, "clip-flant5-xl")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"d_model": width}))
+        assert model_name(tmp_path / name) == name
+    model, vision, tok = tiny
+    with pytest.raises(InputError, match="neither CLIP-FlanT5-XXL nor -XL"):  # d_model 32
+        score("demo", _opts(model=str(model), vision_tower=str(vision), tokenizer=str(tok)))
+    (doc,) = score("demo", _opts(model=str(tmp_path / "clip-flant5-xl"))).results  # no weights: a skip
+    assert doc["status"] == "skipped" and "zhiqiulin/clip-flant5-xl" in doc["fix"]

@@ -67,6 +67,20 @@ def load_state(files: list[Path], dtype: Any = None) -> dict[str, Any]:
     return state
 
 
+def model_name(folder: Path) -> str:
+    """Which CLIP-FlanT5 a checkpoint folder holds, from its config's width (FlanT5-XXL 4096, -XL 2048)."""
+    try:
+        width = json.loads((folder / "config.json").read_text()).get("d_model")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {folder / 'config.json'}: {exc}", _download(MODELS["clip-flant5-xxl"][0],
+                                                                                  "checkpoint")) from None
+    names = {4096: "clip-flant5-xxl", 2048: "clip-flant5-xl"}
+    if width not in names:
+        raise InputError(f"{folder} is neither CLIP-FlanT5-XXL nor -XL (d_model {width})",
+                         "pass -o vqascore.model=clip-flant5-xxl (or -xl) -o vqascore.checkpoint=PATH")
+    return names[width]
+
+
 def resolve_folders(name: str, model: str | None, vision_tower: str | None, tokenizer: str | None
                     ) -> tuple[Path, Path, Path]:
     """The checkpoint, vision tower and tokenizer folders, or a skip naming the download for the missing one."""

@@ -6,6 +6,7 @@ clip_flant5`); `-o vqascore.model=transformers:/path` scores with another local 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,8 +33,8 @@ class VQAScoreTask(Task):
     @dataclass(frozen=True)
     class Options:
         model: str = field(default="clip-flant5-xxl", metadata={
-            "help": "clip-flant5-xxl | clip-flant5-xl (t2v-metrics; folders below) | transformers:/path/to/a local "
-                    "VQA model folder (another protocol)"})
+            "help": "clip-flant5-xxl | clip-flant5-xl (t2v-metrics; folders below) | its checkpoint folder | "
+                    "transformers:/path/to/a local VQA model folder (another protocol)"})
         checkpoint: str | None = field(default=None, metadata={
             "help": "local folder of zhiqiulin/clip-flant5-xxl (or -xl)"})
         vision_tower: str | None = field(default=None, metadata={
@@ -66,10 +67,13 @@ class VQAScoreTask(Task):
 
             return TransformersVQAScore(o.model.split(":", 1)[1], device=ctx.device,
                                         question_template=o.question_template, answer_template=o.answer_template)
-        from evalsuite.tasks.vqascore.clip_flant5 import CLIPFlanT5, resolve_folders
+        from evalsuite.tasks.vqascore.clip_flant5 import MODELS, CLIPFlanT5, model_name, resolve_folders
 
-        folders = resolve_folders(o.model, o.checkpoint, o.vision_tower, o.tokenizer)
-        return CLIPFlanT5(o.model, *folders, device=ctx.device, dtype=o.dtype,
+        name, checkpoint = o.model, o.checkpoint
+        if name not in MODELS and Path(name).expanduser().is_dir():  # -o vqascore.model=/path/to/clip-flant5-xxl
+            name, checkpoint = model_name(Path(name).expanduser()), name
+        folders = resolve_folders(name, checkpoint, o.vision_tower, o.tokenizer)
+        return CLIPFlanT5(name, *folders, device=ctx.device, dtype=o.dtype,
                           question_template=o.question_template, answer_template=o.answer_template)
 
     def run(self, ctx) -> TaskOutput:
