@@ -226,7 +226,7 @@ def family(request, tmp_path_factory):
     """(family name, folder, planted vocabulary, judge) for each family."""
     folder = tmp_path_factory.mktemp(f"judge-{request.param}")
     vocab = build_family(request.param, folder)
-    judge = TransformersJudge(str(folder), device="cpu", batch_size=4)
+    judge = TransformersJudge(str(folder), device="cpu", batch_size=2)  # 3 pairs: a padded pass of 2, then 1
     return request.param, folder, vocab, judge
 
 
@@ -267,9 +267,12 @@ def test_logits_equal_a_forward_pass_written_here(family):
 def test_batched_equals_one_at_a_time(family):
     _, _, _, judge = family
     media = [_image(2), _image(3, (24, 16)), _image(4)]
-    batched = judge.yes_no_logits(media, QUESTIONS)
     single = np.concatenate([judge.yes_no_logits([m], [q]) for m, q in zip(media, QUESTIONS)])
-    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    for size in (2, None):  # passes of 2 then 1, and all 3 in one pass
+        judge.batch_size = size
+        batched = judge.yes_no_logits(media, QUESTIONS)
+        np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    judge.batch_size = 2
     assert not np.allclose(batched[0], batched[1])  # the rows differ: padding did not blur them
 
 
@@ -352,6 +355,26 @@ def test_bad_folders_raise_input_error_with_a_command(tmp_path):
         assert err.value.fix and "huggingface-cli download" in err.value.fix
     with pytest.raises(InputError):
         TransformersJudge("", device="cpu")
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "config.json").write_text(json.dumps({"model_type": "internvl_chat", "auto_map": {
+        "AutoModel": "modeling_internvl_chat.InternVLChatModel"}}))
+    (remote / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError) as err:
+        TransformersJudge(str(remote), device="cpu")
+    assert "remote code" in (err.value.fix or "") and "huggingface-cli download" in (err.value.fix or "")
+
+
+def test_bad_options_raise_input_error(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"x")
+    for kwargs in ({"dtpye": "bfloat16"}, {"dtype": "float64"}, {"video": "native"}, {"video_fps": 0},
+                   {"batch_size": 0}):
+        with pytest.raises(InputError):
+            TransformersJudge(str(folder), device="cpu", **kwargs)
 
 
 def test_missing_transformers_names_pip(tmp_path, monkeypatch):

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError
-from evalsuite.hashing import sha256_bytes, sha256_file
+from evalsuite.hashing import sha256_bytes
+from evalsuite.weights import file_digest
 
 #: the files whose bytes are the judge's identity (searched recursively; hidden folders such as .cache skipped)
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -52,9 +53,10 @@ def weight_files(folder: str | Path) -> list[Path]:
 
 def folder_fingerprint(folder: str | Path) -> tuple[str, dict[str, str]]:
     """(fingerprint, {relative path: sha256}) of a model folder's weight files. The fingerprint is the sha256 of
-    the lines "<relative posix path>\\t<file sha256>\\n" in sorted path order."""
+    the lines "<relative posix path>\\t<file sha256>\\n" in sorted path order, each file hashed once per process
+    while unchanged (evalsuite.weights.file_digest)."""
     root = Path(folder)
-    digests = {p.relative_to(root).as_posix(): sha256_file(p) for p in weight_files(root)}
+    digests = {p.relative_to(root).as_posix(): file_digest(p) for p in weight_files(root)}
     text = "".join(f"{name}\t{digest}\n" for name, digest in sorted(digests.items()))
     return sha256_bytes(text.encode()), digests
 
@@ -90,16 +92,25 @@ class TransformersJudge:
     """A frozen local vision-language model answering yes/no questions at the logit level.
 
     folder: the model folder (config.json, weights, processor files with a chat template). device: "cuda", "cpu",
-    ... (default: cuda when available). dtype: float32 (default), float16 or bfloat16. batch_size: pairs per forward
-    pass (left padding; the result does not depend on it beyond float rounding). video: "auto" passes a video's frames
+    ... (default: cuda when available). dtype: float32 (default), float16 or bfloat16. batch_size: the most pairs per
+    forward pass (default: all the pairs of one call; left padding, so the result does not depend on it beyond float
+    rounding). video: "auto" passes a video's frames
     as the processor's native video input where it has one (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision,
     InternVL), else as several images in order; "frames" always passes images (recorded in the protocol).
     video_fps: the frame rate of the frames as given (default 2.0, the rate of Qwen's reference sampling), passed as
     the video's metadata to native video input (Qwen2.5-VL's temporal positions and Qwen3-VL's timestamps use it).
     """
 
-    def __init__(self, folder: str, device: str | None = None, dtype: str = "float32", batch_size: int = 8,
-                 video: str = "auto", video_fps: float = 2.0, **_: Any):
+    #: options a caller may pass that this backend has no use for (it never downloads anything)
+    IGNORED_OPTIONS = ("offline",)
+
+    def __init__(self, folder: str, device: Any = None, dtype: str = "float32", batch_size: int | None = None,
+                 video: str = "auto", video_fps: float = 2.0, **options: Any):
+        unknown = sorted(k for k in options if k not in self.IGNORED_OPTIONS)
+        if unknown:
+            raise InputError(f"unknown option(s) for the transformers judge: {', '.join(unknown)}",
+                             "use device, dtype (float32|float16|bfloat16), batch_size, video (auto|frames), "
+                             "video_fps")
         if not folder:
             raise InputError("the 'transformers' judge needs a local vision-language model folder", FOLDER_FIX)
         path = Path(folder).expanduser()
@@ -121,7 +132,7 @@ class TransformersJudge:
                              "model has one) or video=frames (frames as several images)")
         if not video_fps or float(video_fps) <= 0:
             raise InputError(f"judge video_fps must be positive, got {video_fps}", "pass video_fps=2.0")
-        if int(batch_size) < 1:
+        if batch_size is not None and int(batch_size) < 1:
             raise InputError(f"judge batch_size must be at least 1, got {batch_size}", "pass batch_size=8")
         if not weight_files(path):
             raise InputError(f"judge model folder {path} has no weight files ({', '.join(WEIGHT_PATTERNS)})",
@@ -134,14 +145,15 @@ class TransformersJudge:
 
         self._torch = torch
         self.folder = path.resolve()
-        self.batch_size = int(batch_size)
+        self.batch_size = int(batch_size) if batch_size is not None else None
         self.video_fps = float(video_fps)
         self._device = str(device) if device else _default_device(torch)
         self._dtype = getattr(torch, dtype)
         model_type = str(config.get("model_type") or "unknown")
         if config.get("auto_map"):
-            fix = ("use a transformers-native checkpoint of the model (e.g. OpenGVLab/InternVL3-1B-hf rather than "
-                   "OpenGVLab/InternVL3-1B); remote code is never run")
+            fix = ("this folder needs remote code, which is never run: use the model's transformers-native "
+                   "checkpoint, e.g. `huggingface-cli download OpenGVLab/InternVL3-1B-hf --local-dir "
+                   "InternVL3-1B-hf` rather than OpenGVLab/InternVL3-1B")
         else:
             fix = FOLDER_FIX
         self._processor: Any  # e.g. a Qwen2VLProcessor, LlavaOnevisionProcessor
@@ -288,7 +300,8 @@ class TransformersJudge:
     def yes_no_logits(self, media: Sequence[Image.Image | list[Image.Image]], questions: Sequence[str]) -> np.ndarray:
         """(n, 2) float64: for pair i, the log-sum-exp of the next-token logits over the "yes" tokens and over the
         "no" tokens after the chat prompt asking `questions[i]` about `media[i]` (an image, or a video's frames).
-        Pairs go batch_size at a time, images and native videos in separate passes; deterministic."""
+        Pairs go batch_size at a time (all at once by default), images and native videos in separate passes;
+        deterministic."""
         if len(media) != len(questions):
             raise InputError(f"the judge got {len(media)} media for {len(questions)} questions",
                              "pass one question per media item")
@@ -302,7 +315,8 @@ class TransformersJudge:
         kinds = ["video" if self._native_video and not isinstance(m, Image.Image) else "image" for m in media]
         for kind in ("image", "video"):
             rows = [i for i in range(n) if kinds[i] == kind]
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start:start + self.batch_size]
+            step = self.batch_size or max(1, len(rows))
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
                 out[chunk] = self._forward([media[i] for i in chunk], [questions[i] for i in chunk])
         return out
