@@ -176,7 +176,10 @@ class CLIPFlanT5:
             ours = self.vision.state_dict()
             own = {(k[len("vision_model."):] if k.startswith("vision_model.") and k not in ours else k): v
                    for k, v in own.items()}
-            self.vision.load_state_dict(own, strict=False)
+            missing, unexpected = self.vision.load_state_dict(own, strict=False)
+            if unexpected:
+                raise InputError(f"{model}: its vision tower does not fit {vision_tower} (unexpected "
+                                 f"{unexpected[:5]})", _download(VISION_TOWER, "vision_tower"))
         self.vision_from_checkpoint = bool(own)
         self.select_layer = int(config.get("mm_vision_select_layer", -2))
         if config.get("mm_vision_select_feature", "patch") != "patch" or \
