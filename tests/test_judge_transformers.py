@@ -366,13 +366,32 @@ def test_bad_folders_raise_input_error_with_a_command(tmp_path):
     assert "remote code" in (err.value.fix or "") and "huggingface-cli download" in (err.value.fix or "")
 
 
+def test_chat_template_from_the_tokenizer_and_none_at_all(tmp_path):
+    folder = tmp_path / "llava"
+    build_family("llava", folder)
+    image = _image(1)
+    expected = TransformersJudge(str(folder), device="cpu").yes_no_logits([image], [QUESTIONS[0]])
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").unlink()  # an older folder: the template only in tokenizer_config.json
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": template}))
+    judge = TransformersJudge(str(folder), device="cpu")
+    np.testing.assert_array_equal(judge.yes_no_logits([image], [QUESTIONS[0]]), expected)
+    assert judge.details["chat_template_sha256"] == hashlib.sha256(template.encode()).hexdigest()
+
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))  # no template anywhere: refused
+    with pytest.raises(InputError, match="chat template") as err:
+        TransformersJudge(str(folder), device="cpu")
+    assert "huggingface-cli download" in (err.value.fix or "")
+
+
 def test_bad_options_raise_input_error(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"x")
     for kwargs in ({"dtpye": "bfloat16"}, {"dtype": "float64"}, {"video": "native"}, {"video_fps": 0},
-                   {"batch_size": 0}):
+                   {"batch_size": 0}, {"video_fps": "fast"}):
         with pytest.raises(InputError):
             TransformersJudge(str(folder), device="cpu", **kwargs)
 

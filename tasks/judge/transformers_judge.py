@@ -88,17 +88,50 @@ def _default_device(torch: Any) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _read_folder(folder: str) -> tuple[Path, dict[str, Any]]:
+    """The model folder's path and config.json, after checking it can be a local transformers model."""
+    if not folder:
+        raise InputError("the 'transformers' judge needs a local vision-language model folder", FOLDER_FIX)
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise InputError(f"judge model folder {path} does not exist", FOLDER_FIX)
+    if not (path / "config.json").is_file():
+        raise InputError(f"judge model folder {path} has no config.json (not a transformers model folder)",
+                         FOLDER_FIX)
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path / 'config.json'}: {exc}", FOLDER_FIX) from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path / 'config.json'} is not a JSON object", FOLDER_FIX)
+    if not weight_files(path):
+        raise InputError(f"judge model folder {path} has no weight files ({', '.join(WEIGHT_PATTERNS)})",
+                         FOLDER_FIX)
+    return path, config
+
+
+def _number(value: Any, kind: type, name: str, fix: str) -> Any:
+    """A positive int/float option (given as a number or its text), or InputError."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise InputError(f"judge option {name} is {value!r}, not a number", fix) from None
+    if not number > 0:
+        raise InputError(f"judge option {name} must be positive, got {value!r}", fix)
+    return number
+
+
 class TransformersJudge:
     """A frozen local vision-language model answering yes/no questions at the logit level.
 
     folder: the model folder (config.json, weights, processor files with a chat template). device: "cuda", "cpu",
     ... (default: cuda when available). dtype: float32 (default), float16 or bfloat16. batch_size: the most pairs per
     forward pass (default: all the pairs of one call; left padding, so the result does not depend on it beyond float
-    rounding). video: "auto" passes a video's frames
-    as the processor's native video input where it has one (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision,
-    InternVL), else as several images in order; "frames" always passes images (recorded in the protocol).
-    video_fps: the frame rate of the frames as given (default 2.0, the rate of Qwen's reference sampling), passed as
-    the video's metadata to native video input (Qwen2.5-VL's temporal positions and Qwen3-VL's timestamps use it).
+    rounding). video: "auto" passes a video's frames as the processor's native video input where it has one
+    (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision, InternVL), else as several images in order; "frames" always
+    passes images (the protocol then ends in -videoframes). video_fps: the frame rate of the frames as given
+    (default 2.0, the rate of Qwen's reference sampling), passed as the video's metadata to native video input
+    (Qwen2.5-VL's temporal positions and Qwen3-VL's timestamps use it).
     """
 
     #: options a caller may pass that this backend has no use for (it never downloads anything)
@@ -111,32 +144,14 @@ class TransformersJudge:
             raise InputError(f"unknown option(s) for the transformers judge: {', '.join(unknown)}",
                              "use device, dtype (float32|float16|bfloat16), batch_size, video (auto|frames), "
                              "video_fps")
-        if not folder:
-            raise InputError("the 'transformers' judge needs a local vision-language model folder", FOLDER_FIX)
-        path = Path(folder).expanduser()
-        if not path.is_dir():
-            raise InputError(f"judge model folder {path} does not exist", FOLDER_FIX)
-        if not (path / "config.json").is_file():
-            raise InputError(f"judge model folder {path} has no config.json (not a transformers model folder)",
-                             FOLDER_FIX)
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {path / 'config.json'}: {exc}", FOLDER_FIX) from None
-        if not isinstance(config, dict):
-            raise InputError(f"{path / 'config.json'} is not a JSON object", FOLDER_FIX)
+        path, config = _read_folder(folder)
         if dtype not in DTYPES:
             raise InputError(f"unknown judge dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
         if video not in ("auto", "frames"):
             raise InputError(f"unknown judge video mode {video!r}", "use video=auto (native video input where the "
                              "model has one) or video=frames (frames as several images)")
-        if not video_fps or float(video_fps) <= 0:
-            raise InputError(f"judge video_fps must be positive, got {video_fps}", "pass video_fps=2.0")
-        if batch_size is not None and int(batch_size) < 1:
-            raise InputError(f"judge batch_size must be at least 1, got {batch_size}", "pass batch_size=8")
-        if not weight_files(path):
-            raise InputError(f"judge model folder {path} has no weight files ({', '.join(WEIGHT_PATTERNS)})",
-                             FOLDER_FIX)
+        fps = _number(video_fps, float, "video_fps", "pass video_fps=2.0 (frames per second of the frames given)")
+        size = None if batch_size is None else _number(batch_size, int, "batch_size", "pass batch_size=8")
         if importlib.util.find_spec("transformers") is None:
             raise InputError("the 'transformers' judge needs transformers, which is not installed",
                              "`pip install transformers`")
@@ -145,8 +160,8 @@ class TransformersJudge:
 
         self._torch = torch
         self.folder = path.resolve()
-        self.batch_size = int(batch_size) if batch_size is not None else None
-        self.video_fps = float(video_fps)
+        self.batch_size = size
+        self.video_fps = fps
         self._device = str(device) if device else _default_device(torch)
         self._dtype = getattr(torch, dtype)
         model_type = str(config.get("model_type") or "unknown")
@@ -169,9 +184,17 @@ class TransformersJudge:
         if tokenizer is None or not hasattr(self._processor, "image_processor"):
             raise InputError(f"the processor in {path} ({type(self._processor).__name__}) has no tokenizer or "
                              "image processor, so it is not a vision-language model's", fix)
-        if not getattr(self._processor, "chat_template", None):
-            raise InputError(f"the processor in {path} has no chat template (chat_template.jinja/.json)",
-                             "use the instruction-tuned model's folder, which ships its chat template")
+        template = getattr(self._processor, "chat_template", None)
+        if isinstance(template, dict):
+            template = template.get("default")
+        # older folders keep the template in tokenizer_config.json only: the processor does not load it there
+        self._template_override = None if template else getattr(tokenizer, "chat_template", None)
+        template = template or self._template_override
+        if not isinstance(template, str) or not template:
+            raise InputError(f"the model folder {path} has no chat template (chat_template.jinja/.json or "
+                             "tokenizer_config.json's chat_template)",
+                             "use the instruction-tuned (chat) model's folder, which ships its chat template: "
+                             + FOLDER_FIX)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -197,6 +220,7 @@ class TransformersJudge:
             "weight_files": weights,
             "yes_tokens": [tokenizer.convert_ids_to_tokens(i) for i in self._yes_ids],
             "no_tokens": [tokenizer.convert_ids_to_tokens(i) for i in self._no_ids],
+            "chat_template_sha256": sha256_bytes(template.encode()),
             "readout": "log-sum-exp of the next-token logits over the yes (no) tokens, one forward pass",
         }
 
@@ -237,7 +261,8 @@ class TransformersJudge:
 
     def _render(self, content: list[dict[str, Any]]) -> str:
         conversation = [{"role": "user", "content": content}]
-        return str(self._processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True))
+        return str(self._processor.apply_chat_template(conversation, chat_template=self._template_override,
+                                                       tokenize=False, add_generation_prompt=True))
 
     def prompt(self, media: Image.Image | list[Image.Image], question: str) -> str:
         """The chat-template text of one pair (the user turn: the image, or the video / its frames, then the
