@@ -3,7 +3,8 @@ download): Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-OneVision (SigLIP + Qwen2) and 
 a byte-level tokenizer and native video input, and LLaVA (CLIP + Llama) with a metaspace tokenizer and a video as
 several images; each with its real processor and image/video processor classes. Checked: the yes/no token sets are
 exactly the planted variants; the (n, 2) output equals a forward pass written here (processor inputs, logits at the
-last position, logsumexp over the planted ids); batched (left padding) equals one at a time; a 3-frame video runs and
+last position, logsumexp over the planted ids) and transformers' generate() first step on a left-padded batch;
+batched equals one at a time; a 3-frame video runs and
 records its video input; the fingerprint is the digest of the weight files and follows them; bad folders give
 InputError with a fix."""
 
@@ -262,6 +263,31 @@ def test_logits_equal_a_forward_pass_written_here(family):
     yes = torch.logsumexp(last[[vocab[t] for t in YES_VARIANTS[bpe]]], 0).item()
     no = torch.logsumexp(last[[vocab[t] for t in NO_VARIANTS[bpe]]], 0).item()
     np.testing.assert_allclose(got[0], [yes, no], rtol=0, atol=1e-5)
+
+
+def test_batched_equals_generate_first_step(family):
+    """transformers' own generate() on a left-padded batch (its position ids, its caching) gives the same first-step
+    logits as our single forward pass."""
+    name, folder, vocab, judge = family
+    media, questions = [_image(6), _image(7, (24, 16))], QUESTIONS[:2]
+    got = judge.yes_no_logits(media, questions)
+
+    processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
+    processor.tokenizer.padding_side = "left"
+    model = transformers.AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval()
+    texts = [processor.apply_chat_template([{"role": "user", "content": [{"type": "image"},
+                                                                         {"type": "text", "text": q}]}],
+                                           tokenize=False, add_generation_prompt=True) for q in questions]
+    inputs = processor(text=texts, images=[[m] for m in media], padding=True, return_tensors="pt")
+    assert (inputs["attention_mask"][:, 0] == 0).any()  # one row is left-padded
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True)
+    first = out.logits[0].double()
+    bpe = _bpe(name)
+    expected = np.stack([torch.logsumexp(first[:, [vocab[t] for t in words]], -1).numpy()
+                         for words in (YES_VARIANTS[bpe], NO_VARIANTS[bpe])], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
 def test_batched_equals_one_at_a_time(family):
