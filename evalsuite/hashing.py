@@ -38,3 +38,32 @@ def sha256_state_dict(module: Any) -> str:
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def sha256_file_remembered(path: str | Path) -> str:
+    """sha256 of a large file (a model folder's weights: tens of GB), hashed once and remembered across runs under
+    $EVALSUITE_HOME/hash-cache, keyed by the file's identity (resolved path, device, inode, size, mtime_ns,
+    ctime_ns; ctime cannot be set back by a user, so changed contents are hashed again). A file that changes while
+    it is hashed is not remembered."""
+    from evalsuite import config
+    from evalsuite.fsutil import atomic_write_bytes
+
+    resolved = Path(path).resolve()
+
+    def identity() -> list:
+        st = resolved.stat()
+        return [str(resolved), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    before = identity()
+    remembered = config.home() / "hash-cache" / f"{sha256_json(before)}.sha256"
+    try:
+        digest = remembered.read_text().strip()
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return digest
+    except OSError:
+        pass
+    digest = sha256_file(resolved)
+    if identity() == before:
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(remembered, digest.encode())
+    return digest

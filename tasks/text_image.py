@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.dpg.task import DPG_CATEGORIES, DPGBenchTask
 from evalsuite.tasks.geneval.counting_task import COUNTING_CLASSES, CountingTask, counting_prompts
 from evalsuite.tasks.geneval.task import DETECTOR_HELP, GenEvalTask
-from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, build_backend, open_or_reason
+from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, build_backend, score_per_image
 
 __all__ = ["COUNTING_CLASSES", "CLIPScoreTask", "CountingTask", "DETECTOR_HELP", "DPGBenchTask", "DPG_CATEGORIES",
            "GenEvalTask", "PromptGridOptions", "counting_prompts"]
@@ -56,36 +55,16 @@ class CLIPScoreTask(Task):
 
         scorer = build_backend(CLIPScorer, self.options.backbone, ctx.device, ctx.options.offline)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        files, prompts = ctx.sample_files(), ctx.sample_prompts()
-        skipped = [{"file": str(f), "reason": "no prompt known for this image"}
-                   for f, p in zip(files, prompts) if not p]
-        pairs = [(f, p) for f, p in zip(files, prompts) if p]
-        if not pairs:
-            raise TaskSkipped("no prompt is known for any of these images",
-                              "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line")
-        size = max(1, ctx.options.batch_size)
-
         keys = ("clipscore", "clip_s_hessel", "long", "long_hessel")
 
-        def score(shard: list) -> list:  # per (file, prompt): its values (a tuple in `keys` order), or a skip record
-            out: list = []
-            for start in range(0, len(shard), size):
-                chunk = shard[start:start + size]
-                opened = [open_or_reason(path) for path, _ in chunk]
-                ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
-                got = scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]) if ok else {}
-                values = {i: tuple(got[k][j].item() for k in keys) for j, i in enumerate(ok)}
-                out += [values[i] if i in values else {"file": str(chunk[i][0]), "reason": opened[i]}
-                        for i in range(len(chunk))]
-            return out
+        def score(images: list, prompts: list[str] | None) -> list[tuple]:  # per image: its values in `keys` order
+            assert prompts is not None
+            got = scorer.score(images, prompts)
+            return [tuple(got[k][j].item() for k in keys) for j in range(len(images))]
 
-        results = ctx.map_samples(pairs, score, "CLIPScore")
-        kept = [(pair, value) for pair, value in zip(pairs, results) if not isinstance(value, dict)]
-        skipped += [value for value in results if isinstance(value, dict)]
-        names, texts = [str(f) for (f, _), _ in kept], [t for (_, t), _ in kept]
-        columns = {k: [v[i] for _, v in kept] for i, k in enumerate(keys)}
-        if not kept:
-            raise InputError("no image could be scored", "check the images")
+        scored = score_per_image(ctx, score, "CLIPScore")
+        names, texts = scored.names, scored.prompts
+        columns = {k: [v[i] for v in scored.values] for i, k in enumerate(keys)}
         long = {"clipscore": int(sum(columns["long"])), "clip_s_hessel": int(sum(columns["long_hessel"]))}
         if any(long.values()):
             import warnings
@@ -103,7 +82,7 @@ class CLIPScoreTask(Task):
                                       "clip_s_hessel": columns["clip_s_hessel"],
                                       "truncated": [bool(a) for a in columns["long"]],
                                       "truncated_hessel": [bool(a) for a in columns["long_hessel"]]},
-                          skipped_samples=skipped, num_samples=len(kept))
+                          skipped_samples=scored.skipped, num_samples=len(names))
 
 
 register_suite("text-image", ["clipscore", "geneval", "counting", "vqascore", "hpsv2", "pickscore", "imagereward",

@@ -5,70 +5,15 @@ weights) and records the weights' sha256. The scorers live in `hps.py`, `picksco
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import build_backend, open_or_reason
-
-NO_PROMPT_FIX = "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line"
-
-# score a batch: (images, prompts or None) -> one float, or the reason it cannot be scored, per image
-BatchScorer = Callable[[list[Image.Image], list[str] | None], list[Any]]
-
-
-def score_images(ctx, score_batch: BatchScorer, label: str, with_prompts: bool) -> dict[str, Any]:
-    """Score every sample image (and its prompt) in batches, sharded over ranks; images without a prompt (when one
-    is needed) or unreadable are skipped samples. Returns names, prompts, scores and skipped records."""
-    files = ctx.sample_files()
-    skipped: list[dict] = []
-    if with_prompts:
-        prompts = ctx.sample_prompts()
-        skipped += [{"file": str(f), "reason": "no prompt known for this image"}
-                    for f, p in zip(files, prompts) if not p]
-        items = [(str(f), p) for f, p in zip(files, prompts) if p]
-        if not items:
-            raise TaskSkipped("no prompt is known for any of these images", NO_PROMPT_FIX)
-    else:
-        items = [(str(f), None) for f in files]
-    size = max(1, ctx.options.batch_size)
-
-    def run(shard: list) -> list:
-        out: list = []
-        for start in range(0, len(shard), size):
-            chunk = shard[start:start + size]
-            opened = [open_or_reason(path) for path, _ in chunk]
-            readable = [(i, image) for i, image in enumerate(opened) if not isinstance(image, str)]
-            ok = [i for i, _ in readable]
-            got = score_batch([image for _, image in readable], [chunk[i][1] for i in ok] if with_prompts else None) \
-                if ok else []
-            values = dict(zip(ok, got))
-            for i, (path, _) in enumerate(chunk):
-                value = values.get(i, opened[i])
-                out.append({"file": path, "reason": value} if isinstance(value, str) else float(value))
-        return out
-
-    results = ctx.map_samples(items, run, label)
-    kept = [(item, value) for item, value in zip(items, results) if not isinstance(value, dict)]
-    skipped += [value for value in results if isinstance(value, dict)]
-    if not kept:
-        raise InputError(f"no image could be scored by {label}", "check the images (see the skipped samples)")
-    return {"names": [f for (f, _), _ in kept], "prompts": [p for (_, p), _ in kept],
-            "scores": [v for _, v in kept], "skipped": skipped}
-
-
-def _output(metric: str, got: dict[str, Any], details: dict[str, Any]) -> TaskOutput:
-    per_sample: dict[str, list] = {"name": got["names"], metric: got["scores"]}
-    if any(p is not None for p in got["prompts"]):
-        per_sample["prompt"] = got["prompts"]
-    return TaskOutput(metrics={metric: float(np.mean(got["scores"]))}, details=details, per_sample=per_sample,
-                      skipped_samples=got["skipped"], num_samples=len(got["scores"]), protocol=details["protocol"])
+from evalsuite.tasks.t2i.task_helpers import BatchScorer, build_backend, per_image_output, score_per_image
 
 
 @register
@@ -109,7 +54,7 @@ class HPSv2Task(Task):
         scorer = build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline,
                                self.options.antialias)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        return _output("hpsv2", score_images(ctx, hps_batch(scorer), "HPSv2", with_prompts=True),
+        return per_image_output("hpsv2", score_per_image(ctx, hps_batch(scorer), "HPSv2"),
                        {"protocol": scorer.protocol, "version": scorer.version,
                         "path": "hpsv2.img_score.score (hpsv2 1.2.0) × 100, hps_version pinned",
                         "resize_antialias": scorer.antialias,
@@ -174,7 +119,7 @@ class PickScoreTask(Task):
             assert prompts is not None
             return [float(v) for v in scorer.score(images, prompts)]
 
-        return _output("pickscore", score_images(ctx, batch, "PickScore", with_prompts=True),
+        return per_image_output("pickscore", score_per_image(ctx, batch, "PickScore"),
                        {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256, **scorer.sources,
                         "recipe": "yuvalkirstain/PickScore README: logit_scale.exp() * text_embs @ image_embs.T, "
                                   "L2-normalised; processor padding=True, truncation=True, max_length=77",
@@ -207,7 +152,7 @@ class AestheticTask(Task):
         def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
             return [float(v) for v in scorer.score(images)]
 
-        return _output("aesthetic", score_images(ctx, batch, "aesthetic", with_prompts=False),
+        return per_image_output("aesthetic", score_per_image(ctx, batch, "aesthetic", with_prompts=False),
                        {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256,
                         "clip_precision": scorer.precision,
                         "official": "christophschuhmann/improved-aesthetic-predictor simple_inference.py @6934dd8"})

@@ -4,15 +4,11 @@ Images without a prompt, or that cannot be opened, are skipped samples. The scor
 
 from __future__ import annotations
 
-import numpy as np
 from PIL import Image
 
-from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import build_backend
-
-NO_PROMPT_FIX = "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line"
+from evalsuite.tasks.t2i.task_helpers import build_backend, per_image_output, score_per_image
 
 
 def open_as_package(path: str) -> Image.Image | str:
@@ -50,37 +46,9 @@ class ImageRewardTask(Task):
         scorer = build_backend(ImageRewardScorer.from_store, ctx.device, ctx.options.offline)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
         ctx.weights_used[f"{scorer.protocol}-vocab"] = scorer.vocab_sha256
-        files, prompts = ctx.sample_files(), ctx.sample_prompts()
-        skipped = [{"file": str(f), "reason": "no prompt known for this image"}
-                   for f, p in zip(files, prompts) if not p]
-        items = [(str(f), p) for f, p in zip(files, prompts) if p]
-        if not items:
-            raise TaskSkipped("no prompt is known for any of these images", NO_PROMPT_FIX)
-        size = max(1, ctx.options.batch_size)
-
-        def score(shard: list) -> list:  # per (file, prompt): the reward, or a skip record
-            out: list = []
-            for start in range(0, len(shard), size):
-                chunk = shard[start:start + size]
-                opened = [open_as_package(path) for path, _ in chunk]
-                ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
-                got = scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]) if ok else []
-                values = {i: float(got[j]) for j, i in enumerate(ok)}
-                out += [values[i] if i in values else {"file": chunk[i][0], "reason": opened[i]}
-                        for i in range(len(chunk))]
-            return out
-
-        results = ctx.map_samples(items, score, "ImageReward")
-        kept = [(item, value) for item, value in zip(items, results) if not isinstance(value, dict)]
-        skipped += [value for value in results if isinstance(value, dict)]
-        if not kept:
-            raise InputError("no image could be scored by ImageReward", "check the images (see the skipped samples)")
-        rewards = [value for _, value in kept]
-        return TaskOutput(metrics={"imagereward": float(np.mean(rewards))},
-                          details={"protocol": scorer.protocol,
-                                   "path": "image-reward 1.5 ImageReward.score(prompt, image), one prompt per image, "
-                                           "fp32",
-                                   "weights_sha256": scorer.weights_sha256, "vocab_sha256": scorer.vocab_sha256},
-                          per_sample={"name": [f for (f, _), _ in kept], "prompt": [p for (_, p), _ in kept],
-                                      "imagereward": rewards},
-                          skipped_samples=skipped, num_samples=len(kept), protocol=scorer.protocol)
+        got = score_per_image(ctx, lambda images, prompts: [float(r) for r in scorer.score(images, prompts)],
+                              "ImageReward", opener=open_as_package)
+        return per_image_output("imagereward", got, {
+            "protocol": scorer.protocol, "path": "image-reward 1.5 ImageReward.score(prompt, image), one prompt per "
+                                                 "image, fp32",
+            "weights_sha256": scorer.weights_sha256, "vocab_sha256": scorer.vocab_sha256})

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from evalsuite.errors import InputError
-from evalsuite.hashing import sha256_file
+from evalsuite.hashing import sha256_file_remembered
 
 MODEL_REPO = "yuvalkirstain/PickScore_v1"
 PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -46,7 +46,7 @@ def weights_digest(folder: Path) -> str:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise InputError(f"model folder {folder} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})", FIX)
-    lines = "".join(f"{p.relative_to(folder).as_posix()} {sha256_file(p)}\n" for p in files)
+    lines = "".join(f"{p.relative_to(folder).as_posix()} {sha256_file_remembered(p)}\n" for p in files)
     return hashlib.sha256(lines.encode()).hexdigest()
 
 

@@ -1,16 +1,20 @@
-"""What the text-image tasks (CLIPScore, GenEval, counting, DPG-Bench) share: the prompt-grid options (images per
-prompt, first N prompts), building a model backend so that missing weights make the task a skip, resolving a
-detector / colour / VQA backend spec, and opening an image or saying why it cannot be read."""
+"""What the text-image tasks (CLIPScore, GenEval, counting, DPG-Bench, the per-image scores) share: the prompt-grid
+options (images per prompt, first N prompts), building a model backend so that missing weights make the task a skip,
+resolving a detector / colour / VQA backend spec, opening an image or saying why it cannot be read, and scoring every
+sample image (with its prompt) in batches, sharded over ranks (`score_per_image`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.imageio import read_rgb
+from evalsuite.task import TaskOutput
 
 
 def build_backend(build, *args: Any, **kwargs: Any) -> Any:
@@ -59,3 +63,70 @@ def open_or_reason(path) -> Image.Image | str:
         return Image.fromarray(read_rgb(path))
     except InputError as exc:
         return exc.message
+
+
+NO_PROMPT_FIX = "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line"
+
+#: scores a batch: (images, their prompts or None) -> one result per image (a str is the reason it cannot be scored)
+BatchScorer = Callable[[list[Image.Image], list[str] | None], list[Any]]
+
+
+@dataclass
+class PerImage:
+    """What `score_per_image` returns: the scored images' names, prompts and results, and the skipped samples."""
+
+    names: list[str]
+    prompts: list[str | None]
+    values: list[Any]
+    skipped: list[dict]
+
+
+def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prompts: bool = True,
+                    opener: Callable[[str], Image.Image | str] = open_or_reason) -> PerImage:
+    """Score every sample image (and its prompt) in batches of --batch-size, sharded over ranks. Images without a
+    prompt (when `with_prompts`) and images `opener` cannot open or `score_batch` cannot score (a str result) are
+    skipped samples with their reason; none scored at all is an error (no prompt known anywhere: a skip)."""
+    files = ctx.sample_files()
+    skipped: list[dict] = []
+    if with_prompts:
+        prompts = ctx.sample_prompts()
+        skipped += [{"file": str(f), "reason": "no prompt known for this image"}
+                    for f, p in zip(files, prompts) if not p]
+        items: list[tuple[str, str | None]] = [(str(f), p) for f, p in zip(files, prompts) if p]
+        if not items:
+            raise TaskSkipped("no prompt is known for any of these images", NO_PROMPT_FIX)
+    else:
+        items = [(str(f), None) for f in files]
+    size = max(1, ctx.options.batch_size)
+
+    def run(shard: list) -> list:
+        out: list = []
+        for start in range(0, len(shard), size):
+            chunk = shard[start:start + size]
+            opened = [opener(path) for path, _ in chunk]
+            readable = [(i, image) for i, image in enumerate(opened) if not isinstance(image, str)]
+            ok = [i for i, _ in readable]
+            got = score_batch([image for _, image in readable], [chunk[i][1] for i in ok] if with_prompts else None) \
+                if ok else []
+            values = dict(zip(ok, got))
+            for i, (path, _) in enumerate(chunk):
+                value = values.get(i, opened[i])
+                out.append({"file": path, "reason": value} if isinstance(value, str) else value)
+        return out
+
+    results = ctx.map_samples(items, run, label)
+    kept = [(item, value) for item, value in zip(items, results) if not isinstance(value, dict)]
+    skipped += [value for value in results if isinstance(value, dict)]
+    if not kept:
+        raise InputError(f"no image could be scored by {label}", "check the images (see the skipped samples)")
+    return PerImage([f for (f, _), _ in kept], [p for (_, p), _ in kept], [v for _, v in kept], skipped)
+
+
+def per_image_output(metric: str, got: PerImage, details: dict[str, Any]) -> TaskOutput:
+    """A per-image score's result: the mean as `metric`, every image's score kept (compare bootstraps CIs)."""
+    scores = [float(v) for v in got.values]
+    per_sample: dict[str, list] = {"name": got.names, metric: scores}
+    if any(p is not None for p in got.prompts):
+        per_sample["prompt"] = got.prompts
+    return TaskOutput(metrics={metric: float(np.mean(scores))}, details=details, per_sample=per_sample,
+                      skipped_samples=got.skipped, num_samples=len(scores), protocol=details["protocol"])

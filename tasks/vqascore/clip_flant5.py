@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
-from evalsuite.hashing import sha256_file, sha256_json
+from evalsuite.hashing import sha256_file, sha256_file_remembered, sha256_json
 from evalsuite.tasks.vqascore import scoring
 
 MODELS = {"clip-flant5-xxl": ("zhiqiulin/clip-flant5-xxl", "google/flan-t5-xxl"),
@@ -47,7 +47,7 @@ def weight_files(folder: Path) -> list[Path]:
 
 def folder_digest(files: list[Path]) -> dict[str, str]:
     """sha256 of every weight file (by name)."""
-    return {f.name: sha256_file(f) for f in files}
+    return {f.name: sha256_file_remembered(f) for f in files}
 
 
 def load_state(files: list[Path], dtype: Any = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import numpy as np
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import open_or_reason
+from evalsuite.tasks.t2i.task_helpers import NO_PROMPT_FIX, score_per_image
 from evalsuite.tasks.vqascore import scoring
 
 
@@ -77,37 +77,20 @@ class VQAScoreTask(Task):
                           question_template=o.question_template, answer_template=o.answer_template)
 
     def run(self, ctx) -> TaskOutput:
-        files, prompts = ctx.sample_files(), ctx.sample_prompts()
-        skipped = [{"file": str(f), "reason": "no prompt known for this image"}
-                   for f, p in zip(files, prompts) if not p]
-        pairs = [(f, p) for f, p in zip(files, prompts) if p]
-        if not pairs:
-            raise TaskSkipped("no prompt is known for any of these images",
-                              "for folder:PATH add prompts.jsonl with {\"file\", \"prompt\"} per line")
+        if not any(ctx.sample_prompts()):  # before the model is loaded
+            raise TaskSkipped("no prompt is known for any of these images", NO_PROMPT_FIX)
         scorer = self._scorer(ctx)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        size = max(1, ctx.options.batch_size)
 
-        def score(shard: list) -> list:  # per (file, prompt): (value, tokens, truncated), or a skip record
-            out: list = []
-            for start in range(0, len(shard), size):
-                chunk = shard[start:start + size]
-                opened = [open_or_reason(path) for path, _ in chunk]
-                ok = [i for i, image in enumerate(opened) if not isinstance(image, str)]
-                got = scorer.score([opened[i] for i in ok], [chunk[i][1] for i in ok]) if ok else {}
-                values = {i: (float(got["vqascore"][j]), int(got["tokens"][j]), bool(got["truncated"][j]))
-                          for j, i in enumerate(ok)}
-                out += [values[i] if i in values else {"file": str(chunk[i][0]), "reason": opened[i]}
-                        for i in range(len(chunk))]
-            return out
+        def score(images: list, prompts: list[str] | None) -> list[tuple]:  # per image: (value, tokens, truncated)
+            assert prompts is not None
+            got = scorer.score(images, prompts)
+            return [(float(got["vqascore"][j]), int(got["tokens"][j]), bool(got["truncated"][j]))
+                    for j in range(len(images))]
 
-        results = ctx.map_samples(pairs, score, "VQAScore")
-        kept = [(pair, value) for pair, value in zip(pairs, results) if not isinstance(value, dict)]
-        skipped += [value for value in results if isinstance(value, dict)]
-        if not kept:
-            raise InputError("no image could be scored", "check the images")
-        values = [v[0] for _, v in kept]
-        truncated = [v[2] for _, v in kept]
+        scored = score_per_image(ctx, score, "VQAScore")
+        values = [v[0] for v in scored.values]
+        truncated = [v[2] for v in scored.values]
         return TaskOutput(metrics={"vqascore": float(np.mean(values))},
                           details={"protocol": scorer.protocol, "model": self.options.model,
                                    "question_template": self.options.question_template,
@@ -115,7 +98,6 @@ class VQAScoreTask(Task):
                                    "weights": getattr(scorer, "files", {}),
                                    "prompts_truncated": int(sum(truncated)),
                                    "max_prompt_tokens": getattr(scorer, "max_tokens", None)},
-                          per_sample={"name": [str(f) for (f, _), _ in kept], "prompt": [p for (_, p), _ in kept],
-                                      "vqascore": values, "tokens": [v[1] for _, v in kept],
-                                      "truncated": truncated},
-                          skipped_samples=skipped, num_samples=len(kept), protocol=scorer.protocol)
+                          per_sample={"name": scored.names, "prompt": scored.prompts, "vqascore": values,
+                                      "tokens": [v[1] for v in scored.values], "truncated": truncated},
+                          skipped_samples=scored.skipped, num_samples=len(values), protocol=scorer.protocol)

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
-from evalsuite.hashing import sha256_file, sha256_json
+from evalsuite.hashing import sha256_file_remembered, sha256_json
 from evalsuite.tasks.vqascore import scoring
 from evalsuite.tasks.vqascore.clip_flant5 import weight_files
 
@@ -50,7 +50,7 @@ class _LocalModel:
 
         self.torch, self.device = torch, device
         self.question_template, self.answer_template = question_template, answer_template
-        self.files = {"model": {f.name: sha256_file(f) for f in weight_files(path)}}
+        self.files = {"model": {f.name: sha256_file_remembered(f) for f in weight_files(path)}}
         self.weights_sha256 = sha256_json(self.files)
         name = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.resolve().name)
         suffix = ""
