@@ -452,3 +452,35 @@ def test_tokenizer_without_yes_or_no_is_refused():
 
     with pytest.raises(InputError, match="yes"):
         yes_no_token_ids(NoYes())
+
+
+@pytest.mark.parametrize("name", ["qwen2_5_vl", "llava"])  # native video input, and video as frames
+def test_score_with_a_tiny_real_family_judge_on_images_and_videos(name, tmp_path):
+    """The issue's command end to end, offline: `score MODEL --tasks vlm-judge --judge transformers:PATH` on the
+    demo's images and on demo-video's videos; scores are probabilities, the judge's fingerprint and video input are
+    recorded, and the protocol names the folder's fingerprint."""
+    from typer.testing import CliRunner
+
+    from evalsuite.cli import app
+
+    folder = tmp_path / f"tiny-{name}"
+    build_family(name, folder)
+    judge = TransformersJudge(str(folder), device="cpu")
+    for model in ("demo", "demo-video"):
+        result = CliRunner().invoke(app, ["score", model, "--tasks", "vlm-judge", "--judge", f"transformers:{folder}",
+                                          "--num-samples", "2", "--store", str(tmp_path / "store"), "--json",
+                                          "--workers", "0", "-o", "vlm-judge.video_frames=3"])
+        assert result.exit_code == 0, result.output
+        (doc,) = [d for d in json.loads(result.stdout)["results"] if d["metric"] == "judge_overall"]
+        assert doc["status"] == "ok" and 0.0 < doc["value"] < 1.0
+    from evalsuite.results import ResultsStore
+
+    store = ResultsStore(tmp_path / "store")
+    docs = [d for run in store.runs() for d in store.load_run(run["run_id"])]
+    assert {d["details"]["medium"] for d in docs} == {"image", "video"}
+    for d in docs:
+        assert d["details"]["judge_fingerprint"] == judge.fingerprint
+        assert d["protocol"].startswith(f"{judge.protocol}-{judge.fingerprint[:12]}-q")
+    video = next(d for d in docs if d["details"]["medium"] == "video")
+    assert video["details"]["judge_details"]["video_input"] == FAMILIES[name][2]
+    assert all(len(frames) == 3 for frames in video["details"]["frames"]["per_video"])
