@@ -3,6 +3,8 @@ writes (`make_request`), the package zip it pushes (`zip_package`), and the resu
 into timing records (`parse_result`; schema `evalsuite.timing/1`, `evalsuite.device.records`).
 `device_runner/ios/PROTOCOL.md` documents the same schemas for the Swift side. Reading result files produced elsewhere
 (ExecuTorch's benchmark JSON too) and storing their records (`evalsuite device ingest`) is `evalsuite.device.ingest`.
+Streaming runs (`make_stream_request`, `parse_stream_result`: schemas `evalsuite.ios-stream-request/1` and
+`evalsuite.ios-stream-result/1`, into `evalsuite.stream-timing/1` records) are at the end of this module.
 
 Transport (see `evalsuite.device.backends.iphone`): the host pushes files into the app's `Documents/` folder over
 house_arrest (`pymobiledevice3 apps push`), launches the app with `--request /Documents/<request_id>.request.json`,
@@ -351,3 +353,136 @@ def __getattr__(name: str) -> Any:
 
         return getattr(ingest_module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# ------------------------------------------------------------------------------------------------- streaming
+# A streaming run (`evalsuite device time-stream MODEL --backend iphone`, evalsuite.device.backends.iphone_stream):
+# request `evalsuite.ios-stream-request/1`, launched with `--stream-request PATH`, and result
+# `evalsuite.ios-stream-result/1` (fields in device_runner/ios/PROTOCOL.md, "Streaming"), turned into one
+# `evalsuite.stream-timing/1` record (evalsuite.device.stream_records) with the definitions of
+# evalsuite.device.streaming.stream_stats; the app's own summary must agree with them.
+
+STREAM_REQUEST_SCHEMA = "evalsuite.ios-stream-request/1"
+STREAM_RESULT_SCHEMA = "evalsuite.ios-stream-result/1"
+STREAM_PER = ("chunk", "stream")
+STREAM_SUMMARY = ("ttff_ms", "sustained_fps", "p50_ms", "p90_ms", "p99_ms", "jitter_ms", "deadline_misses",
+                  "deadline_miss_rate", "stall_ms")
+
+
+def make_stream_request(stages: Sequence[dict], *, chunk_frames: int, target_fps: float, duration_s: float,
+                        max_chunks: int = 0, warmup_chunks: int = 2, compute_unit: str = "ALL",
+                        request_id: str | None = None, meta: dict | None = None) -> dict:
+    """A streaming request: per chunk, each `per: chunk` stage's package predicted `calls` times in order (a chunk
+    denoiser `steps` times, then a decoder once); `per: stream` stages (a text encoder) once before the first chunk.
+    Each stage: {name, package (file name in Documents), calls, per, inputs}."""
+    if not stages:
+        raise InputError("a streaming request needs at least one stage", "give a denoiser and/or decoder package")
+    checked = []
+    for i, stage in enumerate(stages):
+        name, package, calls = stage.get("name"), stage.get("package"), stage.get("calls", 1)
+        per = stage.get("per", "chunk")
+        if not name or not package or "/" in str(package) or str(package) in (".", ".."):
+            raise InputError(f"stream stage #{i} needs a name and a plain package file name, not {stage!r:.80}",
+                             "e.g. {'name': 'denoiser', 'package': '<id>.denoiser.mlpackage.zip', 'calls': 4}")
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1 or per not in STREAM_PER:
+            raise InputError(f"stream stage {name!r}: calls {calls!r}, per {per!r}",
+                             f"calls is a positive integer, per one of {', '.join(STREAM_PER)}")
+        checked.append({"name": str(name), "package": str(package), "calls": calls, "per": per,
+                        "inputs": _check_input_specs(stage.get("inputs") or ())})
+    if not any(s["per"] == "chunk" for s in checked):
+        raise InputError("no stage runs per chunk", "a stream needs a per-chunk stage (the chunk denoiser/decoder)")
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise InputError(f"chunk_frames must be a positive integer, not {chunk_frames!r}", "e.g. 4")
+    if not (isinstance(target_fps, (int, float)) and math.isfinite(target_fps) and target_fps > 0):
+        raise InputError(f"target_fps must be > 0, not {target_fps!r}", "e.g. 10")
+    if not (isinstance(duration_s, (int, float)) and duration_s >= 0) or max_chunks < 0 or \
+            (duration_s == 0 and max_chunks == 0):
+        raise InputError(f"duration {duration_s!r} s and max_chunks {max_chunks!r} do not bound the stream",
+                         "give a duration > 0 or a chunk count")
+    if not isinstance(warmup_chunks, int) or warmup_chunks < 0:
+        raise InputError(f"warmup_chunks must be a non-negative integer, not {warmup_chunks!r}", "e.g. 2")
+    request_id = request_id or new_request_id()
+    return {"schema": STREAM_REQUEST_SCHEMA, "request_id": request_id, "result_file": f"{request_id}.result.json",
+            "log_file": f"{request_id}.log", "compute_unit": normalise_compute_units(compute_unit)[0],
+            "chunk_frames": chunk_frames, "target_fps": float(target_fps), "duration_s": float(duration_s),
+            "max_chunks": int(max_chunks), "warmup_chunks": warmup_chunks, "stages": checked,
+            "meta": {k: ("" if v is None else str(v)) for k, v in (meta or {}).items()}}
+
+
+def parse_stream_result(data: Any, *, model: str | None = None, variant: str | None = None,
+                        model_hash: str | None = None, release: str | None = None, git_sha: str | None = None,
+                        source: str = "iPhone stream result", request_id: str | None = None) -> Any:
+    """The `evalsuite.stream-timing/1` record (StreamRecord) of an `evalsuite.ios-stream-result/1` document. A crash
+    marker (the app's crash file, schema `evalsuite.ios-result/1`) or status error -> DeviceError; another schema,
+    missing or ill-typed fields, or an app summary that disagrees with `stream_stats` of its own arrivals ->
+    InputError."""
+    from evalsuite.device.stream_records import StreamRecord
+    from evalsuite.device.streaming import stream_stats
+
+    data = load_json(data, source)
+    if isinstance(data, dict) and data.get("crash"):
+        raise DeviceError(f"the benchmark app crashed on the iPhone ({data['crash']}) during the stream",
+                          "see the log below; a model too big for the phone is killed by iOS (jetsam)")
+    if not isinstance(data, dict) or data.get("schema") != STREAM_RESULT_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise InputError(f"{source} has schema {found!r}; this evalsuite reads {STREAM_RESULT_SCHEMA!r}",
+                         "rebuild the app from device_runner/ios/ of this checkout (see " + PROTOCOL_DOC + ")")
+    if request_id is not None and data.get("request_id") != request_id:
+        raise InputError(f"{source} answers request {data.get('request_id')!r}, not {request_id!r}",
+                         "a stale result from another run; rerun")
+    if data.get("status") == "error":
+        raise DeviceError(f"the benchmark app reported an error: {data.get('error') or '(no message)'}",
+                          "fix what the app reports (the packages, the inputs, the compute unit) and rerun")
+    if data.get("status") != "ok":
+        raise InputError(f"{source} has status {data.get('status')!r}", "status is 'ok' or 'error'")
+    needed = ("request_id", "device_model", "os_version", "thermal_state", "compute_unit", "chunk_frames",
+              "target_fps", "chunk_arrivals_ms", "summary")
+    missing = [k for k in needed if k not in data]
+    summary = data.get("summary")
+    if isinstance(summary, dict):
+        missing += [f"summary.{k}" for k in STREAM_SUMMARY if k not in summary]
+    if missing:
+        raise InputError(f"{source} lacks the field(s) {', '.join(missing)}", f"see {PROTOCOL_DOC}")
+    arrivals = data["chunk_arrivals_ms"]
+    if not isinstance(arrivals, list) or not isinstance(summary, dict):
+        raise InputError(f"{source}: chunk_arrivals_ms must be a list and summary an object", f"see {PROTOCOL_DOC}")
+    for i, v in enumerate(arrivals):
+        _number(v, f"{source}: chunk_arrivals_ms[{i}]", nullable=False)
+    frames, fps = data["chunk_frames"], data["target_fps"]
+    try:
+        stats = stream_stats(arrivals, frames, fps)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc.message}", exc.fix) from exc
+    for key in STREAM_SUMMARY:
+        theirs = _number(summary[key], f"{source}: summary.{key}", nullable=False)
+        if not math.isclose(float(theirs or 0), stats[key], rel_tol=1e-6, abs_tol=1e-6):
+            raise InputError(f"{source}: the app's {key} is {theirs!r} but its arrivals give {stats[key]!r}",
+                             "the app and this evalsuite define the stream measurements differently: rebuild the "
+                             "app from device_runner/ios/ of this checkout")
+    meta: dict = data["meta"] if isinstance(data.get("meta"), dict) else {}
+    model, variant = model or meta.get("model"), variant or meta.get("variant")
+    if not model or not variant:
+        raise InputError(f"{source} does not say which model and variant it measured", "pass them explicitly")
+    stages: list = data["stages"] if isinstance(data.get("stages"), list) else []
+    loads = [f"{s.get('name')}: compile {s.get('compile_ms', 0):.1f} ms, load {s.get('load_ms', 0):.1f} ms"
+             for s in stages if isinstance(s, dict) and isinstance(s.get("compile_ms", 0), (int, float))
+             and isinstance(s.get("load_ms", 0), (int, float))]
+    notes = [f"requested {data.get('duration_s')} s" if data.get("duration_s") is not None else "",
+             f"app {data['app_version']}" if data.get("app_version") else "", *loads]
+    steps = next((s.get("calls") for s in stages if isinstance(s, dict) and s.get("name") == "denoiser"), None)
+    kwargs: dict[str, Any] = dict(
+        chunk_frames=frames, target_fps=fps, model=str(model), variant=str(variant), backend="iphone",
+        device_model=str(data["device_model"]), os_version=str(data["os_version"]),
+        compute_unit=str(data["compute_unit"]), thermal_state=_thermal(data["thermal_state"], f"{source}: thermal"),
+        warmup_chunks=data.get("warmup_chunks", 0) if isinstance(data.get("warmup_chunks"), int) else 0,
+        steps=steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
+        model_hash=model_hash if model_hash is not None else str(meta.get("model_hash") or ""),
+        release=release or meta.get("release") or "unreleased",
+        git_sha=git_sha if git_sha is not None else str(meta.get("git_sha") or ""),
+        variant_id=str(meta["variant_id"]) if meta.get("variant_id") else None, notes="; ".join(n for n in notes if n))
+    stamp = _timestamp(data.get("timestamp"), f"{source}: timestamp")
+    if stamp:
+        kwargs["timestamp"] = stamp
+    try:
+        return StreamRecord.from_arrivals(arrivals, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: {exc}", f"see {PROTOCOL_DOC}") from exc

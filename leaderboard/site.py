@@ -18,6 +18,7 @@ from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.leaderboard import charts
 from evalsuite.leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
 from evalsuite.leaderboard.pareto_page import store_sections
+from evalsuite.leaderboard.stream_section import section as stream_section
 from evalsuite.results import ResultsStore, encode_nonfinite
 
 HERE = Path(__file__).resolve().parent
@@ -95,6 +96,7 @@ def build(store_dir: str | Path, out_dir: str | Path, published_path: str | Path
     index = env.get_template("index.html.j2").render(
         title="evalsuite leaderboard", css=css, js=js, tables=tables, charts=chart_svgs, regressions=flagged,
         pareto=store_sections(store.root),
+        stream=stream_section(store.root),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), version=evalsuite.__version__,
         n_results=len(docs), n_published=len(published), threshold=regression.DEFAULT_THRESHOLD,
         window=regression.DEFAULT_WINDOW, consecutive=regression.DEFAULT_CONSECUTIVE)

@@ -3,7 +3,7 @@ the video tasks run offline. The same prompt and seed always give the same clip.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -16,9 +16,13 @@ DEMO_VIDEO_VERSION = "1"
 
 
 class DemoVideoGenerator:
-    """Each frame redraws the prompt's shapes shifted along seeded velocities; 16 frames at 8 fps by default."""
+    """Each frame redraws the prompt's shapes shifted along seeded velocities; 16 frames at 8 fps by default.
+    Streaming mode: `stream_video(prompt, seed)` yields chunks of `chunk_frames` (4) frames to play at `target_fps`
+    (10), without end (`evalsuite device time-stream demo-video`)."""
 
     fps = 8
+    chunk_frames = 4
+    target_fps = 10.0
 
     def __init__(self, size: int = 64, frames: int = 16):
         self.size, self.frames = size, frames
@@ -33,6 +37,19 @@ class DemoVideoGenerator:
         return [self._clip(p, int(s)) for p, s in zip(prompts, seeds)]
 
     def _clip(self, prompt: str, seed: int) -> np.ndarray:
+        frames = self._frames(prompt, seed)
+        return np.stack([next(frames) for _ in range(self.frames)])
+
+    def stream_video(self, prompt: str, seed: int) -> Iterator[np.ndarray]:
+        """Streaming mode (`evalsuite.device.streaming`'s protocol): the same clip, continued without end, in chunks
+        of `chunk_frames` frames (C, H, W, 3) uint8, meant to play at `target_fps`. Its first `frames` frames are
+        `generate_video`'s clip."""
+        frames = self._frames(prompt, seed)
+        while True:
+            yield np.stack([next(frames) for _ in range(self.chunk_frames)])
+
+    def _frames(self, prompt: str, seed: int) -> Iterator[np.ndarray]:
+        """Every frame of the clip of (prompt, seed), without end: the shapes keep bouncing."""
         rng = np.random.default_rng(int(sha256_bytes(f"video\x00{prompt}\x00{seed}".encode())[:16], 16))
         background = np.asarray(self._still.generate([prompt], [seed])[0]).copy()
         words = prompt.lower().split()
@@ -43,20 +60,18 @@ class DemoVideoGenerator:
         pos = rng.uniform(s * 0.2, s * 0.8, (count, 2))
         vel = rng.uniform(-2.5, 2.5, (count, 2))
         radius = rng.integers(max(2, s // 16), max(3, s // 6), count)
-        out = []
-        for _ in range(self.frames):
+        while True:
             img = Image.fromarray(background)
             draw = ImageDraw.Draw(img)
             for k in range(count):
                 x, y = pos[k]
                 r = int(radius[k])
                 draw.ellipse((x - r, y - r, x + r, y + r), fill=colours[k % len(colours)])
-            out.append(np.asarray(img))
+            yield np.asarray(img)
             pos = pos + vel
             bounce = (pos < 0) | (pos > s)
             vel[bounce] *= -1
             pos = np.clip(pos, 0, s)
-        return np.stack(out)
 
 
 def _resolve(arg: str) -> ModelSource:

@@ -1,6 +1,7 @@
 // Evalsuite Bench: times a Core ML package on this iPhone for evalsuite's `iphone` backend. The host pushes a
 // package and a request into Documents and launches the app with `--request <path>` (pymobiledevice3
-// `developer dvt launch`); the app measures on a background task and writes the result next to the request.
+// `developer dvt launch`), or `--stream-request <path>` for a streaming video run (StreamBenchmark.swift); the app
+// measures on a background task and writes the result next to the request.
 // Launched without `--request`, it only shows that it is waiting.
 
 import SwiftUI
@@ -47,7 +48,9 @@ final class BenchRunner: ObservableObject {
         guard !started else { return }
         started = true
         let arguments = CommandLine.arguments
-        guard let flag = arguments.firstIndex(of: "--request"), flag + 1 < arguments.count else { return }
+        let stream = arguments.contains("--stream-request")  // StreamBenchmark.swift: a streaming video run
+        guard let flag = arguments.firstIndex(of: stream ? "--stream-request" : "--request"),
+              flag + 1 < arguments.count else { return }
         let requestPath = arguments[flag + 1]
         let info = Bundle.main.infoDictionary ?? [:]
         let device = DeviceInfo(
@@ -59,8 +62,12 @@ final class BenchRunner: ObservableObject {
         status = "running \(requestPath)"
         // off the main actor; the runner lives as long as the app, so the closures hold it strongly
         Task.detached(priority: .userInitiated) {
-            let outcome = await BenchmarkRun.execute(requestPath: requestPath, device: device) { line in
-                Task { @MainActor in self.lines.append(line) }
+            let echo: @Sendable (String) -> Void = { line in Task { @MainActor in self.lines.append(line) } }
+            let outcome: String
+            if stream {
+                outcome = await StreamBenchmarkRun.execute(requestPath: requestPath, device: device, echo: echo)
+            } else {
+                outcome = await BenchmarkRun.execute(requestPath: requestPath, device: device, echo: echo)
             }
             await MainActor.run {
                 self.status = outcome
