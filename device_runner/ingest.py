@@ -124,10 +124,13 @@ def _validate(record: TimingRecord, source: str) -> None:
                          f"see {PROTOCOL_DOC}") from exc
 
 
-def convert(path: str | Path, release: str | None = None, variant_id: str | None = None) -> list[TimingRecord]:
+def convert(path: str | Path, release: str | None = None, variant_id: str | None = None,
+            builds: str | Path | None = None) -> list[TimingRecord]:
     """Read and convert a result file (our app's, or ExecuTorch's) into validated records; stores nothing.
     `variant_id` stamps every record with the variant id of the quality results it belongs to (the app echoes one
-    given in the request's meta; ExecuTorch's JSON has none); a file naming another variant id is refused."""
+    given in the request's meta; ExecuTorch's JSON has none); a file naming another variant id is refused.
+    `builds`: the folder of `device build --runtime executorch`; ExecuTorch records then take the model name and
+    `.pte` hash of the build they timed (`executorch_build.attach_builds`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file {path}", "pass the app's result JSON or an ExecuTorch benchmark JSON")
@@ -135,6 +138,10 @@ def convert(path: str | Path, release: str | None = None, variant_id: str | None
     if isinstance(data, list):
         stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
         recs = parse_executorch(data, release=release, source=str(path), timestamp=stamp)
+        if builds is not None:
+            from evalsuite.device.executorch_build import attach_builds
+
+            recs = attach_builds(recs, builds)
     elif isinstance(data, dict) and data.get("schema") == REQUEST_SCHEMA:
         raise InputError(f"{path} is a benchmark request, not a result", "ingest the app's <id>.result.json")
     elif isinstance(data, dict) and ("schema" in data or "compute_units" in data):
@@ -153,10 +160,10 @@ def convert(path: str | Path, release: str | None = None, variant_id: str | None
 
 
 def ingest(path: str | Path, store: str | Path, release: str | None = None,
-           variant_id: str | None = None) -> list[Path]:
+           variant_id: str | None = None, builds: str | Path | None = None) -> list[Path]:
     """Convert `path` and store every record, all or nothing: everything is validated before anything is written,
     and records written before a failing write (e.g. a file ingested twice) are removed again."""
-    recs = convert(path, release, variant_id)
+    recs = convert(path, release, variant_id, builds)
     written: list[Path] = []
     try:
         for rec in recs:

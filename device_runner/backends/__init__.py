@@ -3,6 +3,8 @@
 * `host-torch`: eager PyTorch on this machine's CPU or GPU (everywhere; used by the tests);
 * `coreml-mac`: coremltools `MLModel.predict` per compute unit (macOS only);
 * `iphone`: a USB-attached iPhone through pymobiledevice3 and the benchmark app in `device_runner/ios/`.
+* `executorch-host`: an ExecuTorch `.pte` (XNNPACK delegate) on this machine's CPU through ExecuTorch's Python
+  bindings (`device build --runtime executorch`; needs `pip install 'evalsuite[executorch]'`).
 
 `BACKENDS` (an `evalsuite.registry.Registry`) maps each name to a factory; third-party backends join through the
 entry-point group `evalsuite.device_backends`.
@@ -60,7 +62,8 @@ class TimingBackend(Protocol):
 BACKENDS: Registry[Callable[[], TimingBackend]] = Registry(
     "timing backend",
     builtin_modules=("evalsuite.device.backends.host_torch", "evalsuite.device.backends.coreml_mac",
-                     "evalsuite.device.backends.iphone"),  # imported on the first lookup; each registers itself
+                     "evalsuite.device.backends.iphone", "evalsuite.device.backends.executorch_host"),
+    # imported on the first lookup; each registers itself
     group="evalsuite.device_backends",
     fix="pass one to --backend",
 )

@@ -48,22 +48,32 @@ def _records_table(records: list) -> None:
 @friendly
 def device_build(
     model: str = typer.Argument(..., help="demo | python:package.module:factory"),
-    variants: str = typer.Option("fp16,palettize4,palettize6,int8", "--variants"),
-    out_dir: Path = typer.Option(Path("coreml-builds"), "--out"),
+    variants: Optional[str] = typer.Option(None, "--variants", help="coreml: default fp16,palettize4,palettize6,int8;"
+                                           " executorch: fp32,int8 (the default)."),
+    runtime: str = typer.Option("coreml", "--runtime", help="coreml (.mlpackage) | executorch (.pte, XNNPACK)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default coreml-builds/ or executorch-builds/."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Convert to Core ML ML programs and compress each variant; one manifest per variant. Exit 1 if any failed."""
-    from evalsuite.device import build, models
+    """Convert to Core ML ML programs (or ExecuTorch .pte programs with --runtime executorch) and build each
+    variant; one manifest per variant. Exit 1 if any failed."""
+    from evalsuite.device import build, executorch_build, models
 
-    results = build.build(models.resolve(model), [v for v in variants.split(",") if v.strip()], out_dir)
+    if runtime not in ("coreml", "executorch"):
+        raise InputError(f"unknown --runtime {runtime!r}", "use coreml or executorch")
+    lib = executorch_build if runtime == "executorch" else build
+    names = [v for v in (variants or ("fp32,int8" if runtime == "executorch" else
+                                      "fp16,palettize4,palettize6,int8")).split(",") if v.strip()]
+    out_dir = out_dir or (executorch_build.DEFAULT_DIR if runtime == "executorch" else Path("coreml-builds"))
+    results = lib.build(models.resolve(model), names, out_dir)
     if as_json:
         _print_json([{"variant": r.variant, "package": str(r.package) if r.package else None, "error": r.error,
                       "manifest": r.manifest} for r in results])
     else:
-        _table(f"Core ML builds in {out_dir}", ["variant", "size (bytes)", "weight bits", "model hash", "conversion",
-                                               "error"],
+        _table(f"{'ExecuTorch' if runtime == 'executorch' else 'Core ML'} builds in {out_dir}",
+               ["variant", "size (bytes)", "weight bits", "model hash", "conversion", "vs eager fp32", "error"],
                [[r.variant, r.manifest.get("size_bytes"), r.manifest.get("weight_bits"),
-                 (r.manifest.get("model_hash") or "")[:16], r.manifest.get("conversion"), r.error] for r in results])
+                 (r.manifest.get("model_hash") or "")[:16], r.manifest.get("conversion"),
+                 executorch_build.deviation_text(r.manifest), r.error] for r in results])
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -72,8 +82,9 @@ def device_build(
 @friendly
 def device_time(
     model: str = typer.Argument(..., help="demo | python:package.module:factory"),
-    backend: str = typer.Option("host-torch", "--backend", help="host-torch | coreml-mac | iphone"),
-    package: Optional[Path] = typer.Option(None, "--package", help=".mlpackage for coreml-mac / iphone."),
+    backend: str = typer.Option("host-torch", "--backend", help="host-torch | coreml-mac | iphone | executorch-host"),
+    package: Optional[Path] = typer.Option(None, "--package", help=".mlpackage for coreml-mac / iphone; a .pte or a "
+                                           "builds folder for executorch-host (default executorch-builds/)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant name recorded (default: from the "
                                           "package's manifest, else fp32)."),
     iterations: int = typer.Option(50, "--iterations", min=1),
@@ -94,7 +105,12 @@ def device_time(
     chosen = backends.get(backend)
     chosen.check_available()
     target = backends.TimingTarget(model=model, variant=variant or "fp32")
-    if package is not None:
+    targets = [target]
+    if backend == "executorch-host":
+        from evalsuite.device.executorch_build import timing_targets
+
+        targets = timing_targets(model, package, variant)
+    elif package is not None:
         manifest_file = package.with_name(package.name.replace(".mlpackage", ".manifest.json"))
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         target.package, target.model_hash = package, build.package_hash(package)
@@ -104,7 +120,7 @@ def device_time(
         resolved = models.resolve(model)
         target.module, target.example_inputs = resolved.module, resolved.example_inputs
         target.model_hash = target.model_hash or resolved.weights_sha256
-    recs = chosen.time(target, settings)
+    recs = [rec for t in targets for rec in chosen.time(t, settings)]
     paths = [records.write(_store(store), r) for r in recs]
     if as_json:
         _print_json([{**r.__dict__, "path": str(p)} for r, p in zip(recs, paths)])
@@ -148,12 +164,15 @@ def device_ingest(
     release: Optional[str] = typer.Option(None, "--release"),
     variant_id: Optional[str] = typer.Option(None, "--variant-id", help="The variant id of the quality results "
                                              "these timings belong to (see `evalsuite sweep`), so they join them."),
+    builds: Optional[Path] = typer.Option(None, "--builds", help="ExecuTorch JSON: the folder the timed .pte files "
+                                          "were built into (`device build --runtime executorch`), so each record "
+                                          "takes its build's model name and .pte hash."),
     store: Optional[Path] = StoreOpt,
 ) -> None:
     """Store timing records produced elsewhere (all or nothing)."""
     from evalsuite.device.ingest import ingest
 
-    paths = ingest(file, _store(store), release=release, variant_id=variant_id)
+    paths = ingest(file, _store(store), release=release, variant_id=variant_id, builds=builds)
     out.print(f"{len(paths)} record(s) ingested into {_store(store) / 'device'}", soft_wrap=True)
 
 
