@@ -167,12 +167,16 @@ def time_stream(source: StreamSource, *, model: str, variant: str = "fp32", prom
         arrivals = measure_arrivals(source, prompt, seed, duration_s=duration_s, max_chunks=max_chunks,
                                     warmup_chunks=warmup_chunks, sync=sync)
     env = environment(device)
+    capped = len(arrivals) >= MAX_CHUNKS and not max_chunks
+    steps = getattr(source, "steps", None)
     extra = [f"requested {duration_s:g} s" + (f" or {max_chunks} chunks" if max_chunks else ""),
+             f"stopped at the {MAX_CHUNKS}-chunk cap" if capped else "",
              f"torch {torch.__version__}, {torch.get_num_threads()} threads", notes]
     return StreamRecord.from_arrivals(
         arrivals, chunk_frames=int(source.chunk_frames), target_fps=fps, model=model, variant=variant,
         backend="host", device_model=env.get("gpu") or env["cpu"], compute_unit=device,
         os_version=platform.platform(), warmup_chunks=warmup_chunks, release=release, git_sha=git_sha,
+        steps=steps if isinstance(steps, int) else None,
         variant_id=variant_id, notes="; ".join(n for n in extra if n))
 
 

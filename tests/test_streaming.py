@@ -213,6 +213,8 @@ def test_device_pipeline_stream_runs_denoiser_steps_and_decoder():
     assert isinstance(pipe, streaming.StreamSource)
     demo = streaming.resolve_stream("demo", chunk_frames=1, steps=1, target_fps=5.0)
     assert (demo.chunk_frames, demo.steps, demo.target_fps) == (1, 1, 5.0)
+    rec = streaming.time_stream(pipe, model="tiny", duration_s=0, max_chunks=3, warmup_chunks=0)
+    assert rec.steps == 2 and rec.chunks == 3 and rec.chunk_frames == 3 and rec.target_fps == 8.0
     with pytest.raises(InputError, match="unknown stream source"):
         streaming.resolve_stream("nope")
 
