@@ -25,6 +25,9 @@ Request, schema `evalsuite.ios-request/1` (host -> app):
 | compute_units | list[str] | ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY (no repeats), measured in this order |
 | inputs | list[{name, shape, dtype}] | random inputs to build; dtype float32, float16, float64 or int32 |
 | meta | {model, variant, model_hash, release, git_sha, variant_id} | opaque to the app; echoed in the result |
+| duration_s | float, optional | a sustained run (`device time --duration`): time predictions for this many seconds \
+per compute unit (at least `iterations` of them); absent or 0: exactly `iterations` |
+| window_s | float, optional | sustained runs: the length of a window (latency and thermal state per window) |
 
 The package zip is *stored* (uncompressed) and holds one `X.mlpackage/` folder. Inputs the request leaves out are
 built from the compiled model's own description (multi-arrays and images). `meta` is echoed so that a result file
@@ -49,7 +52,12 @@ Result, schema `evalsuite.ios-result/1` (app -> host):
 | compute_units | list[object] | status ok: one per compute unit, fields below |
 
 Per compute unit: compute_unit; compile_ms, first_load_ms, warm_load_ms, first_predict_ms (numbers, or null);
-latencies_ms (every steady-state prediction, ms); thermal_state (optional: the worst seen while measuring the unit).
+latencies_ms (every steady-state prediction, ms); thermal_state (optional: the worst seen while measuring the unit);
+peak_memory_mb (optional: the largest `phys_footprint` of `task_info(TASK_VM_INFO)` sampled after the first
+prediction and after every timed one, in MiB: what jetsam judges the app by); sustained runs only: duration_s (seconds
+of timed predictions) and windows, a list of {t_s, end, thermal_state}: t_s seconds from the first timed prediction
+to the window's last one, end the number of timed predictions so far (the window holds latencies_ms[previous end:
+end]), thermal_state the worst seen in the window. Results without these fields still read (older apps).
 
 compile_ms is `MLModel.compileModel(at:)` on the phone (the app compiles a fresh copy per compute unit, so every
 first load is a first load); first_load_ms is the first `MLModel.load` of that copy (device specialisation; the
@@ -127,8 +135,10 @@ def _check_input_specs(inputs: Sequence[dict]) -> list[dict]:
 
 
 def make_request(package: str, *, iterations: int, warmup: int, compute_units: str | Iterable[str],
-                 inputs: Sequence[dict] = (), request_id: str | None = None, meta: dict | None = None) -> dict:
-    """A request document (schema `evalsuite.ios-request/1`); `package` is the file name in the app's Documents."""
+                 inputs: Sequence[dict] = (), request_id: str | None = None, meta: dict | None = None,
+                 duration_s: float | None = None, window_s: float | None = None) -> dict:
+    """A request document (schema `evalsuite.ios-request/1`); `package` is the file name in the app's Documents.
+    `duration_s` (and `window_s`) ask for a sustained run; without them the request is as before."""
     if not package or "/" in package or package in (".", ".."):
         raise InputError(f"package name {package!r} is not a plain file name",
                          "pass the name of the file pushed into the app's Documents folder")
@@ -140,7 +150,15 @@ def make_request(package: str, *, iterations: int, warmup: int, compute_units: s
     if "/" in request_id:
         raise InputError(f"request id {request_id!r} contains '/'", "use letters, digits, '-' and '_'")
     meta = {k: ("" if v is None else str(v)) for k, v in (meta or {}).items()}
+    sustained: dict[str, float] = {}
+    if duration_s:
+        window = window_s or (60.0 if duration_s >= 300 else duration_s / 10)
+        if not (math.isfinite(duration_s) and duration_s > 0 and 0 < window <= duration_s):
+            raise InputError(f"sustained run of {duration_s!r} s in windows of {window!r} s",
+                             "a positive duration and a window no longer than it")
+        sustained = {"duration_s": float(duration_s), "window_s": float(window)}
     return {
+        **sustained,
         "schema": REQUEST_SCHEMA,
         "request_id": request_id,
         "package": package,
@@ -309,23 +327,46 @@ def parse_result(data: Any, *, model: str | None = None, variant: str | None = N
         lat = unit["latencies_ms"]
         if not isinstance(lat, list):
             raise InputError(f"{where}.latencies_ms is not a list", "every steady-state iteration in ms")
-        if isinstance(iterations, int) and iterations != len(lat):
+        sustained = unit.get("duration_s") is not None or unit.get("windows") is not None
+        if isinstance(iterations, int) and (len(lat) < iterations if sustained else iterations != len(lat)):
             raise InputError(f"{where} has {len(lat)} latencies but the run asked for {iterations} iterations",
                              "the app records every steady-state iteration; rerun")
         timings = {k: _number(unit[k], f"{where}.{k}") for k in UNIT_FIELDS[1:5]}
         thermal = _thermal(unit["thermal_state"], f"{where}.thermal_state") if "thermal_state" in unit \
             else top_thermal
         notes = [f"warm load {timings['warm_load_ms']:.1f} ms" if timings["warm_load_ms"] is not None else "",
-                 f"app {data['app_version']}" if data.get("app_version") else ""]
+                 f"app {data['app_version']}" if data.get("app_version") else "",
+                 "peak memory: phys_footprint" if unit.get("peak_memory_mb") is not None else ""]
         kwargs: dict[str, Any] = dict(
             model=str(model), variant=str(variant), backend="iphone", device_model=device_model, latencies_ms=lat,
             release=str(release), model_hash=model_hash, compute_unit=name, os_version=os_version,
             thermal_state=thermal, warmup=warmup, iterations=len(lat), load_ms=timings["first_load_ms"],
             compile_ms=timings["compile_ms"], first_predict_ms=timings["first_predict_ms"], git_sha=git_sha,
-            notes="; ".join(n for n in notes if n), variant_id=variant_id)
+            notes="; ".join(n for n in notes if n), variant_id=variant_id, warm_load_ms=timings["warm_load_ms"],
+            peak_memory_mb=_number(unit.get("peak_memory_mb"), f"{where}.peak_memory_mb"),
+            duration_s=_number(unit.get("duration_s"), f"{where}.duration_s"),
+            windows=_windows(unit.get("windows"), f"{where}.windows"))
         if stamp:
             kwargs["timestamp"] = stamp
         out.append(make_record(kwargs, where))
+    return out
+
+
+def _windows(value: Any, where: str) -> list[dict] | None:
+    """The app's sustained-run windows {t_s, end, thermal_state} as record windows {t_s, start, end, thermal_state}
+    (the record checks that they tile latencies_ms)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(w, dict) and "t_s" in w and "end" in w for w in value):
+        raise InputError(f"{where} is not a list of {{t_s, end, thermal_state}}", f"see {PROTOCOL_DOC}")
+    out, start = [], 0
+    for i, w in enumerate(value):
+        end = w["end"]
+        if isinstance(end, bool) or not isinstance(end, int):
+            raise InputError(f"{where}[{i}].end is {end!r}, not an integer", f"see {PROTOCOL_DOC}")
+        out.append({"t_s": _number(w["t_s"], f"{where}[{i}].t_s", nullable=False), "start": start, "end": end,
+                    "thermal_state": _thermal(w.get("thermal_state", "unknown"), f"{where}[{i}].thermal_state")})
+        start = end
     return out
 
 
@@ -353,6 +394,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(ingest_module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # ------------------------------------------------------------------------------------------------- streaming
 # A streaming run (`evalsuite device time-stream MODEL --backend iphone`, evalsuite.device.backends.iphone_stream):

@@ -178,7 +178,8 @@ def median_ci(latencies: Any, n_boot: int = CI_BOOT, seed: int = CI_SEED,
 
 
 def check_windows(windows: list, latencies: np.ndarray, where: str) -> list[dict]:
-    """Validated sustained-run windows, each with its median_ms (re)derived from latencies[start:end]."""
+    """Validated sustained-run windows (consecutive slices that together hold every latency), each with its
+    median_ms (re)derived from latencies[start:end]."""
     out: list[dict] = []
     previous_end, previous_t = 0, 0.0
     for i, w in enumerate(windows):
@@ -198,6 +199,9 @@ def check_windows(windows: list, latencies: np.ndarray, where: str) -> list[dict
         out.append({"t_s": float(t_s), "start": start, "end": end,
                     "median_ms": float(np.median(latencies[start:end])), "thermal_state": state})
         previous_end, previous_t = end, float(t_s)
+    if previous_end != len(latencies):
+        raise InputError(f"{where}: the windows cover {previous_end} of {len(latencies)} latencies",
+                         "windows are consecutive slices of latencies_ms that together hold all of them")
     return out
 
 

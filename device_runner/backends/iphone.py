@@ -15,6 +15,9 @@ One timing run (`IPhoneBackend.time`):
 6. poll `pull` of `/Documents/<request_id>.result.json` every `poll_s` until `settings.timeout_s` (monotonic
    clock); on time-out, fetch the app's progress log and the syslog and raise DeviceError with their tail;
 7. parse the result (`protocol.parse_result`): an error status or a crash marker becomes DeviceError with the log.
+   The result carries cold start (compile, first load, warm load, first prediction), the app's peak
+   `phys_footprint`, and for a sustained run (`settings.extra["duration_s"]`, `device time --duration`) the latency
+   and thermal state per window.
 
 The backend returns records and never stores them (the caller does), so a failure stores nothing.
 
@@ -268,7 +271,9 @@ class IPhoneBackend:
                                         compute_units=units, inputs=inputs, request_id=request_id,
                                         meta={"model": target.model, "variant": target.variant,
                                               "model_hash": model_hash, "release": settings.release,
-                                              "git_sha": settings.git_sha})
+                                              "git_sha": settings.git_sha},
+                                        duration_s=settings.extra.get("duration_s"),
+                                        window_s=settings.extra.get("window_s"))
         remote_request = f"/Documents/{request_id}.request.json"
         remote_result = f"/Documents/{request['result_file']}"
         with tempfile.TemporaryDirectory(prefix="evalsuite-iphone-") as tmp_name:

@@ -37,11 +37,27 @@ def _release(release: Optional[str]) -> tuple[str, str]:
     return release or _git("describe", "--tags", "--always", "--dirty") or "unreleased", _git("rev-parse", "HEAD")
 
 
+def _ms(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
 def _records_table(records: list) -> None:
-    _table("timing", ["model", "variant", "backend", "unit", "device", "median ms", "p90 ms", "trimmed ms",
+    """Tails, noise, cold start and memory of each record; then the windows of sustained runs."""
+    _table("timing", ["model", "variant", "backend", "unit", "device", "p50 ms", "95% CI", "p90 ms", "p99 ms",
                       "throughput", "release"],
-           [[r.model, r.variant, r.backend, r.compute_unit, r.device_model, r.median_ms, r.p90_ms, r.trimmed_mean_ms,
+           [[r.model, r.variant, r.backend, r.compute_unit, r.device_model, _ms(r.median_ms),
+             "[{}, {}]".format(*(_ms(v) for v in r.median_ci_ms)), _ms(r.p90_ms), _ms(r.p99_ms),
              f"{r.throughput:.4g} {r.throughput_unit}", r.release] for r in records])
+    _table("cold start and memory", ["model", "variant", "unit", "compile ms", "first load ms", "warm load ms",
+                                     "first pred ms", "peak MiB", "thermal"],
+           [[r.model, r.variant, r.compute_unit, _ms(r.compile_ms), _ms(r.load_ms), _ms(r.warm_load_ms),
+             _ms(r.first_predict_ms), _ms(r.peak_memory_mb), r.thermal_state] for r in records])
+    for r in records:
+        if r.windows:
+            _table(f"sustained {r.duration_s:.0f} s: {r.model} {r.variant} {r.backend}/{r.compute_unit}",
+                   ["until s", "predictions", "median ms", "vs first window", "thermal"],
+                   [[f"{w['t_s']:.1f}", w["end"] - w["start"], _ms(w["median_ms"]),
+                     f"{w['median_ms'] / r.windows[0]['median_ms']:.3f}×", w["thermal_state"]] for w in r.windows])
 
 
 @device_app.command("build")
@@ -93,15 +109,31 @@ def device_time(
     device: str = typer.Option("cpu", "--device", help="host-torch: cpu or cuda"),
     release: Optional[str] = typer.Option(None, "--release", help="Release tag (default: git describe)."),
     timeout: float = typer.Option(600.0, "--timeout", help="iphone: seconds to wait for the app's result."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="A sustained run: time predictions back to "
+                                           "back for this long (10m, 90s, 1h; at least --iterations of them) and "
+                                           "record latency and thermal state per window."),
+    window: Optional[str] = typer.Option(None, "--window", help="Sustained runs: window length (default 1m for "
+                                         "runs of 5m or more, else a tenth of the run)."),
     store: Optional[Path] = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Time a model with one backend and store the timing records."""
+    """Time a model with one backend and store the timing records (p50/p90/p99, the median's bootstrap CI, cold
+    start, peak memory; with --duration, latency and thermal state over time)."""
     from evalsuite.device import backends, build, models, records
+    from evalsuite.device.sustained import parse_duration
 
     tag, sha = _release(release)
+    duration_s, window_s = parse_duration(duration), parse_duration(window)
+    if window_s is not None and duration_s is None:
+        raise InputError("--window needs --duration", "add e.g. --duration 10m")
+    if window_s is not None and duration_s is not None and window_s > duration_s:
+        raise InputError(f"--window {window} is longer than --duration {duration}", "use a shorter window")
     settings = backends.TimingSettings(iterations=iterations, warmup=warmup, compute_unit=compute_unit,
                                        release=tag, git_sha=sha, timeout_s=timeout, device=device)
+    if duration_s is not None:
+        settings.extra.update(duration_s=duration_s, window_s=window_s)
+        units = 4 if compute_unit.strip().lower() == "each" else len(compute_unit.split(","))
+        settings.timeout_s = timeout + duration_s * units  # the app runs the duration once per compute unit
     chosen = backends.get(backend)
     chosen.check_available()
     target = backends.TimingTarget(model=model, variant=variant or "fp32")
@@ -185,6 +217,12 @@ def device_history(
     threshold: float = typer.Option(1.15, "--threshold", min=1.0, help="Slower than this × the window median."),
     window: int = typer.Option(5, "--window", min=1, help="Earlier releases whose median is the baseline."),
     consecutive: int = typer.Option(2, "--consecutive", min=1, help="Latest releases that must all be slow."),
+    metric: str = typer.Option("median", "--metric", help="median (each record's whole run) | last-window (a "
+                               "sustained run's last window: the number after the device heats up)."),
+    noise: str = typer.Option("disjoint", "--noise", help="disjoint: slow only when the median's 95% bootstrap CI "
+                              "lies above the baseline's | outside: the median lies above the baseline's CI | off: "
+                              "the threshold alone."),
+    explain: bool = typer.Option(False, "--explain", help="Print why each point is or is not flagged."),
     plot_file: Optional[Path] = typer.Option(None, "--out",
                                              help="Plot file (default: <store>/device/<model>-history.png)."),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
@@ -192,26 +230,45 @@ def device_history(
     store: Optional[Path] = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Latency across releases per device/backend/variant; flags regressions and writes a plot."""
+    """Latency across releases per device/backend/variant (p50 with its bootstrap CI, p90, p99, cold start, peak
+    memory); flags regressions beyond threshold and noise and writes a plot."""
     from evalsuite.device import history as hist
+    from evalsuite.device import regression
+    from evalsuite.device.records import METRICS
     from evalsuite.fsutil import atomic_write_bytes
 
+    if metric not in METRICS:
+        raise InputError(f"unknown --metric {metric!r}", f"use one of {', '.join(METRICS)}")
+    if noise not in regression.NOISE_RULES:
+        raise InputError(f"unknown --noise {noise!r}", f"use one of {', '.join(regression.NOISE_RULES)}")
     series = hist.history(_store(store), model, device=device, backend=backend, threshold=threshold, window=window,
-                          consecutive=consecutive)
+                          consecutive=consecutive, metric=metric, noise=noise)
     if not series:
         raise InputError(f"no timing records for model '{model}' in {_store(store) / 'device'}",
                          "time it with `evalsuite device time` or import records with `evalsuite device ingest`")
     slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
     path = plot_file or _store(store) / "device" / f"{slug}-history.png"
-    atomic_write_bytes(path, hist.plot(series, f"{model}: median latency across releases"))
+    what = "median latency" if metric == "median" else "last-window median latency"
+    atomic_write_bytes(path, hist.plot(series, f"{model}: {what} across releases (95% CI)"))
     regressed = [s for s in series if s.latest_is_regression]
     if as_json:
         _print_json({"plot": str(path), "series": [s.__dict__ | {"label": s.label} for s in series]})
     else:
+        p50 = "p50 ms" if metric == "median" else "last-window p50 ms"
         for s in series:
-            _table(s.label, ["release", "median ms", "measurements", "vs window", "flag"],
-                   [[rel, ms, n, "slow" if bad else "", "REGRESSION" if i in s.regression_events else ""]
+            _table(s.label, ["release", p50, "95% CI", "p90 ms", "p99 ms", "n", "vs window", "flag"],
+                   [[rel, _ms(ms), "[{}, {}]".format(*(_ms(v) for v in s.median_ci_ms[i])), _ms(s.p90_ms[i]),
+                     _ms(s.p99_ms[i]), n, "slow" if bad else "", "REGRESSION" if i in s.regression_events else ""]
                     for i, (rel, ms, n, bad) in enumerate(zip(s.releases, s.median_ms, s.measurements, s.violations))])
+            cold = [s.compile_ms, s.load_ms, s.warm_load_ms, s.first_predict_ms, s.peak_memory_mb]
+            if any(v is not None for values in cold for v in values):
+                _table(f"{s.label}: cold start and memory", ["release", "compile ms", "first load ms",
+                                                             "warm load ms", "first pred ms", "peak MiB", "thermal"],
+                       [[rel, *(_ms(values[i]) for values in cold), s.thermal_state[i]]
+                        for i, rel in enumerate(s.releases)])
+            if explain:
+                for rel, line in zip(s.releases, s.explanations):
+                    out.print(f"  {rel}: {line}", markup=False, highlight=False, soft_wrap=True)
         out.print(f"plot: {path}", soft_wrap=True)
         for s in regressed:
             err.print(f"regression: {s.label} at {s.releases[-1]}", markup=False, highlight=False)

@@ -1,7 +1,10 @@
 // The measurement: per compute unit, compile the package with MLModel.compileModel(at:), load it twice (first
 // load = device specialisation, then a warm load), predict once, run `warmup` untimed and `iterations` timed
-// predictions on random inputs (RandomInputs.swift). Every time comes from mach_absolute_time, converted with
-// mach_timebase_info.
+// predictions on random inputs (RandomInputs.swift), or with the request's duration_s a sustained run: timed
+// predictions until that many seconds have passed (at least `iterations`), with the latency and worst thermal state
+// per window of window_s. Every time comes from mach_absolute_time, converted with mach_timebase_info. Peak memory
+// is the largest phys_footprint (task_info TASK_VM_INFO, what jetsam judges) sampled after the first prediction and
+// after every timed one, outside the timed span.
 
 import CoreML
 import Darwin
@@ -64,6 +67,29 @@ struct ThermalWatch {
     }
 
     var name: String { thermalName(worst) }
+}
+
+/// The process's physical footprint in MiB (task_vm_info.phys_footprint), or nil if task_info fails.
+func physFootprintMiB() -> Double? {
+    var info = task_vm_info_data_t()
+    var count = mach_msg_type_number_t(MemoryLayout<task_vm_info_data_t>.size / MemoryLayout<integer_t>.size)
+    let status = withUnsafeMutablePointer(to: &info) { pointer in
+        pointer.withMemoryRebound(to: integer_t.self, capacity: Int(count)) {
+            task_info(mach_task_self_, task_flavor_t(TASK_VM_INFO), $0, &count)
+        }
+    }
+    guard status == KERN_SUCCESS else { return nil }
+    return Double(info.phys_footprint) / 1_048_576.0
+}
+
+/// The largest footprint seen.
+struct MemoryWatch {
+    private(set) var peakMiB: Double?
+
+    mutating func sample() {
+        guard let now = physFootprintMiB() else { return }
+        peakMiB = max(peakMiB ?? 0, now)
+    }
 }
 
 // MARK: - The measurement
@@ -150,9 +176,11 @@ final class Benchmark {
         let inputs = try makeInputs(for: model, specs: request.inputs)
         progress("[\(unitName)] warm load \(fmt(warmLoadMs)) ms; first prediction")
 
+        var memory = MemoryWatch()
         t0 = Clock.now()
         try autoreleasepool { _ = try model.prediction(from: inputs) }
         let firstPredictMs = Clock.ms(t0, Clock.now())
+        memory.sample()
         progress("[\(unitName)] first prediction \(fmt(firstPredictMs)) ms; \(request.warmup) warmup, " +
             "\(request.iterations) timed")
 
@@ -161,19 +189,41 @@ final class Benchmark {
         }
         var latencies: [Double] = []
         latencies.reserveCapacity(request.iterations)
-        for i in 0..<request.iterations {
+        let sustained = request.durationS > 0
+        var windows: [WindowResult] = []
+        var windowThermal = ThermalWatch()  // the worst state in the current window
+        var edge = request.windowS
+        let runStart = Clock.now()
+        var elapsed = 0.0
+        var i = 0
+        while i < request.iterations || (sustained && elapsed < request.durationS) {
             let start = Clock.now()
             try autoreleasepool { _ = try model.prediction(from: inputs) }
-            latencies.append(Clock.ms(start, Clock.now()))
-            if i % 10 == 9 { thermal.sample() }
+            let end = Clock.now()
+            latencies.append(Clock.ms(start, end))
+            elapsed = Clock.ms(runStart, end) / 1000
+            memory.sample()  // outside the timed span
+            if i % 10 == 9 || sustained { thermal.sample() }
+            i += 1
+            guard sustained else { continue }
+            windowThermal.sample()
+            let done = !(i < request.iterations || elapsed < request.durationS)
+            if elapsed >= edge || done {
+                windows.append(WindowResult(tS: elapsed, end: latencies.count, thermalState: windowThermal.name))
+                progress("[\(unitName)] \(String(format: "%.0f", elapsed)) s: \(latencies.count) predictions, " +
+                         "thermal \(windowThermal.name)")
+                windowThermal = ThermalWatch()
+                while edge <= elapsed { edge += request.windowS }
+            }
         }
         thermal.sample()
         let sorted = latencies.sorted()
         progress("[\(unitName)] median \(fmt(sorted[sorted.count / 2])) ms over \(latencies.count); " +
-                 "thermal \(thermal.name)")
+                 "thermal \(thermal.name); peak footprint \(fmt(memory.peakMiB ?? 0)) MiB")
         return UnitResult(computeUnit: unitName, compileMs: compileMs, firstLoadMs: firstLoadMs,
                           warmLoadMs: warmLoadMs, firstPredictMs: firstPredictMs, latenciesMs: latencies,
-                          thermalState: thermal.name)
+                          thermalState: thermal.name, peakMemoryMb: memory.peakMiB,
+                          durationS: sustained ? elapsed : nil, windows: sustained ? windows : nil)
     }
 }
 

@@ -36,9 +36,13 @@ struct BenchRequest: Decodable, Sendable {
     let computeUnits: [String]
     let inputs: [InputSpec]
     let meta: [String: String]
+    let durationS: Double  // a sustained run: seconds of timed predictions per compute unit; 0 = `iterations` only
+    let windowS: Double    // sustained runs: window length in seconds
 
     enum CodingKeys: String, CodingKey {
         case schema, package, iterations, warmup, inputs, meta
+        case durationS = "duration_s"
+        case windowS = "window_s"
         case requestId = "request_id"
         case resultFile = "result_file"
         case logFile = "log_file"
@@ -57,6 +61,8 @@ struct BenchRequest: Decodable, Sendable {
         computeUnits = try c.decode([String].self, forKey: .computeUnits)
         inputs = try c.decodeIfPresent([InputSpec].self, forKey: .inputs) ?? []
         meta = try c.decodeIfPresent([String: String].self, forKey: .meta) ?? [:]
+        durationS = try c.decodeIfPresent(Double.self, forKey: .durationS) ?? 0
+        windowS = try c.decodeIfPresent(Double.self, forKey: .windowS) ?? (durationS >= 300 ? 60 : durationS / 10)
     }
 
     /// Reads and checks a request file; every problem is a BenchError naming it.
@@ -93,6 +99,9 @@ struct BenchRequest: Decodable, Sendable {
     func validate() throws {
         guard iterations >= 1 else { throw BenchError.badRequest("iterations must be >= 1, not \(iterations)") }
         guard warmup >= 0 else { throw BenchError.badRequest("warmup must be >= 0, not \(warmup)") }
+        guard durationS >= 0, durationS == 0 || (windowS > 0 && windowS <= durationS) else {
+            throw BenchError.badRequest("duration_s \(durationS) / window_s \(windowS): need 0 < window <= duration")
+        }
         guard !computeUnits.isEmpty else { throw BenchError.badRequest("the request names no compute unit") }
         for unit in computeUnits where !computeUnitNames.contains(unit) {
             let known = computeUnitNames.joined(separator: ", ")
@@ -112,6 +121,9 @@ struct UnitResult: Encodable, Sendable {
     let firstPredictMs: Double
     let latenciesMs: [Double]
     let thermalState: String
+    let peakMemoryMb: Double?      // the largest phys_footprint sampled while predicting (MiB)
+    let durationS: Double?         // sustained runs only
+    let windows: [WindowResult]?   // sustained runs only
 
     enum CodingKeys: String, CodingKey {
         case computeUnit = "compute_unit"
@@ -120,6 +132,38 @@ struct UnitResult: Encodable, Sendable {
         case warmLoadMs = "warm_load_ms"
         case firstPredictMs = "first_predict_ms"
         case latenciesMs = "latencies_ms"
+        case thermalState = "thermal_state"
+        case peakMemoryMb = "peak_memory_mb"
+        case durationS = "duration_s"
+        case windows
+    }
+
+    /// Optional fields are left out when nil (older hosts read the result unchanged).
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(computeUnit, forKey: .computeUnit)
+        try c.encode(compileMs, forKey: .compileMs)
+        try c.encode(firstLoadMs, forKey: .firstLoadMs)
+        try c.encode(warmLoadMs, forKey: .warmLoadMs)
+        try c.encode(firstPredictMs, forKey: .firstPredictMs)
+        try c.encode(latenciesMs, forKey: .latenciesMs)
+        try c.encode(thermalState, forKey: .thermalState)
+        try c.encodeIfPresent(peakMemoryMb, forKey: .peakMemoryMb)
+        try c.encodeIfPresent(durationS, forKey: .durationS)
+        try c.encodeIfPresent(windows, forKey: .windows)
+    }
+}
+
+/// One window of a sustained run: seconds from the first timed prediction to the window's last one, the count of
+/// timed predictions so far (the window holds latencies_ms[previous end..<end]), the worst thermal state in it.
+struct WindowResult: Encodable, Sendable {
+    let tS: Double
+    let end: Int
+    let thermalState: String
+
+    enum CodingKeys: String, CodingKey {
+        case end
+        case tS = "t_s"
         case thermalState = "thermal_state"
     }
 }
