@@ -77,12 +77,13 @@ def series_for(records: list[StreamRecord], model: str, device: str | None = Non
             s.jitter_ms.append(float(np.median([r.jitter_ms for r in recs])))
             s.measurements.append(len(recs))
         period = [1000.0 / f for f in s.sustained_fps]
-        s.ttff_violations = regression.violations(s.ttff_ms, threshold, window)
-        s.fps_violations = regression.violations(period, threshold, window)
-        s.ttff_events = regression.regression_events(s.ttff_ms, threshold, window, consecutive)
-        s.fps_events = regression.regression_events(period, threshold, window, consecutive)
-        s.ttff_regressed = regression.is_regression(s.ttff_ms, threshold, window, consecutive)
-        s.fps_regressed = regression.is_regression(period, threshold, window, consecutive)
+        t, w, c = threshold, window, consecutive
+        s.ttff_violations = regression.violations(s.ttff_ms, threshold=t, window=w)
+        s.fps_violations = regression.violations(period, threshold=t, window=w)
+        s.ttff_events = regression.regression_events(s.ttff_ms, threshold=t, window=w, consecutive=c)
+        s.fps_events = regression.regression_events(period, threshold=t, window=w, consecutive=c)
+        s.ttff_regressed = regression.is_regression(s.ttff_ms, threshold=t, window=w, consecutive=c)
+        s.fps_regressed = regression.is_regression(period, threshold=t, window=w, consecutive=c)
         out.append(s)
     return out
 

@@ -260,7 +260,8 @@ def resolve_stream(spec: str, *, chunk_frames: int | None = None, steps: int | N
         return gen
     if spec.startswith("python:"):
         obj = load_object(spec[len("python:"):], "stream source")
-        obj = obj() if callable(obj) and not hasattr(obj, "stream_video") else obj
+        if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "stream_video")):
+            obj = obj()  # a class or a factory function
         if not isinstance(obj, StreamSource):
             raise InputError(f"{spec} returned {type(obj).__name__}, not a stream source",
                              "return an object with chunk_frames, target_fps and stream_video(prompt, seed)")

@@ -185,6 +185,26 @@ def test_host_stream_of_demo_video_end_to_end(tmp_path):
     assert rec.jitter_ms == pytest.approx(rec.p99_ms - rec.p50_ms)
 
 
+class PySource:
+    """A third-party stream source for `python:tests.test_streaming:PySource`."""
+
+    chunk_frames = 3
+    target_fps = 24.0
+
+    def stream_video(self, prompt, seed):
+        while True:
+            yield np.zeros((self.chunk_frames, 2, 2, 3), np.uint8)
+
+
+def test_python_stream_source():
+    source = streaming.resolve_stream("python:tests.test_streaming:PySource", chunk_frames=2)
+    assert isinstance(source, PySource) and source.chunk_frames == 2 and source.target_fps == 24.0
+    rec = streaming.time_stream(source, model="py", duration_s=0, max_chunks=4, warmup_chunks=1)
+    assert rec.chunks == 4 and rec.chunk_frames == 2 and rec.target_fps == 24.0 and rec.steps is None
+    with pytest.raises(InputError, match="not a stream source"):
+        streaming.resolve_stream("python:tests.test_streaming:record")
+
+
 def test_device_pipeline_stream_runs_denoiser_steps_and_decoder():
     calls: list[str] = []
 
