@@ -466,6 +466,21 @@ def test_iphone_stream_sequence_and_record(tmp_path):
     assert stream_records.load_all(tmp_path / "store")[0].deadline_misses == expected["deadline_misses"]
 
 
+def test_ingest_stream_result_file(tmp_path):
+    request = protocol.make_stream_request([{"name": "denoiser", "package": "d.zip", "calls": 2}], chunk_frames=4,
+                                           target_fps=10.0, duration_s=1.0, request_id="r9",
+                                           meta={"model": "m", "variant": "fp16", "release": "v2"})
+    path = tmp_path / "r9.result.json"
+    path.write_text(json.dumps(app_stream_result(request)))
+    result = runner.invoke(app, ["device", "ingest-stream", str(path), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    (rec,) = stream_records.load_all(tmp_path / "s")
+    assert (rec.model, rec.variant, rec.release, rec.steps, rec.backend) == ("m", "fp16", "v2", 2, "iphone")
+    path.write_text("{}")
+    bad = runner.invoke(app, ["device", "ingest-stream", str(path), "--store", str(tmp_path / "s")])
+    assert bad.exit_code == 2 and "evalsuite.ios-stream-result/1" in bad.output
+
+
 @pytest.mark.parametrize("mode,error,match", [
     ("error", DeviceError, "MLModel load failed"),
     ("crash", DeviceError, "crashed on the iPhone .SIGSEGV."),

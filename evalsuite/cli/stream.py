@@ -150,3 +150,23 @@ def device_stream_history(
                       highlight=False)
     if regressed and fail_on_regression:
         raise typer.Exit(1)
+
+
+@device_app.command("ingest-stream")
+@friendly
+def device_ingest_stream(
+    file: Path = typer.Argument(..., help="The benchmark app's stream result JSON (evalsuite.ios-stream-result/1)."),
+    release: Optional[str] = typer.Option(None, "--release", help="Release tag (default: the result's meta)."),
+    store: Optional[Path] = StoreOpt,
+) -> None:
+    """Store the stream record of an app stream result produced elsewhere (e.g. a run started by hand)."""
+    from evalsuite.device import protocol, stream_records
+
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc}", "pass the result JSON the app wrote") from exc
+    rec = protocol.parse_stream_result(raw, release=release, source=str(file))
+    path = stream_records.write(_store(store), rec)
+    _stream_table([rec])
+    out.print(f"stored {path}", soft_wrap=True)
