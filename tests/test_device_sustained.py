@@ -240,3 +240,41 @@ def test_browser_draws_the_sustained_charts(site):
         page.screenshot(path=str(ARTIFACTS / "evalsuite.device-sustained.png"), full_page=True)
         assert errors == []
         browser.close()
+
+
+def test_coreml_mac_sustained_with_a_stand_in_coremltools(monkeypatch, tmp_path):
+    """coreml-mac runs only on macOS: here coremltools is a stand-in (an MLModel whose predict sleeps), enough to
+    check the loads, the sustained loop, peak memory and the record it makes."""
+    import sys
+    import types
+
+    from evalsuite.device.backends import coreml_mac
+
+    loads: list[str] = []
+
+    class FakeModel:
+        def __init__(self, path, compute_units):
+            loads.append(compute_units)
+
+        def get_spec(self):
+            feature = types.SimpleNamespace(name="x", type=types.SimpleNamespace(
+                multiArrayType=types.SimpleNamespace(shape=[1, 4])))
+            return types.SimpleNamespace(description=types.SimpleNamespace(input=[feature]))
+
+        def predict(self, inputs):
+            assert inputs["x"].shape == (1, 4)
+            time.sleep(0.005)
+
+    fake_ct = types.SimpleNamespace(models=types.SimpleNamespace(MLModel=FakeModel),
+                                    ComputeUnit=types.SimpleNamespace(ALL="all", CPU_ONLY="cpu"))
+    monkeypatch.setitem(sys.modules, "coremltools", fake_ct)
+    monkeypatch.setattr(coreml_mac.sys, "platform", "darwin")
+    pkg = tmp_path / "m.mlpackage"
+    pkg.mkdir()
+    (rec,) = coreml_mac.CoreMLMacBackend().time(
+        TimingTarget("m", "fp16", package=pkg),
+        TimingSettings(iterations=3, warmup=1, compute_unit="CPU_ONLY", extra={"duration_s": 0.2, "window_s": 0.05}))
+    assert loads == ["cpu", "cpu"]  # a first and a warm load
+    assert rec.load_ms is not None and rec.warm_load_ms is not None and rec.first_predict_ms is not None
+    assert rec.windows and rec.duration_s is not None and rec.duration_s >= 0.2 and rec.peak_memory_mb
+    assert rec.thermal_state == "unknown" and rec.compute_unit == "CPU_ONLY"
