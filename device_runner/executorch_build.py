@@ -213,7 +213,15 @@ def build_variant(model: DeviceModel, variant: str, out_dir: Path) -> BuildResul
     try:
         exported = export(model, variant)
         atomic_write_bytes(dest, exported.program.buffer)
-        dev = deviation(dest, model)
+        try:
+            dev = deviation(dest, model)
+        except Exception as exc:  # noqa: BLE001 (a program the runtime cannot run is not kept)
+            dest.unlink(missing_ok=True)
+            if isinstance(exc, BuildError):
+                raise
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            raise BuildError(f"{model.name}: the {variant} .pte does not run in the ExecuTorch runtime "
+                             f"({type(exc).__name__}: {first})", "build the other variants") from exc
     except BuildError as exc:
         return BuildResult(variant, error=f"variant {variant}: {exc.message}")
     with torch.no_grad():

@@ -178,7 +178,7 @@ def test_backends_are_one_registry_with_plugins(tmp_path):
     assert {"host-torch", "coreml-mac", "iphone"} <= set(backends.BACKENDS.names())
     with pytest.raises(UnknownNameError, match="unknown timing backend 'no-such'") as err:
         backends.get("no-such")
-    assert "coreml-mac, host-torch, iphone" in err.value.fix
+    assert "coreml-mac, executorch-host, host-torch, iphone" in err.value.fix
     result = runner.invoke(app, ["device", "time", "demo", "--backend", "no-such"])
     assert result.exit_code != 0 and "unknown timing backend 'no-such'" in result.output
 
@@ -194,7 +194,7 @@ def test_backends_are_one_registry_with_plugins(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["DemoTimer", "coreml-mac", "demo-timer", "host-torch", "iphone"]
+    assert proc.stdout.split() == ["DemoTimer", "coreml-mac", "demo-timer", "executorch-host", "host-torch", "iphone"]
 
 
 # ------------------------------------------------------------------ regression rule and history

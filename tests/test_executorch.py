@@ -199,6 +199,11 @@ def test_unusable_inputs_are_one_line_errors(built, tmp_path):
         fh.write(b"\0")
     with pytest.raises(InputError, match="does not match its build manifest"):
         executorch_build.timing_targets("demo", tampered, "fp32")
+    garbage = tmp_path / "garbage.pte"
+    garbage.write_bytes(b"not a program")
+    broken = runner.invoke(app, ["device", "time", "demo", "--backend", "executorch-host", "--package", str(garbage),
+                                 "--store", str(tmp_path / "store")])
+    assert broken.exit_code == 2 and "could not run" in broken.output and "Traceback" not in broken.output
 
 
 def test_missing_executorch_is_an_install_hint(monkeypatch, tmp_path):

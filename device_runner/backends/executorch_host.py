@@ -75,23 +75,29 @@ class ExecuTorchHostBackend:
                              f"--package FILE.pte or the builds folder")
         pte = Path(target.package)
         manifest = executorch_build.read_manifest(pte) or {}
-        t0 = time.perf_counter()
-        method = Runtime.get().load_program(pte).load_method("forward")
-        load_ms = (time.perf_counter() - t0) * 1000
-        if method is None:
-            raise InputError(f"{pte} has no forward method", "rebuild it with `evalsuite device build --runtime "
-                                                             "executorch`")
-        inputs = list(target.example_inputs) or _inputs_from_meta(method, pte)
-        t0 = time.perf_counter()
-        method.execute(inputs)
-        first = (time.perf_counter() - t0) * 1000
-        for _ in range(settings.warmup):
-            method.execute(inputs)
-        latencies = []
-        for _ in range(settings.iterations):
+        try:
+            t0 = time.perf_counter()
+            method = Runtime.get().load_program(pte).load_method("forward")
+            load_ms = (time.perf_counter() - t0) * 1000
+            if method is None:
+                raise InputError(f"{pte} has no forward method", "rebuild it with `evalsuite device build "
+                                                                 "--runtime executorch`")
+            inputs = list(target.example_inputs) or _inputs_from_meta(method, pte)
             t0 = time.perf_counter()
             method.execute(inputs)
-            latencies.append((time.perf_counter() - t0) * 1000)
+            first = (time.perf_counter() - t0) * 1000
+            for _ in range(settings.warmup):
+                method.execute(inputs)
+            latencies = []
+            for _ in range(settings.iterations):
+                t0 = time.perf_counter()
+                method.execute(inputs)
+                latencies.append((time.perf_counter() - t0) * 1000)
+        except (RuntimeError, ValueError, TypeError) as exc:  # the runtime's load/execute errors
+            first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+            raise DeviceError(f"the ExecuTorch runtime could not run {pte} ({type(exc).__name__}: {first_line})",
+                              "rebuild it with `evalsuite device build --runtime executorch` using this executorch "
+                              "version") from exc
         threads = _threads()
         notes = "; ".join(part for part in (
             f"ExecuTorch {manifest.get('executorch') or executorch_build.require_executorch()} runtime, XNNPACK "
