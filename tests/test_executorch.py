@@ -215,3 +215,16 @@ def test_missing_executorch_is_an_install_hint(monkeypatch, tmp_path):
         backends.get("executorch-host").check_available()
     result = runner.invoke(app, ["device", "build", "demo", "--runtime", "executorch", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "pip install" in result.output and "Traceback" not in result.output
+
+
+def test_executorch_host_sustained_run_and_peak_memory(built):
+    """--duration on executorch-host: predictions until the duration has passed, split into windows, with the
+    peak memory of the timed calls, as host-torch does."""
+    target = backends.TimingTarget(model="demo", variant="int8", package=built / "demo_xnnpack_int8.pte")
+    settings = backends.TimingSettings(iterations=3, warmup=0)
+    settings.extra.update(duration_s=0.5, window_s=0.1)
+    (rec,) = backends.get("executorch-host").time(target, settings)
+    assert rec.duration_s is not None and rec.duration_s >= 0.5 and rec.iterations == len(rec.latencies_ms) >= 3
+    assert rec.windows and sum(w["end"] - w["start"] for w in rec.windows) == len(rec.latencies_ms)
+    assert rec.peak_memory_mb is None or rec.peak_memory_mb > 0
+    assert "peak memory:" in rec.notes

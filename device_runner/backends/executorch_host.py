@@ -20,7 +20,9 @@ import torch
 
 from evalsuite.device import executorch_build
 from evalsuite.device.backends import DeviceError, TimingSettings, TimingTarget, register
+from evalsuite.device.host_memory import PeakMemory
 from evalsuite.device.records import TimingRecord
+from evalsuite.device.sustained import timed_loop
 from evalsuite.errors import InputError
 from evalsuite.provenance import environment
 
@@ -88,11 +90,10 @@ class ExecuTorchHostBackend:
             first = (time.perf_counter() - t0) * 1000
             for _ in range(settings.warmup):
                 method.execute(inputs)
-            latencies = []
-            for _ in range(settings.iterations):
-                t0 = time.perf_counter()
-                method.execute(inputs)
-                latencies.append((time.perf_counter() - t0) * 1000)
+            memory = PeakMemory("cpu")
+            memory.start()
+            latencies, windows, elapsed = timed_loop(lambda: method.execute(inputs), settings.iterations,
+                                                     settings.extra.get("duration_s"), settings.extra.get("window_s"))
         except (RuntimeError, ValueError, TypeError) as exc:  # the runtime's load/execute errors
             first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
             raise DeviceError(f"the ExecuTorch runtime could not run {pte} ({type(exc).__name__}: {first_line})",
@@ -102,13 +103,14 @@ class ExecuTorchHostBackend:
         notes = "; ".join(part for part in (
             f"ExecuTorch {manifest.get('executorch') or executorch_build.require_executorch()} runtime, XNNPACK "
             f"delegate, {threads if threads is not None else '?'} threadpool threads, Python bindings",
-            f"{pte.name}", executorch_build.manifest_notes(manifest)) if part)
+            f"{pte.name}", executorch_build.manifest_notes(manifest), f"peak memory: {memory.method}") if part)
         return [TimingRecord(
             model=target.model, model_hash=target.model_hash or executorch_build.sha256_file(pte),
             variant=target.variant, backend=self.name, compute_unit=executorch_build.DELEGATE,
             device_model=environment("cpu")["cpu"], os_version=platform.platform(), thermal_state="unknown",
-            warmup=settings.warmup, iterations=settings.iterations, latencies_ms=latencies, load_ms=load_ms,
-            first_predict_ms=first, release=settings.release, git_sha=settings.git_sha, notes=notes)]
+            warmup=settings.warmup, iterations=len(latencies), latencies_ms=latencies, load_ms=load_ms,
+            first_predict_ms=first, release=settings.release, git_sha=settings.git_sha, notes=notes,
+            peak_memory_mb=memory.peak_mb(), windows=windows, duration_s=elapsed)]
 
 
 register("executorch-host", ExecuTorchHostBackend)

@@ -155,7 +155,7 @@ def device_time(
     recs = [rec for t in targets for rec in chosen.time(t, settings)]
     if duration_s is not None and any(r.windows is None for r in recs):
         err.print(f"warning: the {backend} backend does not run sustained measurements; --duration was ignored "
-                  f"(host-torch, coreml-mac and iphone do)", markup=False, highlight=False)
+                  f"(host-torch, coreml-mac, executorch-host and iphone do)", markup=False, highlight=False)
     paths = [records.write(_store(store), r) for r in recs]
     if as_json:
         _print_json([{**r.__dict__, "path": str(p)} for r, p in zip(recs, paths)])
