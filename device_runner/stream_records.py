@@ -20,6 +20,8 @@ streaming table and `device stream-history` read them. Schema `evalsuite.stream-
 | sustained_fps | float | frames after the first chunk over the time they took (derived) |
 | p50_ms, p90_ms, p99_ms | float | steady-state chunk latency percentiles, l_1 … (derived) |
 | jitter_ms | float | p99 − p50 (derived) |
+| p50_ci_ms | [float, float] or null | 95% percentile-bootstrap CI of p50 (`records.median_ci`, seed 0, 1000 resamples \
+of l_1 …): the run's spread; null with fewer than 2 steady-state chunks (derived) |
 | deadline_misses, deadline_miss_rate | int, float | chunks later than their play time at target_fps (derived) |
 | stall_ms | float | total time playback waited for late chunks (derived) |
 | thermal_state | str | nominal, fair, serious, critical, unknown (the worst seen on the phone) |
@@ -85,6 +87,7 @@ class StreamRecord:
     deadline_misses: int = 0
     deadline_miss_rate: float = 0.0
     stall_ms: float = 0.0
+    p50_ci_ms: list[float] | None = None
     git_sha: str = ""
     notes: str = ""
     variant_id: str | None = None
@@ -104,6 +107,10 @@ class StreamRecord:
         for name in DERIVED:
             setattr(self, name, stats[name])
         self.target_fps = float(self.target_fps)
+        from evalsuite.device.records import median_ci
+
+        steady = lat[1:]  # l_1 …, as the percentiles
+        self.p50_ci_ms = [float(v) for v in median_ci(steady)] if len(steady) >= 2 else None
 
     @property
     def arrivals_ms(self) -> list[float]:
@@ -156,7 +163,8 @@ def _close(a: float, b: float) -> bool:
 
 
 _FIELD_KINDS = {f.name: {"str": (str,), "int": (int,), "float": (int, float), "list[float]": (list,),
-                         "int | None": (int, type(None)), "str | None": (str, type(None))}[str(f.type)]
+                         "int | None": (int, type(None)), "str | None": (str, type(None)),
+                         "list[float] | None": (list, type(None))}[str(f.type)]
                 for f in fields(StreamRecord)}
 
 

@@ -50,7 +50,7 @@ def section(store: str | Path) -> StreamSection:
         values = {c.metric: float(getattr(rec, c.metric)) for c in COLUMNS}
         values["deadline_miss_rate"] *= 100.0
         rows.append(Row(f"stream:{'|'.join(str(k) for k in key)}", label, "measured", rec.model_hash,
-                        cells={c.key: Cell(values[c.metric], n, note=note) for c in COLUMNS}))
+                        cells={c.key: Cell(values[c.metric], n, note=_note(note, rec, c.metric)) for c in COLUMNS}))
     out = StreamSection(Table(FAMILY, TITLE, list(COLUMNS), rows))
     for model in sorted({r.model for r in recs}):
         for s in stream_history.series_for(recs, model):
@@ -63,3 +63,10 @@ def section(store: str | Path) -> StreamSection:
             if s.latest_is_regression:
                 out.regressions.append(f"{label} ({', '.join(s.regressed())})")
     return out
+
+
+def _note(note: str, rec: StreamRecord, metric: str) -> str:
+    """A cell's hover text; p50 also states the run's spread (the median's 95% bootstrap CI)."""
+    if metric == "p50_ms" and rec.p50_ci_ms:
+        return f"{note}; 95% CI of p50 [{rec.p50_ci_ms[0]:.4g}, {rec.p50_ci_ms[1]:.4g}] ms"
+    return note

@@ -537,3 +537,19 @@ def test_swift_source_carries_the_same_fields_and_definitions():
     # the miss rule and the FPS formula, as in stream_stats
     assert "if a[k] > due + 1e-6" in swift and "c * Double(n - 1) * 1000 / (a[n - 1] - a[0])" in swift
     assert "Double(sorted.count - 1) * q" in swift  # numpy's linear percentile
+
+
+def test_stream_records_state_their_spread():
+    """Noise honesty for streams too: the median chunk latency's 95% bootstrap CI, the same rule as timing records."""
+    from evalsuite.device.records import median_ci
+    from evalsuite.device.stream_records import StreamRecord
+
+    lat = [120.0, 50.0, 52.0, 49.0, 70.0, 51.0, 48.0, 90.0]
+    rec = StreamRecord(model="m", variant="fp32", backend="host", device_model="cpu", chunk_frames=4,
+                       target_fps=10.0, chunk_latencies_ms=lat, release="v1")
+    assert rec.p50_ci_ms == list(median_ci(lat[1:]))
+    assert rec.p50_ci_ms[0] <= rec.p50_ms <= rec.p50_ci_ms[1]
+    assert StreamRecord.from_dict({**rec.__dict__, "p50_ci_ms": [0.0, 1.0]}).p50_ci_ms == rec.p50_ci_ms  # derived
+    one = StreamRecord(model="m", variant="fp32", backend="host", device_model="cpu", chunk_frames=4,
+                       target_fps=10.0, chunk_latencies_ms=[100.0, 50.0], release="v1")
+    assert one.p50_ci_ms is None
