@@ -18,7 +18,7 @@ from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.dpg.task import DPG_CATEGORIES, DPGBenchTask
 from evalsuite.tasks.geneval.counting_task import COUNTING_CLASSES, CountingTask, counting_prompts
 from evalsuite.tasks.geneval.task import DETECTOR_HELP, GenEvalTask
-from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, build_backend, score_per_image
+from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, build_backend, score_per_image, scorer_identity
 
 __all__ = ["COUNTING_CLASSES", "CLIPScoreTask", "CountingTask", "DETECTOR_HELP", "DPGBenchTask", "DPG_CATEGORIES",
            "GenEvalTask", "PromptGridOptions", "counting_prompts"]
@@ -62,7 +62,7 @@ class CLIPScoreTask(Task):
             got = scorer.score(images, prompts)
             return [tuple(got[k][j].item() for k in keys) for j in range(len(images))]
 
-        scored = score_per_image(ctx, score, "CLIPScore")
+        scored = score_per_image(ctx, score, "CLIPScore", cache_identity=scorer_identity(self, scorer, ctx))
         names, texts = scored.names, scored.prompts
         columns = {k: [v[i] for v in scored.values] for i, k in enumerate(keys)}
         long = {"clipscore": int(sum(columns["long"])), "clip_s_hessel": int(sum(columns["long_hessel"]))}
@@ -75,6 +75,7 @@ class CLIPScoreTask(Task):
         return TaskOutput(metrics={"clipscore": max(float(np.mean(columns["clipscore"])), 0.0),
                                    "clip_s_hessel": float(np.mean(columns["clip_s_hessel"]))},
                           details={"protocol": scorer.protocol, "backbone": self.options.backbone,
+                                   "cached_samples": scored.cached,
                                    "prompts_over_77_tokens": long,
                                    "truncation": {"clipscore": "torchmetrics: ids sliced at 77, end token dropped",
                                                   "clip_s_hessel": "clip.tokenize(truncate=True): end token kept"}},

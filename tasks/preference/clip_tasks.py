@@ -13,6 +13,7 @@ from PIL import Image
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks.t2i import task_helpers as helpers
 from evalsuite.tasks.t2i.task_helpers import BatchScorer, build_backend, per_image_output, score_per_image
 
 
@@ -54,7 +55,8 @@ class HPSv2Task(Task):
         scorer = build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline,
                                self.options.antialias)
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        return per_image_output("hpsv2", score_per_image(ctx, hps_batch(scorer), "HPSv2"),
+        cache = helpers.scorer_identity(self, scorer, ctx)
+        return per_image_output("hpsv2", score_per_image(ctx, hps_batch(scorer), "HPSv2", cache_identity=cache),
                        {"protocol": scorer.protocol, "version": scorer.version,
                         "path": "hpsv2.img_score.score (hpsv2 1.2.0) × 100, hps_version pinned",
                         "resize_antialias": scorer.antialias,
@@ -119,7 +121,8 @@ class PickScoreTask(Task):
             assert prompts is not None
             return [float(v) for v in scorer.score(images, prompts)]
 
-        return per_image_output("pickscore", score_per_image(ctx, batch, "PickScore"),
+        cache = helpers.scorer_identity(self, scorer, ctx, sources=scorer.sources)
+        return per_image_output("pickscore", score_per_image(ctx, batch, "PickScore", cache_identity=cache),
                        {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256, **scorer.sources,
                         "recipe": "yuvalkirstain/PickScore README: logit_scale.exp() * text_embs @ image_embs.T, "
                                   "L2-normalised; processor padding=True, truncation=True, max_length=77",
@@ -152,7 +155,9 @@ class AestheticTask(Task):
         def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
             return [float(v) for v in scorer.score(images)]
 
-        return per_image_output("aesthetic", score_per_image(ctx, batch, "aesthetic", with_prompts=False),
+        cache = helpers.scorer_identity(self, scorer, ctx)
+        return per_image_output("aesthetic", score_per_image(ctx, batch, "aesthetic", with_prompts=False,
+                                                             cache_identity=cache),
                        {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256,
                         "clip_precision": scorer.precision,
                         "official": "christophschuhmann/improved-aesthetic-predictor simple_inference.py @6934dd8"})

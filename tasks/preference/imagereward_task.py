@@ -8,7 +8,7 @@ from PIL import Image
 
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import build_backend, per_image_output, score_per_image
+from evalsuite.tasks.t2i.task_helpers import build_backend, per_image_output, score_per_image, scorer_identity
 
 
 def open_as_package(path: str) -> Image.Image | str:
@@ -47,7 +47,8 @@ class ImageRewardTask(Task):
         ctx.weights_used[scorer.protocol] = scorer.weights_sha256
         ctx.weights_used[f"{scorer.protocol}-vocab"] = scorer.vocab_sha256
         got = score_per_image(ctx, lambda images, prompts: [float(r) for r in scorer.score(images, prompts)],
-                              "ImageReward", opener=open_as_package)
+                              "ImageReward", opener=open_as_package,
+                              cache_identity=scorer_identity(self, scorer, ctx, vocab=scorer.vocab_sha256))
         return per_image_output("imagereward", got, {
             "protocol": scorer.protocol, "path": "image-reward 1.5 ImageReward.score(prompt, image), one prompt per "
                                                  "image, fp32",

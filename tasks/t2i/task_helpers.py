@@ -5,6 +5,7 @@ sample image (with its prompt) in batches, sharded over ranks (`score_per_image`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,9 @@ import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
+from evalsuite.hashing import sha256_file
 from evalsuite.imageio import read_rgb
+from evalsuite.score_cache import ScoreCache
 from evalsuite.task import TaskOutput
 
 
@@ -79,13 +82,19 @@ class PerImage:
     prompts: list[str | None]
     values: list[Any]
     skipped: list[dict]
+    cached: int = 0  # results read from the score cache instead of the model
 
 
 def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prompts: bool = True,
-                    opener: Callable[[str], Image.Image | str] = open_or_reason) -> PerImage:
+                    opener: Callable[[str], Image.Image | str] = open_or_reason,
+                    cache_identity: dict | None = None) -> PerImage:
     """Score every sample image (and its prompt) in batches of --batch-size, sharded over ranks. Images without a
     prompt (when `with_prompts`) and images `opener` cannot open or `score_batch` cannot score (a str result) are
-    skipped samples with their reason; none scored at all is an error (no prompt known anywhere: a skip)."""
+    skipped samples with their reason; none scored at all is an error (no prompt known anywhere: a skip).
+
+    With `cache_identity` (everything that changes the number: task, version, protocol, weights sha256, device,
+    options), results are cached per (image content sha256, prompt) in `evalsuite.score_cache`, so a second run over
+    the same images only reads them."""
     files = ctx.sample_files()
     skipped: list[dict] = []
     if with_prompts:
@@ -99,27 +108,63 @@ def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prom
         items = [(str(f), None) for f in files]
     size = max(1, ctx.options.batch_size)
 
-    def run(shard: list) -> list:
-        out: list = []
-        for start in range(0, len(shard), size):
-            chunk = shard[start:start + size]
-            opened = [opener(path) for path, _ in chunk]
-            readable = [(i, image) for i, image in enumerate(opened) if not isinstance(image, str)]
-            ok = [i for i, _ in readable]
-            got = score_batch([image for _, image in readable], [chunk[i][1] for i in ok] if with_prompts else None) \
-                if ok else []
-            values = dict(zip(ok, got))
-            for i, (path, _) in enumerate(chunk):
+    cache = ScoreCache(cache_identity) if cache_identity is not None else None
+
+    def run(shard: list) -> list:  # per item: (its result or skip record, whether it came from the cache)
+        found: dict[int, Any] = {}
+        shas: dict[int, str] = {}
+        if cache is not None:
+            for i, (path, prompt) in enumerate(shard):
+                try:
+                    shas[i] = sha256_file(path)
+                except OSError:
+                    continue  # the opener says why
+                hit = cache.get(shas[i], prompt)
+                if hit is not None:
+                    found[i] = hit
+        todo = [i for i in range(len(shard)) if i not in found]
+        fresh: dict[int, Any] = {}
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            opened = {i: opener(shard[i][0]) for i in chunk}
+            readable = [i for i in chunk if not isinstance(opened[i], str)]
+            got = score_batch([opened[i] for i in readable],  # type: ignore[misc]
+                              [shard[i][1] for i in readable] if with_prompts else None) if readable else []
+            values = dict(zip(readable, got))
+            for i in chunk:
                 value = values.get(i, opened[i])
-                out.append({"file": path, "reason": value} if isinstance(value, str) else value)
-        return out
+                fresh[i] = {"file": shard[i][0], "reason": value} if isinstance(value, str) else value
+                if cache is not None and i in shas and not isinstance(value, str) and _jsonable(value):
+                    cache.put_many(shas[i], {shard[i][1]: value})
+        return [(found[i], True) if i in found else (fresh[i], False) for i in range(len(shard))]
 
     results = ctx.map_samples(items, run, label)
-    kept = [(item, value) for item, value in zip(items, results) if not isinstance(value, dict)]
-    skipped += [value for value in results if isinstance(value, dict)]
+    kept = [(item, value) for item, (value, _) in zip(items, results) if not isinstance(value, dict)]
+    skipped += [value for value, _ in results if isinstance(value, dict)]
     if not kept:
         raise InputError(f"no image could be scored by {label}", "check the images (see the skipped samples)")
-    return PerImage([f for (f, _), _ in kept], [p for (_, p), _ in kept], [v for _, v in kept], skipped)
+    return PerImage([f for (f, _), _ in kept], [p for (_, p), _ in kept], [v for _, v in kept], skipped,
+                    cached=sum(hit for _, hit in results))
+
+
+def scorer_identity(task: Any, scorer: Any, ctx: Any, **extra: Any) -> dict | None:
+    """What a per-image result depends on, as `score_per_image`'s cache key: the task and its version, the scorer's
+    protocol and weights sha256, the device (precision differs by device), the task's options and `extra`. None (no
+    caching) for a scorer whose weights have no recorded digest (e.g. a model object built in memory)."""
+    options = getattr(task, "options", None)
+    if not getattr(scorer, "weights_sha256", None) or not getattr(scorer, "protocol", None):
+        return None
+    return {"task": task.name, "version": task.version, "protocol": getattr(scorer, "protocol", None),
+            "weights": getattr(scorer, "weights_sha256", None), "device": str(ctx.device),
+            "options": repr(options), **extra}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def per_image_output(metric: str, got: PerImage, details: dict[str, Any]) -> TaskOutput:
@@ -128,5 +173,6 @@ def per_image_output(metric: str, got: PerImage, details: dict[str, Any]) -> Tas
     per_sample: dict[str, list] = {"name": got.names, metric: scores}
     if any(p is not None for p in got.prompts):
         per_sample["prompt"] = got.prompts
+    details = {**details, "cached_samples": got.cached}
     return TaskOutput(metrics={metric: float(np.mean(scores))}, details=details, per_sample=per_sample,
                       skipped_samples=got.skipped, num_samples=len(scores), protocol=details["protocol"])

@@ -13,7 +13,7 @@ import numpy as np
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import NO_PROMPT_FIX, score_per_image
+from evalsuite.tasks.t2i.task_helpers import NO_PROMPT_FIX, score_per_image, scorer_identity
 from evalsuite.tasks.vqascore import scoring
 
 
@@ -88,7 +88,8 @@ class VQAScoreTask(Task):
             return [(float(got["vqascore"][j]), int(got["tokens"][j]), bool(got["truncated"][j]))
                     for j in range(len(images))]
 
-        scored = score_per_image(ctx, score, "VQAScore")
+        scored = score_per_image(ctx, score, "VQAScore", cache_identity=scorer_identity(
+            self, scorer, ctx, files=getattr(scorer, "files", None)))
         values = [v[0] for v in scored.values]
         truncated = [v[2] for v in scored.values]
         return TaskOutput(metrics={"vqascore": float(np.mean(values))},
@@ -97,7 +98,8 @@ class VQAScoreTask(Task):
                                    "answer_template": self.options.answer_template,
                                    "weights": getattr(scorer, "files", {}),
                                    "prompts_truncated": int(sum(truncated)),
-                                   "max_prompt_tokens": getattr(scorer, "max_tokens", None)},
+                                   "max_prompt_tokens": getattr(scorer, "max_tokens", None),
+                                   "cached_samples": scored.cached},
                           per_sample={"name": scored.names, "prompt": scored.prompts, "vqascore": values,
                                       "tokens": [v[1] for v in scored.values], "truncated": truncated},
                           skipped_samples=scored.skipped, num_samples=len(values), protocol=scorer.protocol)

@@ -1,0 +1,65 @@
+"""Per-sample results of a scoring model, cached like features: one folder per scorer identity (task, version,
+protocol, weights sha256, device, options: whatever changes the number), one JSON file per image content hash holding
+the result for each prompt, written atomically. A second run of a suite over the same images asks the model nothing.
+
+>>> import tempfile
+>>> cache = ScoreCache({"task": "demo", "weights": "abc"}, root=Path(tempfile.mkdtemp()))
+>>> cache.get("f" * 64, "a cat") is None
+True
+>>> cache.put_many("f" * 64, {"a cat": [0.25, 3]})
+>>> cache.get("f" * 64, "a cat")
+[0.25, 3]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evalsuite import config
+from evalsuite.fsutil import atomic_write_bytes
+from evalsuite.hashing import sha256_bytes, sha256_json
+
+
+class ScoreCache:
+    """Results by (image content sha256, prompt) for one scorer identity; damaged or linked entries are ignored
+    (recomputed and rewritten), never trusted."""
+
+    def __init__(self, identity: dict, root: Path | None = None):
+        self.identity = identity
+        self.root = root or config.home() / "scores"
+        self.dir = self.root / sha256_json(identity)[:24]
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, content_sha: str) -> Path:
+        if len(content_sha) != 64 or not content_sha.isalnum():
+            raise ValueError(f"{content_sha!r} is not a sha256 hex digest")
+        return self.dir / content_sha[:2] / f"{content_sha}.json"
+
+    def _entries(self, content_sha: str) -> dict[str, Any]:
+        path = self._path(content_sha)
+        if path.is_symlink():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _key(prompt: str | None) -> str:
+        return sha256_bytes((prompt or "").encode())[:32]
+
+    def get(self, content_sha: str, prompt: str | None) -> Any | None:
+        """The cached result of this image with this prompt (None: not cached)."""
+        return self._entries(content_sha).get(self._key(prompt))
+
+    def put_many(self, content_sha: str, results: dict[str | None, Any]) -> None:
+        """Store results of one image by prompt (JSON-able values), merged with what is cached."""
+        key_file = self.dir / "key.json"
+        if not key_file.exists():
+            atomic_write_bytes(key_file, json.dumps(self.identity, indent=1, default=str).encode(), root=self.root)
+        merged = {**self._entries(content_sha), **{self._key(p): v for p, v in results.items()}}
+        atomic_write_bytes(self._path(content_sha), json.dumps(merged).encode(), root=self.root)
