@@ -40,11 +40,11 @@ def sha256_state_dict(module: Any) -> str:
     return h.hexdigest()
 
 
-def sha256_file_remembered(path: str | Path) -> str:
+def sha256_file_remembered(path: str | Path, hasher: Any = None) -> str:
     """sha256 of a large file (a model folder's weights: tens of GB), hashed once and remembered across runs under
     $EVALSUITE_HOME/hash-cache, keyed by the file's identity (resolved path, device, inode, size, mtime_ns,
     ctime_ns; ctime cannot be set back by a user, so changed contents are hashed again). A file that changes while
-    it is hashed is not remembered."""
+    it is hashed is not remembered. `hasher` hashes a file that is not remembered (default `sha256_file`)."""
     from evalsuite import config
     from evalsuite.fsutil import atomic_write_bytes
 
@@ -62,7 +62,7 @@ def sha256_file_remembered(path: str | Path) -> str:
             return digest
     except OSError:
         pass
-    digest = sha256_file(resolved)
+    digest = (hasher or sha256_file)(resolved)
     if identity() == before:
         remembered.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(remembered, digest.encode())

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from evalsuite import config
 from evalsuite.errors import InputError, MissingWeightsError, WeightsIntegrityError
 from evalsuite.fsutil import atomic_write, atomic_write_bytes
-from evalsuite.hashing import sha256_file
+from evalsuite.hashing import sha256_file, sha256_file_remembered
 from evalsuite.registry import Registry
 
 
@@ -271,8 +271,9 @@ _DIGESTS: dict[tuple, str] = {}  # file identity -> sha256, for this process
 
 
 def file_digest(path: str | Path) -> str:
-    """sha256 of a file, hashed once per process while its identity (path, device, inode, size, mtime_ns,
-    ctime_ns) is unchanged; a file modified while it is hashed is not cached."""
+    """sha256 of a file, hashed once while its identity (path, device, inode, size, mtime_ns, ctime_ns) is
+    unchanged: per process, and across runs through `hashing.sha256_file_remembered`; a file modified while it is
+    hashed is not cached."""
 
     def identity() -> tuple:
         st = os.stat(path)
@@ -280,7 +281,7 @@ def file_digest(path: str | Path) -> str:
 
     key = identity()
     if key not in _DIGESTS:
-        digest = sha256_file(path)
+        digest = sha256_file_remembered(path, hasher=lambda p: sha256_file(p))  # remembered across runs too
         if identity() != key:
             return digest
         _DIGESTS[key] = digest

@@ -42,3 +42,24 @@ def test_a_link_is_keyed_by_its_target(tmp_path):
     link = tmp_path / "link.pt"
     link.symlink_to(target)
     assert hashing.sha256_file_remembered(link) == hashing.sha256_file_remembered(target)
+
+
+def test_weights_digests_are_remembered_across_processes(tmp_path, monkeypatch):
+    """The weights store verifies a file on every use; a new process (here: its per-process table emptied) reads the
+    remembered digest instead of hashing gigabytes again, until the file changes."""
+    from evalsuite import weights
+
+    path = tmp_path / "big.pt"
+    path.write_bytes(b"weights" * 1000)
+    first = weights.file_digest(path)
+    monkeypatch.setattr(weights, "_DIGESTS", {})
+
+    def refuse(p):
+        raise AssertionError("hashed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(weights, "sha256_file", refuse)
+        assert weights.file_digest(path) == first
+    path.write_bytes(b"other weights")
+    monkeypatch.setattr(weights, "_DIGESTS", {})
+    assert weights.file_digest(path) == hashlib.sha256(b"other weights").hexdigest()
