@@ -1,13 +1,23 @@
 """FID, folder to number, with evalsuite and its peers on the same images and the same network.
 
-    python benchmarks/fid_vs_peers.py --n 1000 [--tools evalsuite,clean-fid,torch-fidelity,torchmetrics]
-        [--fd-dim 2048] [--memory-ns 1000,5000] [--json out.json]
+    python benchmarks/fid_vs_peers.py --n 1000 [--paths eager,torchscript]
+        [--tools evalsuite,clean-fid,torch-fidelity,torchmetrics] [--fd-dim 2048] [--memory-ns 1000,5000]
+        [--json out.json]
 
-Every tool gets one folder pair of N generated 299×299 PNGs and the InceptionV3 *architecture* with fixed-seed
-random weights (nothing is downloaded; every tool does the same arithmetic), wrapped to take [0, 255] input:
-evalsuite (`--extractor python:benchmarks.fid_vs_peers:inception_random`), clean-fid (`custom_feat_extractor`),
-torch-fidelity (a registered feature extractor), torchmetrics (`feature=`). Each tool runs in its own process, so
-wall time and peak memory (ru_maxrss) are its own, start-up (imports) excluded. It also times the Fréchet step
+Every tool gets one folder pair of N generated 299×299 PNGs and the same network with fixed-seed random weights
+(nothing is downloaded; every tool does the same arithmetic), on one or both paths:
+
+* `eager`: torchvision's InceptionV3 architecture wrapped to take [0, 255] input: evalsuite (`--extractor
+  python:benchmarks.fid_vs_peers:inception_random`), clean-fid (`custom_feat_extractor`), torch-fidelity (a
+  registered feature extractor), torchmetrics (`feature=`).
+* `torchscript`, the path users run: a TorchScript STAND-IN for `inception-2015-12-05.pt` (the FID Inception's
+  module tree, graph and interface, random weights: `benchmarks/torchscript_standin.py`) loaded as the real file
+  is: evalsuite's own `--extractor inception` (clean mode; the weights store pointed at the stand-in for this
+  benchmark only), clean-fid `mode="clean"` with its own `InceptionV3W` wrapper on the stand-in's folder,
+  torchmetrics and torch-fidelity with the stand-in's `layers` on (x − 128) / 128 as clean-fid calls it.
+
+Each tool runs in its own process, so wall time and peak memory (ru_maxrss) are its own, start-up (imports)
+excluded. It also times the Fréchet step
 alone (ours: eigh of √Σ₁Σ₂√Σ₁; scipy `sqrtm` as clean-fid and pytorch-fid do) and evalsuite's second run on the
 same folder (feature cache). Prints a table: wall s, images/s, peak MiB, ratio to evalsuite, FID.
 """
@@ -27,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script: `benchmarks` and `evalsuite` import
+    sys.path.insert(0, str(REPO))
 TOOLS = ("evalsuite", "clean-fid", "torch-fidelity", "torchmetrics")
 
 
@@ -75,6 +87,30 @@ def make_images(folder: Path, n: int, seed: int, size: int = 299) -> None:
             gen.generate([DEMO_PROMPTS[i % len(DEMO_PROMPTS)]], [seed + i])[0].save(path)
 
 
+class TorchScriptFeatures:
+    """Factory of the TorchScript path's network for torchmetrics / torch-fidelity: the file's `layers` on
+    (x − 128) / 128 of a 299×299 [0, 255] batch, as clean-fid's InceptionV3W calls it in clean mode."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self):
+        import torch
+        from torch import nn
+
+        class Wrapped(nn.Module):
+            num_features = 2048
+
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net.layers((x.float() - 128) / 128).view(x.shape[0], 2048)
+
+        return Wrapped(torch.jit.load(str(self.path)).eval()).eval()
+
+
 # ------------------------------------------------------------------------------------------------ one tool per process
 def tiny_random():
     """A small conv net (random, seed 0) for the memory check: peak memory is about the pipeline, not the network."""
@@ -96,22 +132,31 @@ def tiny_random():
     return Tiny().eval()
 
 
-def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str = "inception_random") -> dict:
+def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str = "inception_random",
+             standin: Path | None = None) -> dict:
+    """One tool on one folder pair; `standin` (a TorchScript file) selects the TorchScript path."""
+    import contextlib
+
     import torch
 
     torch.set_grad_enabled(False)
-    out: dict = {"tool": tool}
+    out: dict = {"tool": tool, "path": "torchscript" if standin else "eager"}
+    model = TorchScriptFeatures(standin) if standin else inception_random
     start = time.perf_counter()
     if tool == "evalsuite":
+        from benchmarks.torchscript_standin import inception_from
         from evalsuite.runner import ScoreOptions, score
 
-        def once():
-            opts = ScoreOptions(tasks=["fid"], extractor=f"python:benchmarks.fid_vs_peers:{network}",
-                                ref=f"folder:{b}", batch_size=batch, num_workers=workers, progress=False,
-                                store=Path(tempfile.mkdtemp()))
-            return score(f"folder:{a}", opts).results[0]["metrics"]["fid"]
+        extractor = "inception" if standin else f"python:benchmarks.fid_vs_peers:{network}"
 
-        out["fid"] = once()
+        def once():
+            opts = ScoreOptions(tasks=["fid"], extractor=extractor, ref=f"folder:{b}", batch_size=batch,
+                                num_workers=workers, progress=False, store=Path(tempfile.mkdtemp()))
+            with inception_from(standin) if standin else contextlib.nullcontext():
+                result = score(f"folder:{a}", opts).results[0]
+            return result["metrics"]["fid"], result["provenance"]["inference_graph"].get(extractor)
+
+        out["fid"], out["inference_graph"] = once()
         out["wall_s"] = time.perf_counter() - start
         t1 = time.perf_counter()
         once()  # same folders again: every feature comes from the cache
@@ -119,7 +164,13 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
     elif tool == "clean-fid":
         from cleanfid import fid as cleanfid
 
-        out["fid"] = float(cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=inception_random(),
+        if standin:  # what compute_fid(mode="clean") builds itself, on the stand-in's folder instead of its download
+            from cleanfid.inception_torchscript import InceptionV3W
+
+            feat = InceptionV3W(str(standin.parent), download=False, resize_inside=False).eval()
+        else:
+            feat = inception_random()
+        out["fid"] = float(cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=feat,
                                                 batch_size=batch, num_workers=workers, device=torch.device("cpu"),
                                                 verbose=False, use_dataparallel=False))
     elif tool == "torch-fidelity":
@@ -129,7 +180,7 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
         class Extractor(FeatureExtractorBase):
             def __init__(self, name, features_list, **kwargs):
                 super().__init__(name, features_list)
-                self.model = inception_random()
+                self.model = model()
 
             @staticmethod
             def get_provided_features_list():
@@ -159,7 +210,7 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
         from PIL import Image
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        metric = FrechetInceptionDistance(feature=inception_random())
+        metric = FrechetInceptionDistance(feature=model())
         for folder, real in ((b, True), (a, False)):
             files = sorted(folder.glob("*.png"))
             for i in range(0, len(files), batch):
@@ -174,13 +225,16 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
 
 
 def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, home: Path,
-                      network: str = "inception_random") -> dict:
+                      network: str = "inception_random", standin: Path | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "EVALSUITE_HOME": str(home), "EVALSUITE_OFFLINE": "1"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", tool, "--a", str(a), "--b", str(b),
-           "--batch", str(batch), "--workers", str(workers), "--network", network]
+    cmd = [sys.executable, "-W", "ignore::FutureWarning", str(Path(__file__).resolve()), "--child", tool,
+           "--a", str(a), "--b", str(b), "--batch", str(batch), "--workers", str(workers), "--network", network]
+    if standin:
+        cmd += ["--standin", str(standin)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
-        return {"tool": tool, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+        return {"tool": tool, "path": "torchscript" if standin else "eager",
+                "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -209,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--tools", default=",".join(TOOLS))
+    p.add_argument("--paths", default="eager,torchscript",
+                   help="eager (torchvision InceptionV3 module), torchscript (a stand-in for the FID TorchScript "
+                        "file, loaded as the real one is), or both")
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader workers for evalsuite and clean-fid (default: evalsuite's own choice for a CPU "
@@ -221,11 +278,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--standin", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--a", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--b", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network)))
+        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network, args.standin)))
         return {}
     if args.workers is None:
         from evalsuite.features import default_workers
@@ -233,18 +291,30 @@ def main(argv: list[str] | None = None) -> dict:
         args.workers = default_workers("cpu")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fid-bench-"))
     a, b = work / f"a{args.n}", work / f"b{args.n}"
+    load_start = os.getloadavg()  # other processes on the machine: ratios within one run are what to compare
     make_images(a, args.n, 0)
     make_images(b, args.n, 1_000_000)
-    rows = [run_in_subprocess(t, a, b, args.batch, args.workers, Path(tempfile.mkdtemp()))
-            for t in args.tools.split(",") if t]
-    base = next((r for r in rows if r["tool"] == "evalsuite" and "wall_s" in r), None)
-    for r in rows:
-        if "wall_s" in r:
-            r["images_per_s"] = 2 * args.n / r["wall_s"]
-            r["ratio_to_evalsuite"] = r["wall_s"] / base["wall_s"] if base else None
+    rows = []
+    for path in (v for v in args.paths.split(",") if v):
+        if path not in ("eager", "torchscript"):
+            raise SystemExit(f"unknown path {path}: use eager, torchscript or both")
+        standin = None
+        if path == "torchscript":
+            from benchmarks.torchscript_standin import write_standin
+
+            standin = write_standin(work / "torchscript-standin")
+        path_rows = [run_in_subprocess(t, a, b, args.batch, args.workers, Path(tempfile.mkdtemp()), standin=standin)
+                     for t in args.tools.split(",") if t]
+        base = next((r for r in path_rows if r["tool"] == "evalsuite" and "wall_s" in r), None)
+        for r in path_rows:
+            if "wall_s" in r:
+                r["images_per_s"] = 2 * args.n / r["wall_s"]
+                r["ratio_to_evalsuite"] = r["wall_s"] / base["wall_s"] if base else None
+        rows += path_rows
     report = {"n": args.n, "batch": args.batch, "workers": args.workers, "machine": _machine(), "tools": rows,
-              "frechet": frechet_step(args.fd_dim)}
-    if base and "second_run_s" in base:
+              "frechet": frechet_step(args.fd_dim), "load_average_1min": [load_start[0], os.getloadavg()[0]]}
+    base = next((r for r in rows if r["tool"] == "evalsuite" and "second_run_s" in r), None)
+    if base:
         report["cache_speedup"] = base["wall_s"] / base["second_run_s"]
     if args.memory_ns:
         mem = {}
@@ -273,13 +343,20 @@ def _machine() -> dict:
 def _print(report: dict) -> None:
     print(f"FID folder->number, N={report['n']} per folder, batch {report['batch']}, {report['workers']} workers, "
           f"{report['machine']['cpu']} x{report['machine']['cpu_count']}")
-    print(f"{'tool':<16}{'wall s':>10}{'images/s':>10}{'peak MiB':>10}{'x evalsuite':>12}{'FID':>14}")
+    print(f"{'path':<13}{'tool':<16}{'wall s':>10}{'images/s':>10}{'peak MiB':>10}{'x evalsuite':>12}{'FID':>14}")
     for r in report["tools"]:
         if "error" in r:
-            print(f"{r['tool']:<16}  failed: {r['error']}")
+            print(f"{r['path']:<13}{r['tool']:<16}  failed: {r['error']}")
             continue
-        print(f"{r['tool']:<16}{r['wall_s']:>10.2f}{r['images_per_s']:>10.1f}{r['peak_mib']:>10.0f}"
+        print(f"{r['path']:<13}{r['tool']:<16}{r['wall_s']:>10.2f}{r['images_per_s']:>10.1f}{r['peak_mib']:>10.0f}"
               f"{(r['ratio_to_evalsuite'] or 0):>12.2f}{r['fid']:>14.6f}")
+    for r in report["tools"]:
+        if r.get("inference_graph"):
+            g = r["inference_graph"]
+            print(f"evalsuite {r['path']} graph: " + ("; ".join(g["applied"]) + f" (max deviation "
+                  f"{g['max_feature_deviation_relative']:.1e})" if g["applied"] else f"as written: {g['reason']}"))
+    print(f"load average (1 min) at start/end: {report['load_average_1min'][0]:.1f} / "
+          f"{report['load_average_1min'][1]:.1f} on {report['machine']['cpu_count']} cores")
     f = report["frechet"]
     print(f"Fréchet step d={f['dim']}: evalsuite {f['evalsuite_s']:.3f} s, scipy sqrtm {f['scipy_sqrtm_s']:.3f} s "
           f"({f['speedup']:.1f}x), relative difference {f['relative_difference']:.1e}")

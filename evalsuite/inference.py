@@ -3,10 +3,12 @@
 An eager module is traced with torch.fx, each Conv→BatchNorm pair folded into one convolution, and its weights put
 in channels_last (image networks); on a CPU with oneDNN each 2-d convolution (and the ReLU after it) then runs as one
 oneDNN call on weights reordered once to oneDNN's blocked layout (~6% faster for InceptionV3 here); a TorchScript
-module (or one that wraps TorchScript) is scripted and frozen, which folds the same pairs. The first images of every
-input shape run through both graphs: if the largest feature deviation, relative to the largest exact feature,
-exceeds `TOLERANCE` (or NaNs move, or anything raises), the original network is used from then on. What was applied
-and the measured deviation go into every result's provenance.
+module (or one that wraps TorchScript) is scripted and frozen, which folds the same pairs, and its frozen graph is
+rebuilt node for node as an eager torch.fx module (`evalsuite.jit_graph`) that then takes the eager path above
+(where the graph has control flow or an op the rebuild does not translate, the frozen TorchScript runs). The first
+images of every input shape run through both graphs: if the largest feature deviation, relative to the largest
+exact feature, exceeds `TOLERANCE` (or NaNs move, or anything raises), the original network is used from then on.
+What was applied and the measured deviation go into every result's provenance.
 """
 
 from __future__ import annotations
@@ -101,10 +103,13 @@ def _onednn_convs(gm: torch.fx.GraphModule) -> int:
     return replaced
 
 
-def _fx_fold(module: nn.Module, channels_last: bool) -> tuple[nn.Module, list[str]]:
+def _fx_fold(module: nn.Module, channels_last: bool, own: bool = False) -> tuple[nn.Module, list[str]]:
+    """Trace (unless already a GraphModule: it may not re-trace), fold, channels_last, oneDNN; `own`: the module
+    is a private copy that may be changed in place."""
     from torch.fx.experimental.optimization import fuse
 
-    fused = cast(torch.fx.GraphModule, fuse(module, inplace=False))  # typed as a Module, returns its GraphModule
+    # typed as a Module, returns its GraphModule
+    fused = cast(torch.fx.GraphModule, fuse(module, inplace=own, no_trace=isinstance(module, torch.fx.GraphModule)))
     applied = ["conv-batchnorm folding (torch.fx)"]
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
@@ -114,11 +119,28 @@ def _fx_fold(module: nn.Module, channels_last: bool) -> tuple[nn.Module, list[st
     return fused, applied
 
 
-def _jit_freeze(module: nn.Module) -> tuple[nn.Module, list[str]]:
+def _jit_freeze(module: nn.Module) -> tuple[torch.jit.ScriptModule, list[str]]:
     with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.compile, but still the way to
         warnings.simplefilter("ignore")  # freeze a TorchScript network without re-tracing its control flow
         scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
         return torch.jit.freeze(scripted.eval()), ["TorchScript freeze (constant folding, conv-batchnorm folding)"]
+
+
+def _jit_optimize(module: nn.Module, channels_last: bool) -> tuple[nn.Module, list[str]]:
+    """Freeze; then rebuild the frozen graph as an eager fx module (`evalsuite.jit_graph`) and give it the eager
+    path (folding, channels_last, oneDNN). Where the graph cannot be rebuilt (control flow, an op it does not
+    translate) the frozen TorchScript runs, and why is listed among the steps."""
+    from evalsuite import jit_graph
+
+    frozen, applied = _jit_freeze(module)
+    try:
+        rebuilt, counts = jit_graph.rebuild(frozen)
+        eager, steps = _fx_fold(rebuilt, channels_last, own=True)
+    except Exception as exc:  # noqa: BLE001 (jit_graph.Unsupported, or anything else: the frozen graph still runs)
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return frozen, [*applied, f"not rebuilt as an eager graph ({why}): the frozen TorchScript runs"]
+    return eager, [*applied, f"frozen graph rebuilt as an eager torch.fx module ({counts['conv2d']} convolutions, "
+                             f"{counts['batch_norm']} batch norms, {counts['aten_calls']} other ATen calls)", *steps]
 
 
 def optimized_copy(module: nn.Module, channels_last: bool) -> tuple[nn.Module | None, list[str], str | None]:
@@ -127,7 +149,7 @@ def optimized_copy(module: nn.Module, channels_last: bool) -> tuple[nn.Module | 
         return None, [], "the network is in training mode"
     try:
         if _has_script(module):
-            return (*_jit_freeze(module), None)
+            return (*_jit_optimize(module, channels_last), None)
         return (*_fx_fold(module, channels_last), None)
     except Exception as exc:  # noqa: BLE001 (any failure means: run the network as written)
         return None, [], f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
