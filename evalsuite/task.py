@@ -121,7 +121,8 @@ BUILTIN_TASK_MODULES = ("evalsuite.tasks.image_quality", "evalsuite.tasks.autoen
                         "evalsuite.tasks.variant_fidelity", "evalsuite.tasks.preference.clip_tasks",
                         "evalsuite.tasks.vqascore.task",
                         "evalsuite.tasks.compbench.task",
-                        "evalsuite.tasks.preference.imagereward_task", "evalsuite.tasks.judge.task")
+                        "evalsuite.tasks.preference.imagereward_task", "evalsuite.tasks.judge.task",
+                        "evalsuite.tasks.adm")
 
 TASKS: Registry[type[Task]] = Registry("task", builtin_modules=BUILTIN_TASK_MODULES, group="evalsuite.tasks",
                                        fix="`evalsuite tasks`")

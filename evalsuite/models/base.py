@@ -41,7 +41,7 @@ SchemeFactory = Callable[[str], ModelSource]
 SCHEMES: Registry[SchemeFactory] = Registry(
     "model spec scheme", group="evalsuite.models",
     builtin_modules=[f"evalsuite.models.{m}" for m in ("autoencoders", "demo", "demo_video", "diffusers_model",
-                                                        "folder", "python_model")])
+                                                        "folder", "python_model", "class_conditional")])
 _SCHEMES = SCHEMES  # the name tests patch
 
 

@@ -79,11 +79,12 @@ def _resolve(arg: str) -> ModelSource:
     if isinstance(obj, Autoencoder) and not isinstance(obj, ImageGenerator):
         model_id = _model_id(spec, factory, obj, info)
         return autoencoder_source(spec, GuardedAutoencoder(obj, spec), info, model_id)
-    if not isinstance(obj, ImageGenerator):
+    if not isinstance(obj, ImageGenerator) and not callable(getattr(obj, "generate_class", None)):
         raise InputError(
-            f"{spec} returned {type(obj).__name__}, which has neither generate(prompts, seeds) nor "
-            "encode(x)/decode(z)",
-            "return a generator (generate(prompts, seeds) -> images) or an autoencoder (encode, decode)",
+            f"{spec} returned {type(obj).__name__}, which has neither generate(prompts, seeds), "
+            "generate_class(labels, seeds) nor encode(x)/decode(z)",
+            "return a generator (generate(prompts, seeds) -> images), a class-conditional one (generate_class("
+            "labels, seeds) -> images) or an autoencoder (encode, decode)",
         )
     model_id = _model_id(spec, factory, obj, info)
     return ModelSource(spec=spec, model_id=model_id, kind="generator", generator=guard_generator(obj, spec),

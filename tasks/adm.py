@@ -1,0 +1,289 @@
+"""Class-conditional ImageNet as the papers report it: the ADM evaluator's Inception Score, FID, sFID, precision and
+recall (openai/guided-diffusion evaluations/evaluator.py; metrics in evalsuite.adm_metrics) against an ADM reference
+batch (`--ref adm:PATH/VIRTUAL_imagenet256_labeled.npz`, evalsuite.adm_npz).
+
+Samples: a class-conditional model's (`generate_class`, evalsuite.models.class_conditional: 50 per class x 1000
+classes by default, `--num-samples` spread evenly), or a folder of finished samples.
+
+Features: the official path is the TF graph `classify_image_graph_def.pb` (pool_3, mixed_6/conv, softmax/logits
+MatMul); it needs TensorFlow in its own environment and is not wired yet. Today the features come from the
+StyleGAN2-ADA TorchScript port of that graph (`inception-2015-12-05.pt`, its resize inside, as ADM feeds raw
+images to the TF graph): pool3 features (FID, precision/recall) and its unbiased softmax (IS, as ADM drops the bias).
+It exposes no mixed_6/conv, so sFID is skipped with the official path named. These results carry the protocol
+`adm-<metric>/torchscript`, never the official column `adm-<metric>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalsuite import adm_metrics, adm_npz
+from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.models import class_conditional as cc
+from evalsuite.tasks import register, register_suite
+from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
+
+ADM_PROTOCOL_SAMPLES = 50_000
+FEATURE_PATHS = ("torchscript",)  # "tf" (the official graph, own environment): not wired yet
+TORCHSCRIPT_SPEC = "inception:legacy_tensorflow"  # the whole TorchScript graph, its own resize (ADM feeds raw images)
+OFFICIAL_FIX = ("run the official evaluator on an exported batch: `evalsuite export-npz RUN_ID -o samples.npz`, then "
+                "`python evaluations/evaluator.py VIRTUAL_imagenet256_labeled.npz samples.npz` in a TensorFlow "
+                "environment (guided-diffusion evaluations/requirements.txt)")
+IS_VARIANTS = ("adm", "torch-fidelity", "stylegan2-ada")
+
+
+@dataclass(frozen=True)
+class ADMOptions:
+    """Options shared by the ADM tasks."""
+
+    features: str = field(default="torchscript", metadata={
+        "help": "feature path: torchscript (StyleGAN2-ADA's port of the TF Inception; no sFID). The official TF "
+                "graph is not wired yet"})
+    protocol_samples: int = field(default=ADM_PROTOCOL_SAMPLES, metadata={"help": "the protocol's sample count"})
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_PATHS:
+            raise InputError(f"features={self.features!r}", f"use one of {', '.join(FEATURE_PATHS)}; the official "
+                                                           "TF path: " + OFFICIAL_FIX)
+
+
+# ------------------------------------------------------------------------------------------------ shared per run
+_RUNS: dict[int, tuple[Any, dict]] = {}  # id(ctx) -> (ctx, memo): features computed once per run for all five tasks
+
+
+def _memo(ctx) -> dict:
+    held = _RUNS.get(id(ctx))
+    if held is None or held[0] is not ctx:
+        _RUNS.clear()  # one run at a time: a new context drops the previous one's features
+        held = _RUNS[id(ctx)] = (ctx, {})
+    return held[1]
+
+
+def samples(ctx) -> tuple[list[Path], np.ndarray | None, dict]:
+    """The run's sample files, their class labels (None for a folder) and what to record of them."""
+    memo = _memo(ctx)
+    if "samples" in memo:
+        return memo["samples"]
+    src = ctx.source
+    if src.kind == "generator" and cc.is_class_conditional(src.generator):
+        from evalsuite.samples import SampleStore
+
+        classes = cc.num_classes(src.generator)
+        n = ctx.options.num_samples or cc.PER_CLASS * classes
+        requests = cc.class_requests(n, ctx.options.seed, classes)
+        store = SampleStore(ctx.store.root / "samples", src.model_id)
+        files, _ = ctx.generate(store, cc.ClassPromptAdapter(src.generator, src.spec), requests, "image")
+        labels = cc.class_labels(n, classes)
+        info = {"labels": cc.LABEL_RULE, "num_classes": classes, **cc.class_counts(labels)}
+    elif src.kind == "folder":
+        files, labels, info = ctx.sample_files(), None, {"labels": "none (a folder of samples)"}
+    else:
+        raise TaskSkipped(f"model {src.spec} is not class-conditional (it has no generate_class(labels, seeds))",
+                          "score a class-conditional model (python:... returning an object with generate_class, "
+                          "demo-class) or a folder:PATH of its samples")
+    memo["samples"] = (list(files), labels, info)
+    return memo["samples"]
+
+
+def _network(ctx):
+    """The TorchScript Inception (weights verified through the store; missing: a skip naming the fix)."""
+    ext = ctx.extractor(TORCHSCRIPT_SPEC)
+    net = getattr(ext.forward, "net", None)
+    if net is None:
+        raise TaskSkipped("the inception extractor does not expose its TorchScript network",
+                          "report this; the ADM tasks need inception-2015-12-05.pt's forward")
+    return ext, net
+
+
+def _run_images(ctx, batches) -> tuple[np.ndarray, np.ndarray]:
+    """pool3 features (float32) and the no-bias softmax (float32) of uint8 NHWC batches."""
+    import torch
+
+    ext, net = _network(ctx)
+    weight = getattr(getattr(net, "output", None), "weight", None)
+    pools, probs = [], []
+    with torch.inference_mode():
+        for batch in batches:
+            x = torch.from_numpy(np.array(batch)).to(ext.device).permute(0, 3, 1, 2).float()
+            pool = net(x, return_features=True).reshape(x.shape[0], -1).float()
+            if weight is not None:  # softmax(pool @ W^T), no bias: what net(x, no_output_bias=True) computes
+                prob = torch.softmax(pool @ weight.float().T, dim=1)
+            else:
+                prob = net(x, no_output_bias=True).float()
+            pools.append(pool.cpu().numpy())
+            probs.append(prob.cpu().numpy())
+    return np.concatenate(pools), np.concatenate(probs)
+
+
+def _file_batches(files: list[Path], batch_size: int):
+    """Consecutive images of one size, up to batch_size, as uint8 NHWC arrays."""
+    from evalsuite.imageio import read_rgb
+
+    batch: list[np.ndarray] = []
+    for path in files:
+        img = read_rgb(path)
+        if batch and (len(batch) == batch_size or img.shape != batch[0].shape):
+            yield np.stack(batch)
+            batch = []
+        batch.append(img)
+    if batch:
+        yield np.stack(batch)
+
+
+def sample_activations(ctx) -> tuple[np.ndarray, np.ndarray]:
+    memo = _memo(ctx)
+    if "sample_acts" not in memo:
+        files, _, _ = samples(ctx)
+        memo["sample_acts"] = _run_images(ctx, _file_batches(files, ctx.options.batch_size))
+    return memo["sample_acts"]
+
+
+def reference(ctx) -> adm_npz.ADMReference:
+    spec = ctx.options.ref or ""
+    if not spec.startswith("adm:"):
+        raise TaskSkipped(f"the ADM tasks compare with an ADM reference batch, got --ref {spec or '(none)'}",
+                          "pass --ref adm:PATH/VIRTUAL_imagenet256_labeled.npz (guided-diffusion's reference batch)")
+    memo = _memo(ctx)
+    if "ref" not in memo:
+        memo["ref"] = adm_npz.read_reference_batch(spec[len("adm:"):])
+    return memo["ref"]
+
+
+def reference_pool(ctx) -> np.ndarray:
+    """pool3 features of the reference batch's images (arr_0), as compute_prec_recall uses."""
+    memo = _memo(ctx)
+    if "ref_pool" not in memo:
+        ref = reference(ctx)
+        if ref.images is None:
+            raise TaskSkipped(f"reference batch {ref.path} holds no images (arr_0)",
+                              "use the full reference batch: precision/recall need its 10,000 images")
+        memo["ref_pool"] = _run_images(ctx, adm_npz.iter_images(ref.path, ctx.options.batch_size))[0]
+    return memo["ref_pool"]
+
+
+class _ADMTask(Task):
+    family = "image-quality"
+    sample_kind = "image"
+    Options = ADMOptions
+    needs_reference = True
+
+    def requirements(self, options) -> Requirements:
+        return Requirements(weights=("inception-2015-12-05",), reference=self.needs_reference,
+                            needs="a class-conditional model (generate_class) or a folder of its samples; "
+                                  "--ref adm:PATH (an ADM reference batch)")
+
+    def output(self, ctx, metrics: dict[str, float], details: dict) -> TaskOutput:
+        files, _, info = samples(ctx)
+        ref = _memo(ctx).get("ref")
+        protocol = f"{self.name}/{self.options.features}"
+        details = {"protocol": protocol, "features": "StyleGAN2-ADA TorchScript inception-2015-12-05.pt (port of "
+                   "the TF graph ADM uses; official: classify_image_graph_def.pb in TF)", "samples": info, **details}
+        if ref is not None:
+            details["reference"] = {"path": str(ref.path), "sha256": ref.sha256, "images": ref.num_images}
+        return TaskOutput(metrics=metrics, details=details, num_samples=len(files), protocol=protocol,
+                          protocol_samples=self.options.protocol_samples)
+
+
+@register
+class ADMInceptionScore(_ADMTask):
+    name = "adm-is"
+    version = "1"
+    description = "Inception Score as the ADM evaluator computes it (splits of 5000, no bias, TorchScript features)"
+    metrics = {"is": MetricInfo("higher", "Inception Score (ADM: mean over splits of 5000)", primary=True)}
+    needs_reference = False
+
+    @dataclass(frozen=True)
+    class Options(ADMOptions):
+        variant: str = field(default="adm", metadata={
+            "help": "adm (splits of 5000 rows, evaluator.py:179-192), torch-fidelity (10 shuffled splits, "
+                    "seed 2020) or stylegan2-ada (10 splits of num_gen)"})
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.variant not in IS_VARIANTS:
+                raise InputError(f"variant={self.variant!r}", f"use one of {', '.join(IS_VARIANTS)}")
+
+    def run(self, ctx) -> TaskOutput:
+        _, probs = sample_activations(ctx)
+        details: dict[str, Any] = {"variant": self.options.variant}
+        if self.options.variant == "adm":
+            value = adm_metrics.inception_score_adm(probs)
+            details["split_size"] = adm_metrics.ADM_SPLIT_SIZE
+        elif self.options.variant == "stylegan2-ada":
+            value, details["std"] = adm_metrics.inception_score_stylegan2ada(probs.astype(np.float64))
+        else:
+            value, details["std"] = adm_metrics.inception_score_torch_fidelity(np.log(probs.astype(np.float64)))
+        out = self.output(ctx, {"is": value}, details)
+        if self.options.variant != "adm":
+            out.protocol = f"{out.protocol}/{self.options.variant}"
+            out.details["protocol"] = out.protocol
+        return out
+
+
+@register
+class ADMFID(_ADMTask):
+    name = "adm-fid"
+    version = "1"
+    description = "FID against an ADM reference batch's mu/sigma (ADM's frechet_distance; TorchScript pool3)"
+    metrics = {"fid": MetricInfo("lower", "Fréchet distance of pool3 features (ADM evaluator)", primary=True)}
+
+    def run(self, ctx) -> TaskOutput:
+        ref = reference(ctx)
+        pool, _ = sample_activations(ctx)
+        stats = adm_metrics.statistics_adm(pool)
+        value = adm_metrics.frechet_distance_adm(stats.mu, stats.sigma, ref.mu, ref.sigma)
+        return self.output(ctx, {"fid": value}, {"reference_statistics": "mu, sigma of the reference batch"})
+
+
+@register
+class ADMsFID(_ADMTask):
+    name = "adm-sfid"
+    version = "1"
+    description = "sFID: FID of mixed_6/conv's first 7 channels (17x17x7) against the batch's mu_s/sigma_s"
+    metrics = {"sfid": MetricInfo("lower", "Fréchet distance of spatial features (ADM evaluator)", primary=True)}
+
+    def run(self, ctx) -> TaskOutput:
+        raise TaskSkipped("sFID needs the Inception graph's mixed_6/conv activations, which the TorchScript "
+                          "inception-2015-12-05.pt does not expose (its forward gives pool3 or the softmax only)",
+                          OFFICIAL_FIX)
+
+
+class _PR(_ADMTask):
+    def precision_recall(self, ctx) -> tuple[float, float]:
+        memo = _memo(ctx)
+        if "pr" not in memo:
+            pool, _ = sample_activations(ctx)
+            memo["pr"] = adm_metrics.precision_recall_adm(reference_pool(ctx), pool)
+        return memo["pr"]
+
+
+@register
+class ADMPrecision(_PR):
+    name = "adm-precision"
+    version = "1"
+    description = "Precision (ADM's ManifoldEstimator, k = 3) of pool3 features against the reference images"
+    metrics = {"precision": MetricInfo("higher", "fraction of samples inside the reference manifold", primary=True)}
+
+    def run(self, ctx) -> TaskOutput:
+        return self.output(ctx, {"precision": self.precision_recall(ctx)[0]}, {"k": 3, "distances": "float16"})
+
+
+@register
+class ADMRecall(_PR):
+    name = "adm-recall"
+    version = "1"
+    description = "Recall (ADM's ManifoldEstimator, k = 3) of pool3 features against the reference images"
+    metrics = {"recall": MetricInfo("higher", "fraction of reference images inside the samples' manifold",
+                                    primary=True)}
+
+    def run(self, ctx) -> TaskOutput:
+        return self.output(ctx, {"recall": self.precision_recall(ctx)[1]}, {"k": 3, "distances": "float16"})
+
+
+ADM_TASKS = ["adm-is", "adm-fid", "adm-sfid", "adm-precision", "adm-recall"]
+register_suite("imagenet-adm", ADM_TASKS, "class-conditional ImageNet as the ADM evaluator reports it (IS, FID, "
+                                          "sFID, precision, recall) against --ref adm:PATH")
