@@ -78,7 +78,8 @@ def samples(ctx) -> tuple[list[Path], np.ndarray | None, dict]:
         store = SampleStore(ctx.store.root / "samples", src.model_id)
         files, _ = ctx.generate(store, cc.ClassPromptAdapter(src.generator, src.spec), requests, "image")
         labels = cc.class_labels(n, classes)
-        info = {"labels": cc.LABEL_RULE, "num_classes": classes, **cc.class_counts(labels)}
+        info = {"labels": cc.LABEL_RULE, "num_classes": classes, "seed": ctx.options.seed, "num_samples": n,
+                "model_id": src.model_id, **cc.class_counts(labels)}  # export-npz rebuilds the requests from these
     elif src.kind == "folder":
         files, labels, info = ctx.sample_files(), None, {"labels": "none (a folder of samples)"}
     else:

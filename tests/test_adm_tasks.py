@@ -7,17 +7,22 @@ VIRTUAL_imagenet256_labeled.npz layout. The metrics' agreement with evaluator.py
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typer.testing import CliRunner
 
 from evalsuite import adm_metrics, adm_npz
+from evalsuite.cli import app
 from evalsuite.models import resolve_model
 from evalsuite.models.class_conditional import class_counts, class_labels, class_requests
 from evalsuite.runner import ScoreOptions, score
 from tests.conftest import install_standin_weights
+from tests.test_adm_npz import official_read_batches, official_statistics_source
 
 
 class _StandIn(nn.Module):
@@ -98,6 +103,16 @@ def test_imagenet_adm_suite(tmp_path, standin):
     assert (docs["adm-precision"]["metrics"]["precision"], docs["adm-recall"]["metrics"]["recall"]) == (prec, rec)
     assert docs["adm-fid"]["details"]["protocol"] == "adm-fid/torchscript"
     assert docs["adm-is"]["details"]["samples"]["classes"] == 20
+
+    # export-npz: the run's samples as an ADM sample batch, read back through evaluator.py's streaming path
+    result = CliRunner().invoke(app, ["export-npz", docs["adm-fid"]["run_id"], "-o", str(tmp_path / "s.npz"),
+                                      "--store", str(tmp_path / "store"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"] == 20
+    np.testing.assert_array_equal(np.concatenate(official_read_batches(tmp_path / "s.npz")), images)
+    assert official_statistics_source(tmp_path / "s.npz")[0] == "computed"
+    with np.load(tmp_path / "s.npz") as data:
+        np.testing.assert_array_equal(data["arr_1"], labels)
 
 
 def test_not_class_conditional_and_no_ref(tmp_path, standin):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from evalsuite.cli.common import app
 from evalsuite.cli import score, references, reports, device, sweep, pareto, vbench, judge  # noqa: F401  (register)
 from evalsuite.cli import stream  # noqa: F401,E402  (device time-stream, device stream-history)
+from evalsuite.cli import adm  # noqa: F401,E402  (export-npz)
 
 
 def main() -> None:
