@@ -349,8 +349,30 @@ def build(name: str, folder: str | Path, extractor_spec: str = "inception", *, d
     return register(ref)
 
 
+ADM_PREFIX = "adm:"  # an ADM reference batch (guided-diffusion's VIRTUAL_*.npz): --ref adm:PATH
+ADM_EXTRACTOR = "adm-tf-inception-2015-12-05/pool_3"  # the TF graph ADM's evaluator computes its statistics with
+
+
+def load_adm(path: str | Path) -> ReferenceStats:
+    """An ADM reference batch as reference statistics: pool `mu`/`sigma` (what FID compares), the spatial `mu_s`/
+    `sigma_s` (sFID) in `extra`, the number of its images (arr_0, for precision/recall) in meta. Its statistics are
+    the TF graph's, named as such, so `check_compatible` refuses them for another extractor's features."""
+    from evalsuite import adm_npz
+
+    batch = adm_npz.read_reference_batch(path)
+    meta = {"extractor": ADM_EXTRACTOR, "source": f"{ADM_PREFIX}{batch.path}", "covariance": "unbiased",
+            "format": "adm-reference-batch", "images": batch.num_images, "sha256": batch.sha256, "dim": 2048}
+    ref = ReferenceStats(f"{ADM_PREFIX}{batch.path.name}", np.asarray(batch.mu, np.float64),
+                         np.asarray(batch.sigma, np.float64), None, meta, path=batch.path,
+                         id=f"{ADM_PREFIX}{batch.path.name}@{batch.sha256[:16]}")
+    ref.extra = {"mu_s": batch.mu_s, "sigma_s": batch.sigma_s}
+    return ref
+
+
 def resolve_file_or_name(spec: str) -> ReferenceStats:
-    """A statistics file path or a registered name."""
+    """A statistics file path, `adm:PATH` (an ADM reference batch) or a registered name."""
+    if spec.startswith(ADM_PREFIX):
+        return load_adm(spec[len(ADM_PREFIX):])
     path = Path(spec)
     return load_npz(path) if path.suffix == ".npz" or path.is_file() else load(spec)
 

@@ -159,3 +159,21 @@ def test_reference_batch_refused(tmp_path):
         adm_npz.read_reference_batch(tmp_path / "b.npz")
     with pytest.raises(InputError, match="does not exist"):
         adm_npz.read_reference_batch(tmp_path / "missing.npz")
+
+
+def test_adm_reference_as_reference_stats(tmp_path):
+    from evalsuite import refstats
+
+    path = tmp_path / "VIRTUAL_tiny.npz"
+    arrays = _reference(path)
+    ref = refstats.resolve_file_or_name(f"adm:{path}")
+    np.testing.assert_array_equal(ref.mu, arrays["mu"])
+    np.testing.assert_array_equal(ref.sigma, arrays["sigma"])
+    np.testing.assert_array_equal(ref.extra["sigma_s"], arrays["sigma_s"])
+    assert ref.meta["extractor"] == refstats.ADM_EXTRACTOR and ref.meta["images"] == 12
+    # the TF graph's statistics are refused for another extractor's features
+    with pytest.raises(Exception, match="computed differently"):
+        refstats.check_compatible(ref, {"extractor": "inception-2015-12-05/clean", "weights_sha256": "x",
+                                        "preprocessing": "clean", "dim": 2048})
+    # `evalsuite ref distance adm:A adm:B`: the same batch is 0 apart
+    assert refstats.distance(f"adm:{path}", f"adm:{path}")["fd"] == pytest.approx(0.0, abs=1e-6)
