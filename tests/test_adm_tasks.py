@@ -123,3 +123,42 @@ def test_not_class_conditional_and_no_ref(tmp_path, standin):
     docs = {d["task"]: d for d in score("demo-class", opts).results}
     assert docs["adm-fid"]["status"] == "skipped" and "ADM reference batch" in docs["adm-fid"]["reason"]
     assert docs["adm-is"]["status"] == "ok"
+
+
+CLASS_MODEL = '''
+import numpy as np
+
+class Tiny:
+    model_id = "tiny-class@1"
+    num_classes = 10
+
+    def generate_class(self, labels, seeds):
+        out = []
+        for label, seed in zip(labels, seeds):
+            rng = np.random.default_rng(seed)
+            img = np.full((32, 32, 3), label * 25, dtype=np.uint8) + rng.integers(0, 5, (32, 32, 3), dtype=np.uint8)
+            out.append(img)
+        return out
+
+def load():
+    return Tiny()
+'''
+
+
+def test_python_class_model_through_cli(tmp_path, standin, monkeypatch):
+    (tmp_path / "my_dit.py").write_text(CLASS_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ref_path, _ = _reference(tmp_path)
+    store = tmp_path / "store"
+    result = CliRunner().invoke(app, ["score", "python:my_dit:load", "--suite", "imagenet-adm", "--ref",
+                                      f"adm:{ref_path}", "--num-samples", "25", "--workers", "0", "--store",
+                                      str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(CliRunner().invoke(app, ["runs", "list", "--json", "--store", str(store)]).stdout)
+    out = tmp_path / "dit.npz"
+    result = CliRunner().invoke(app, ["export-npz", runs[0]["run_id"], "-o", str(out), "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as data:
+        np.testing.assert_array_equal(data["arr_1"], np.arange(25) % 10)  # the model's 10 classes, spread evenly
+        assert data["arr_0"].shape == (25, 32, 32, 3)
+        np.testing.assert_array_equal(data["arr_0"][:, 0, 0, 0] // 25, np.arange(25) % 10)
