@@ -162,3 +162,37 @@ def test_python_class_model_through_cli(tmp_path, standin, monkeypatch):
         np.testing.assert_array_equal(data["arr_1"], np.arange(25) % 10)  # the model's 10 classes, spread evenly
         assert data["arr_0"].shape == (25, 32, 32, 3)
         np.testing.assert_array_equal(data["arr_0"][:, 0, 0, 0] // 25, np.arange(25) % 10)
+
+
+def _tiny_dit(folder):
+    diffusers = pytest.importorskip("diffusers")
+    torch.manual_seed(0)
+    transformer = diffusers.DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                                  out_channels=8, num_layers=1, sample_size=4, patch_size=2,
+                                                  num_embeds_ada_norm=1000)  # DiTPipeline's null class: 1000
+    vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 8), latent_channels=4,
+                                  down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+                                  up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), norm_num_groups=4,
+                                  sample_size=8)
+    diffusers.DiTPipeline(transformer=transformer, vae=vae, scheduler=diffusers.DDIMScheduler(
+        num_train_timesteps=10)).save_pretrained(folder, safe_serialization=True)
+
+
+def test_diffusers_dit_is_class_conditional(tmp_path, standin):
+    from evalsuite.models.class_conditional import is_class_conditional
+
+    _tiny_dit(tmp_path / "dit")
+    source = resolve_model(f"diffusers:{tmp_path / 'dit'}?steps=2")
+    gen = source.generator
+    assert is_class_conditional(gen) and gen.num_classes == 1000
+    a, b = gen.generate_class([3, 3], [0, 1])
+    assert np.asarray(a).shape == (8, 8, 3) and not np.array_equal(np.asarray(a), np.asarray(b))
+    again = resolve_model(f"diffusers:{tmp_path / 'dit'}?steps=2").generator.generate_class([3], [0])[0]
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(a))  # seeded: the same (label, seed), same image
+    guided = resolve_model(f"diffusers:{tmp_path / 'dit'}?steps=2&guidance=1.5")
+    assert guided.model_id != source.model_id  # guidance_scale is the `guidance` knob: its own variant
+    assert not np.array_equal(np.asarray(guided.generator.generate_class([3], [0])[0]), np.asarray(a))
+    opts = ScoreOptions(tasks=["adm-is"], num_samples=12, num_workers=0, progress=False, store=tmp_path / "store")
+    (doc,) = score(f"diffusers:{tmp_path / 'dit'}?steps=2", opts).results
+    assert doc["status"] == "ok", doc.get("reason")
+    assert doc["details"]["samples"]["num_classes"] == 1000 and doc["details"]["samples"]["classes"] == 12

@@ -46,7 +46,8 @@ def num_classes(generator: Any) -> int:
 
 
 def is_class_conditional(generator: Any) -> bool:
-    return generator is not None and callable(getattr(generator, "generate_class", None))
+    return (generator is not None and callable(getattr(generator, "generate_class", None))
+            and getattr(generator, "class_conditional", True) is not False)  # diffusers: only class_labels pipelines
 
 
 def class_labels(num_samples: int, classes: int = IMAGENET_CLASSES) -> np.ndarray:

@@ -64,6 +64,11 @@ class DiffusersGenerator:
         self._fp32_pipe = self.pipe  # every variant's components but the compressed denoiser
         params = inspect.signature(self.pipe.__call__).parameters
         self.takes_prompt = "prompt" in params
+        # a class-conditional pipeline (DiTPipeline: class_labels) implements generate_class (evalsuite.models.
+        # class_conditional); num_classes from its transformer's label embedding (DiT: num_embeds_ada_norm)
+        self.class_conditional = "class_labels" in params
+        denoiser_config = getattr(getattr(self.pipe, "transformer", None), "config", None)
+        self.num_classes = int(getattr(denoiser_config, "num_embeds_ada_norm", None) or 1000)
         self.call_kwargs = call_kwargs
         settings = f"?{sorted(call_kwargs.items())}" if call_kwargs else ""
         self.model_id = f"diffusers:{folder.name}@{folder_fingerprint(folder)[:16]}{settings}"
@@ -143,6 +148,18 @@ class DiffusersGenerator:
             gen = self.torch.Generator(self.device).manual_seed(int(seed))
             kwargs = {"prompt": prompt} if self.takes_prompt else {}  # unconditional pipelines ignore prompts
             images.append(self.pipe(generator=gen, **kwargs, **self._pipeline_kwargs()).images[0])
+        return images
+
+    def generate_class(self, labels: Sequence[int], seeds: Sequence[int]) -> list:
+        """One image per (class label, seed) of a class-conditional pipeline: `pipe(class_labels=[label],
+        generator=seeded)` with the knobs' arguments (DiT's guidance_scale: the `guidance` knob)."""
+        if not self.class_conditional:
+            raise InputError(f"pipeline {self.model_id} takes no class_labels", "score a class-conditional pipeline "
+                                                                               "(DiTPipeline) with the ADM tasks")
+        images = []
+        for label, seed in zip(labels, seeds):
+            gen = self.torch.Generator(self.device).manual_seed(int(seed))
+            images.append(self.pipe(class_labels=[int(label)], generator=gen, **self._pipeline_kwargs()).images[0])
         return images
 
     # ----------------------------------------------------------------------------------------- the device's view
