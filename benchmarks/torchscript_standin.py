@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +33,6 @@ FILENAME = "inception-2015-12-05.pt"  # the name clean-fid's InceptionV3W looks 
 class ConvLayer(nn.Module):
     """Conv2d without bias, BatchNorm with a shift (beta) but no scale, eps 0.001, ReLU."""
 
-    mean: torch.Tensor  # buffers
-    var: torch.Tensor
-
     def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1,
                  padding: int | tuple[int, int] = 0):
         super().__init__()
@@ -45,7 +42,7 @@ class ConvLayer(nn.Module):
         self.register_buffer("var", torch.ones(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.batch_norm(self.conv(x), self.mean, self.var, None, self.beta, False, 0.0, 0.001)
+        x = F.batch_norm(self.conv(x), self.mean, self.var, None, self.beta, False, 0.0, 0.001)  # type: ignore[arg-type]
         return F.relu(x)
 
 
@@ -216,8 +213,8 @@ def _calibrate(module: nn.Module, args: tuple) -> None:
     """Set a layer's BatchNorm statistics to those of its convolution's output on the calibration batch."""
     assert isinstance(module, ConvLayer)
     y = module.conv(args[0])
-    module.mean.copy_(y.mean(dim=(0, 2, 3)))
-    module.var.copy_(y.var(dim=(0, 2, 3), unbiased=False))
+    cast(torch.Tensor, module.mean).copy_(y.mean(dim=(0, 2, 3)))
+    cast(torch.Tensor, module.var).copy_(y.var(dim=(0, 2, 3), unbiased=False))
 
 
 def write_standin(folder: Path, seed: int = 0) -> Path:
