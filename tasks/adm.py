@@ -28,11 +28,11 @@ from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 
 ADM_PROTOCOL_SAMPLES = 50_000
-FEATURE_PATHS = ("torchscript",)  # "tf" (the official graph, own environment): not wired yet
+FEATURE_PATHS = ("torchscript", "tf")  # tf: the user's evaluator.py in its TensorFlow environment (adm_official)
 TORCHSCRIPT_SPEC = "inception:legacy_tensorflow"  # the whole TorchScript graph, its own resize (ADM feeds raw images)
-OFFICIAL_FIX = ("run the official evaluator on an exported batch: `evalsuite export-npz RUN_ID -o samples.npz`, then "
-                "`python evaluations/evaluator.py VIRTUAL_imagenet256_labeled.npz samples.npz` in a TensorFlow "
-                "environment (guided-diffusion evaluations/requirements.txt)")
+OFFICIAL_FIX = ("use the official path: -o features=tf -o python=TF_ENV/bin/python -o evaluator=PATH/evaluator.py -o "
+                "graph=PATH/classify_image_graph_def.pb; or run it by hand on `evalsuite export-npz RUN_ID -o "
+                "samples.npz`: `python evaluations/evaluator.py VIRTUAL_imagenet256_labeled.npz samples.npz`")
 IS_VARIANTS = ("adm", "torch-fidelity", "stylegan2-ada")
 
 
@@ -41,9 +41,12 @@ class ADMOptions:
     """Options shared by the ADM tasks."""
 
     features: str = field(default="torchscript", metadata={
-        "help": "feature path: torchscript (StyleGAN2-ADA's port of the TF Inception; no sFID). The official TF "
-                "graph is not wired yet"})
+        "help": "torchscript (StyleGAN2-ADA's port of the TF Inception; no sFID) or tf (the official evaluator.py "
+                "run in its TensorFlow environment: needs python, evaluator and graph)"})
     protocol_samples: int = field(default=ADM_PROTOCOL_SAMPLES, metadata={"help": "the protocol's sample count"})
+    python: str = field(default="", metadata={"help": "features=tf: the TensorFlow environment's interpreter"})
+    evaluator: str = field(default="", metadata={"help": "features=tf: guided-diffusion evaluations/evaluator.py"})
+    graph: str = field(default="", metadata={"help": "features=tf: classify_image_graph_def.pb"})
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_PATHS:
@@ -166,6 +169,29 @@ def reference_pool(ctx) -> np.ndarray:
     return memo["ref_pool"]
 
 
+def official_numbers(ctx, options: ADMOptions) -> dict[str, float]:
+    """The five numbers of the user's evaluator.py (features=tf) on the run's samples written as an ADM sample batch
+    and the --ref adm: batch; run once per run for all five tasks."""
+    import tempfile
+
+    from evalsuite.adm_official import OfficialSetup, run_evaluator
+    from evalsuite.imageio import read_rgb
+
+    memo = _memo(ctx)
+    if "official" not in memo:
+        setup = OfficialSetup(options.python, options.evaluator, options.graph)
+        setup.check()
+        ref = reference(ctx)
+        files, labels, _ = samples(ctx)
+        first = read_rgb(files[0])
+        with tempfile.TemporaryDirectory(prefix="adm-samples-") as tmp:
+            batch = Path(tmp) / "samples.npz"
+            adm_npz.write_sample_batch(batch, (read_rgb(f) for f in files), len(files),
+                                       (int(first.shape[0]), int(first.shape[1])), labels)
+            memo["official"], memo["official_log"] = run_evaluator(setup, ref.path, batch)
+    return memo["official"]
+
+
 class _ADMTask(Task):
     family = "image-quality"
     sample_kind = "image"
@@ -180,9 +206,12 @@ class _ADMTask(Task):
     def output(self, ctx, metrics: dict[str, float], details: dict) -> TaskOutput:
         files, _, info = samples(ctx)
         ref = _memo(ctx).get("ref")
-        protocol = f"{self.name}/{self.options.features}"
-        details = {"protocol": protocol, "features": "StyleGAN2-ADA TorchScript inception-2015-12-05.pt (port of "
-                   "the TF graph ADM uses; official: classify_image_graph_def.pb in TF)", "samples": info, **details}
+        official = self.options.features == "tf"
+        protocol = self.name if official else f"{self.name}/{self.options.features}"
+        features = ("the official evaluator.py (guided-diffusion) with classify_image_graph_def.pb in TensorFlow"
+                    if official else "StyleGAN2-ADA TorchScript inception-2015-12-05.pt (port of the TF graph ADM "
+                                     "uses; official: classify_image_graph_def.pb in TF)")
+        details = {"protocol": protocol, "features": features, "samples": info, **details}
         if ref is not None:
             details["reference"] = {"path": str(ref.path), "sha256": ref.sha256, "images": ref.num_images}
         return TaskOutput(metrics=metrics, details=details, num_samples=len(files), protocol=protocol,
@@ -209,6 +238,11 @@ class ADMInceptionScore(_ADMTask):
                 raise InputError(f"variant={self.variant!r}", f"use one of {', '.join(IS_VARIANTS)}")
 
     def run(self, ctx) -> TaskOutput:
+        if self.options.features == "tf":
+            if self.options.variant != "adm":
+                raise InputError(f"variant={self.options.variant} needs the probabilities; the official evaluator "
+                                 "prints ADM's IS only", "use features=torchscript for the named variants")
+            return self.output(ctx, {"is": official_numbers(ctx, self.options)["is"]}, {"variant": "adm"})
         _, probs = sample_activations(ctx)
         details: dict[str, Any] = {"variant": self.options.variant}
         if self.options.variant == "adm":
@@ -233,6 +267,8 @@ class ADMFID(_ADMTask):
     metrics = {"fid": MetricInfo("lower", "Fréchet distance of pool3 features (ADM evaluator)", primary=True)}
 
     def run(self, ctx) -> TaskOutput:
+        if self.options.features == "tf":
+            return self.output(ctx, {"fid": official_numbers(ctx, self.options)["fid"]}, {})
         ref = reference(ctx)
         pool, _ = sample_activations(ctx)
         stats = adm_metrics.statistics_adm(pool)
@@ -248,6 +284,8 @@ class ADMsFID(_ADMTask):
     metrics = {"sfid": MetricInfo("lower", "Fréchet distance of spatial features (ADM evaluator)", primary=True)}
 
     def run(self, ctx) -> TaskOutput:
+        if self.options.features == "tf":
+            return self.output(ctx, {"sfid": official_numbers(ctx, self.options)["sfid"]}, {})
         raise TaskSkipped("sFID needs the Inception graph's mixed_6/conv activations, which the TorchScript "
                           "inception-2015-12-05.pt does not expose (its forward gives pool3 or the softmax only)",
                           OFFICIAL_FIX)
@@ -255,6 +293,9 @@ class ADMsFID(_ADMTask):
 
 class _PR(_ADMTask):
     def precision_recall(self, ctx) -> tuple[float, float]:
+        if self.options.features == "tf":
+            numbers = official_numbers(ctx, self.options)
+            return numbers["precision"], numbers["recall"]
         memo = _memo(ctx)
         if "pr" not in memo:
             pool, _ = sample_activations(ctx)
