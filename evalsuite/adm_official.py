@@ -32,7 +32,7 @@ _LINES = {"is": "Inception Score", "fid": "FID", "sfid": "sFID", "precision": "P
 SETUP_FIX = ("create a TensorFlow environment for the evaluator (`python -m venv adm-env && adm-env/bin/pip "
              "install tensorflow-cpu scipy requests tqdm`), clone openai/guided-diffusion, download "
              "classify_image_graph_def.pb (evaluations/README.md) and pass -o features=tf -o "
-             "python=adm-env/bin/python -o evaluator=PATH/evaluations/evaluator.py -o "
+             "tf_python=adm-env/bin/python -o evaluator=PATH/evaluations/evaluator.py -o "
              "graph=PATH/classify_image_graph_def.pb")
 
 
@@ -46,11 +46,11 @@ class OfficialSetup:
 
     def check(self) -> None:
         """Skip (with the setup) when a part is not given; an InputError when a given path does not exist."""
-        missing = [name for name, value in (("python", self.python), ("evaluator", self.evaluator),
+        missing = [name for name, value in (("tf_python", self.python), ("evaluator", self.evaluator),
                                             ("graph", self.graph)) if not value]
         if missing:
             raise TaskSkipped(f"the official ADM evaluator path needs {', '.join(missing)}", SETUP_FIX)
-        for name, value in (("python", self.python), ("evaluator", self.evaluator), ("graph", self.graph)):
+        for name, value in (("tf_python", self.python), ("evaluator", self.evaluator), ("graph", self.graph)):
             if not Path(value).exists():
                 raise InputError(f"-o {name}={value} does not exist", SETUP_FIX)
 

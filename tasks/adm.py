@@ -30,9 +30,10 @@ from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 ADM_PROTOCOL_SAMPLES = 50_000
 FEATURE_PATHS = ("torchscript", "tf")  # tf: the user's evaluator.py in its TensorFlow environment (adm_official)
 TORCHSCRIPT_SPEC = "inception:legacy_tensorflow"  # the whole TorchScript graph, its own resize (ADM feeds raw images)
-OFFICIAL_FIX = ("use the official path: -o features=tf -o python=TF_ENV/bin/python -o evaluator=PATH/evaluator.py -o "
-                "graph=PATH/classify_image_graph_def.pb; or run it by hand on `evalsuite export-npz RUN_ID -o "
-                "samples.npz`: `python evaluations/evaluator.py VIRTUAL_imagenet256_labeled.npz samples.npz`")
+OFFICIAL_FIX = ("use the official path: -o features=tf -o tf_python=TF_ENV/bin/python -o "
+                "evaluator=PATH/evaluator.py -o graph=PATH/classify_image_graph_def.pb; or run it by hand on "
+                "`evalsuite export-npz RUN_ID -o samples.npz`: `python evaluations/evaluator.py "
+                "VIRTUAL_imagenet256_labeled.npz samples.npz`")
 IS_VARIANTS = ("adm", "torch-fidelity", "stylegan2-ada")
 
 
@@ -42,9 +43,9 @@ class ADMOptions:
 
     features: str = field(default="torchscript", metadata={
         "help": "torchscript (StyleGAN2-ADA's port of the TF Inception; no sFID) or tf (the official evaluator.py "
-                "run in its TensorFlow environment: needs python, evaluator and graph)"})
+                "run in its TensorFlow environment: needs tf_python, evaluator and graph)"})
     protocol_samples: int = field(default=ADM_PROTOCOL_SAMPLES, metadata={"help": "the protocol's sample count"})
-    python: str = field(default="", metadata={"help": "features=tf: the TensorFlow environment's interpreter"})
+    tf_python: str = field(default="", metadata={"help": "features=tf: the TensorFlow environment's interpreter"})
     evaluator: str = field(default="", metadata={"help": "features=tf: guided-diffusion evaluations/evaluator.py"})
     graph: str = field(default="", metadata={"help": "features=tf: classify_image_graph_def.pb"})
 
@@ -179,7 +180,7 @@ def official_numbers(ctx, options: ADMOptions) -> dict[str, float]:
 
     memo = _memo(ctx)
     if "official" not in memo:
-        setup = OfficialSetup(options.python, options.evaluator, options.graph)
+        setup = OfficialSetup(options.tf_python, options.evaluator, options.graph)
         setup.check()
         ref = reference(ctx)
         files, labels, _ = samples(ctx)

@@ -66,7 +66,7 @@ def test_official_path_wiring(tmp_path):
     graph = tmp_path / "graph.pb"
     graph.write_bytes(b"stand-in")
     ref = _reference(tmp_path / "ref.npz")
-    setup = {"features": "tf", "python": sys.executable, "evaluator": str(evaluator), "graph": str(graph)}
+    setup = {"features": "tf", "tf_python": sys.executable, "evaluator": str(evaluator), "graph": str(graph)}
     opts = ScoreOptions(suite="imagenet-adm", ref=f"adm:{ref}", num_samples=12, num_workers=0, progress=False,
                         store=tmp_path / "store", task_options={"*": setup})
     docs = {d["task"]: d for d in score("demo-class", opts).results}
@@ -83,7 +83,7 @@ def test_official_path_needs_its_setup(tmp_path):
     opts = ScoreOptions(tasks=["adm-fid"], ref=f"adm:{ref}", num_samples=4, num_workers=0, progress=False,
                         store=tmp_path / "store", task_options={"*": {"features": "tf"}})
     (doc,) = score("demo-class", opts).results
-    assert doc["status"] == "skipped" and "python, evaluator, graph" in doc["reason"]
+    assert doc["status"] == "skipped" and "tf_python, evaluator, graph" in doc["reason"]
     with pytest.raises(InputError, match="does not exist"):
         OfficialSetup(str(tmp_path / "nope"), str(tmp_path), str(tmp_path)).check()
 
