@@ -365,7 +365,8 @@ class RunContext:
 
     # ------------------------------------------------------------------ reference statistics
     def reference(self, spec: str, need_features: bool = False) -> refstats.ReferenceStats:
-        """Reference statistics named by --ref: a registered name, an .npz file, folder:PATH or model:SPEC."""
+        """Reference statistics named by --ref: a registered name, an .npz file, folder:PATH, model:SPEC or adm:PATH
+        (an ADM reference batch: the TF graph's statistics, refused for another network's features)."""
         ref_spec = self.options.ref
         if not ref_spec:
             raise TaskSkipped("no reference statistics were given",
@@ -385,7 +386,8 @@ class RunContext:
             if kind == "model":
                 ref.meta["seeds"] = [self.options.seed + REFERENCE_SEED_OFFSET, feats.n]
         else:
-            ref = refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
+            ref = refstats.resolve_file_or_name(ref_spec) if ref_spec.startswith(refstats.ADM_PREFIX) else \
+                refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
             refstats.check_compatible(ref, ext.key)
         self._refs[memo] = ref
         return ref

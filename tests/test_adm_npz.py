@@ -177,3 +177,21 @@ def test_adm_reference_as_reference_stats(tmp_path):
                                         "preprocessing": "clean", "dim": 2048})
     # `evalsuite ref distance adm:A adm:B`: the same batch is 0 apart
     assert refstats.distance(f"adm:{path}", f"adm:{path}")["fd"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ref_adm_path_reaches_the_reference_and_is_refused_for_another_network(tmp_path):
+    """`score ... --ref adm:PATH` loads the ADM batch (not 'no such file'); its TF-graph statistics are refused for a
+    different network's features with the reason, never compared with them."""
+    import torch
+
+    from evalsuite import score
+    from evalsuite.errors import IncompatibleStatsError
+
+    path = tmp_path / "VIRTUAL_tiny.npz"
+    _reference(path)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    net.preprocessing = {"resize": "none", "input_dtype": "float255"}
+    with pytest.raises(IncompatibleStatsError):
+        score("demo", tasks=["fid"], num_samples=4, ref=f"adm:{path}", extractor=net, store=tmp_path / "s",
+              progress=False)
