@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ class ScoreCache:
         self.identity = identity
         self.root = root or config.home() / "scores"
         self.dir = self.root / sha256_json(identity)[:24]
-        self.hits = 0
+        self.hits = 0  # counted by callers that report them (the VLM judge)
         self.misses = 0
 
     def _path(self, content_sha: str) -> Path:
@@ -56,7 +57,12 @@ class ScoreCache:
         """The cached result of this image with this prompt (None: not cached)."""
         return self._entries(content_sha).get(self._key(prompt))
 
-    def put_many(self, content_sha: str, results: dict[str | None, Any]) -> None:
+    def get_many(self, content_sha: str, prompts: Sequence[Any]) -> dict[Any, Any]:
+        """The cached results of one media item for these prompts (or questions), read once; absent ones left out."""
+        entries = self._entries(content_sha)
+        return {p: entries[self._key(p)] for p in prompts if self._key(p) in entries}
+
+    def put_many(self, content_sha: str, results: Mapping[Any, Any]) -> None:
         """Store results of one image by prompt (JSON-able values), merged with what is cached."""
         key_file = self.dir / "key.json"
         if not key_file.exists():

@@ -26,7 +26,7 @@ import numpy as np
 from evalsuite.errors import InputError
 from evalsuite.tasks.judge import questions as qs
 from evalsuite.tasks.judge.backends import resolve
-from evalsuite.tasks.judge.scoring import AnswerCache, aspect_means
+from evalsuite.tasks.judge.scoring import answer_cache, aspect_means
 from evalsuite.tasks.judge.task import ask, open_media
 
 REQUIRED = ("file", "prompt", "aspect", "label")
@@ -128,7 +128,7 @@ def judge_eval(labels: str | Path, judge_spec: str, *, device: str | None = None
 
     rows = read_labels(labels)
     judge = resolve(judge_spec, device=device)
-    cache = AnswerCache(judge)
+    cache = answer_cache(judge)
     scores = []
     for row in tqdm(rows, desc="judge-eval", unit="row", disable=not progress):
         medium = "video" if row.file.suffix.lower() in VIDEO_EXTENSIONS else "image"

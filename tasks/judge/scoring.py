@@ -1,5 +1,5 @@
-"""From a judge's yes/no logits to scores: P(yes) normalised over the two answers, a cache of answers per (media,
-question, judge), and the per-aspect aggregation.
+"""From a judge's yes/no logits to scores: P(yes) normalised over the two answers, the cache of answers per (media,
+question, judge) (the shared `evalsuite.score_cache`), and the per-aspect aggregation.
 
 P(yes) = exp(y) / (exp(y) + exp(n)) = sigmoid(y − n), where y and n are the log-sum-exp of the next-token logits over
 every token that spells "yes" / "no" (the backend's job): a judge that puts all its mass on other tokens still gets
@@ -11,16 +11,12 @@ a defined score, and no answer text is ever parsed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evalsuite import config
-from evalsuite.fsutil import atomic_write_bytes, inside
-from evalsuite.hashing import sha256_json
+from evalsuite.score_cache import ScoreCache
 
 
 def p_yes(logits: np.ndarray) -> np.ndarray:
@@ -35,37 +31,11 @@ def p_yes(logits: np.ndarray) -> np.ndarray:
     return np.asarray(expit(arr[:, 0] - arr[:, 1]), dtype=np.float64)
 
 
-class AnswerCache:
-    """P(yes) per (media key, question text) for one judge (its protocol, fingerprint and what ran), one JSON file
-    per media item under $EVALSUITE_HOME/judge-cache/; written atomically, paths checked to stay inside."""
-
-    def __init__(self, judge: Any, root: Path | None = None):
-        key = sha256_json({"protocol": judge.protocol, "fingerprint": judge.fingerprint,
-                           "details": getattr(judge, "details", None)})[:24]
-        self.root = (root or config.home() / "judge-cache") / key
-        self.hits = 0
-        self.misses = 0
-
-    def _path(self, media_key: str) -> Path:
-        if not media_key.isalnum():
-            raise ValueError(f"media key {media_key!r} is not a hex digest")
-        return inside(self.root, self.root / media_key[:2] / f"{media_key}.json", "the judge cache")
-
-    def get(self, media_key: str) -> dict[str, float]:
-        """The cached answers of one media item (question text -> P(yes)); {} when none or unreadable."""
-        path = self._path(media_key)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
-
-    def put(self, media_key: str, answers: dict[str, float]) -> None:
-        """Add answers of one media item (merged with what is cached)."""
-        merged = {**self.get(media_key), **answers}
-        path = self._path(media_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps(merged, sort_keys=True).encode())
+def answer_cache(judge: Any) -> ScoreCache:
+    """The judge's answers (P(yes) per media key and question text) in the shared per-sample score cache, keyed by
+    the judge's protocol, fingerprint and what ran (`details`): $EVALSUITE_HOME/scores/<key>/."""
+    return ScoreCache({"kind": "vlm-judge answers", "protocol": judge.protocol, "fingerprint": judge.fingerprint,
+                       "details": getattr(judge, "details", None)})
 
 
 def aspect_means(aspects: Sequence[str], scores: Sequence[float]) -> dict[str, float]:

@@ -18,11 +18,12 @@ import numpy as np
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.hashing import sha256_file, sha256_json
+from evalsuite.score_cache import ScoreCache
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.judge import questions as qs
 from evalsuite.tasks.judge.backends import Judge, resolve
-from evalsuite.tasks.judge.scoring import AnswerCache, aggregate, aspect_means, p_yes
+from evalsuite.tasks.judge.scoring import aggregate, answer_cache, aspect_means, p_yes
 
 JUDGE_FIX = ("pass --judge transformers:/path/to/Qwen2.5-VL-7B-Instruct (a local model folder, e.g. from "
              "`huggingface-cli download Qwen/Qwen2.5-VL-7B-Instruct --local-dir Qwen2.5-VL-7B-Instruct`) or "
@@ -91,7 +92,7 @@ class VLMJudgeTask(Task):
         if question_set is None:
             question_set = qs.automatic([p for p in prompts if p], medium, opts.quality)
         items = list(zip(files, prompts))
-        cache = AnswerCache(judge)
+        cache = answer_cache(judge)
         batch = max(1, ctx.options.batch_size)
         results = ctx.map_samples(items, lambda shard: [self._judge_one(path, prompt, question_set, judge, cache,
                                                                          medium, batch) for path, prompt in shard],
@@ -99,7 +100,7 @@ class VLMJudgeTask(Task):
         return self._output(items, results, question_set, judge, cache, medium, ctx)
 
     def _judge_one(self, path: Path, prompt: str | None, question_set: qs.QuestionSet, judge: Judge,
-                   cache: AnswerCache, medium: str, batch: int) -> dict:
+                   cache: ScoreCache, medium: str, batch: int) -> dict:
         """One sample's answers, or a skip record."""
         questions = question_set.for_prompt(prompt) if prompt else (question_set.quality or None)
         if not questions:
@@ -114,7 +115,7 @@ class VLMJudgeTask(Task):
         scores = ask(media, key, texts, judge, cache, batch)
         return {"aspects": [q.aspect for q in questions], "p_yes": scores, "frames": frames}
 
-    def _output(self, items: list, results: list, question_set: qs.QuestionSet, judge: Judge, cache: AnswerCache,
+    def _output(self, items: list, results: list, question_set: qs.QuestionSet, judge: Judge, cache: ScoreCache,
                 medium: str, ctx: Any) -> TaskOutput:
         kept = [(item, r) for item, r in zip(items, results) if "reason" not in r]
         skipped = [r for r in results if "reason" in r]
@@ -151,10 +152,10 @@ class VLMJudgeTask(Task):
                           artifacts={"questions.jsonl": _jsonl(question_json)})
 
 
-def ask(media: Any, key: str, texts: list[str], judge: Judge, cache: AnswerCache, batch: int) -> list[float]:
+def ask(media: Any, key: str, texts: list[str], judge: Judge, cache: ScoreCache, batch: int) -> list[float]:
     """P(yes) of each question text about one media item (`key` its cache key): cached answers first, the rest
     asked in batches of `batch`, then cached."""
-    cached = cache.get(key)
+    cached = cache.get_many(key, texts)
     todo = [t for t in dict.fromkeys(texts) if t not in cached]
     cache.hits += len(texts) - len(todo)
     cache.misses += len(todo)
@@ -164,7 +165,7 @@ def ask(media: Any, key: str, texts: list[str], judge: Judge, cache: AnswerCache
         logits = judge.yes_no_logits([media] * len(chunk), chunk)
         fresh.update(zip(chunk, p_yes(logits).tolist()))
     if fresh:
-        cache.put(key, fresh)
+        cache.put_many(key, fresh)
     answers = {**cached, **fresh}
     return [answers[t] for t in texts]
 
