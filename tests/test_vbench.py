@@ -22,6 +22,7 @@ import pytest
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.runner import ScoreOptions, score
 from evalsuite.tasks import vbench as vb
+from evalsuite.tasks.vbench.checkpoints import expected_weights, offline_report
 
 RECORDING = Path(__file__).parent / "data" / "vbench" / "mymodel_eval_results.json"
 
@@ -57,7 +58,11 @@ if args[:1] == ["-c"]:
     exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
     sys.exit(0)
 launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "vbench.launch.evaluate"]
-if args[:len(launcher)] != launcher:
+if args[:len(launcher)] == launcher:
+    args = args[len(launcher):]
+elif args[:1] and args[0].endswith("cpu_launch.py"):  # evalsuite's CPU launch of the same script
+    args = args[1:]
+else:
     sys.exit("fake python: unexpected command " + " ".join(args))
 p = argparse.ArgumentParser()  # the options of vbench/launch/evaluate.py (0.1.5) that evalsuite passes
 p.add_argument("--videos_path", required=True)
@@ -66,7 +71,7 @@ p.add_argument("--full_json_dir", default=os.path.join(SITE, "vbench", "VBench_f
 p.add_argument("--dimension", nargs="+", required=True)
 p.add_argument("--mode", choices=["custom_input", "vbench_standard", "vbench_category"], default="vbench_standard")
 p.add_argument("--prompt_file")
-a = p.parse_args(args[len(launcher):])
+a = p.parse_args(args)
 print("start evaluation")
 if os.path.exists(os.path.join(HERE, "FAIL")):
     print("Traceback (most recent call last):\n  File \"vbench/launch/evaluate.py\"\n"
@@ -101,16 +106,44 @@ print("done")
 '''
 
 
-def make_fake_env(root: Path, detectron2: bool = True, cuda: bool = True) -> Path:
+@pytest.fixture(autouse=True)
+def _weights_home(tmp_path, monkeypatch):
+    """VBench's weight folders (~/.cache/vbench, ~/.cache/clip, torch.hub's, the HF hub's) under a temporary HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for var in ("VBENCH_CACHE_DIR", "TORCH_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def put_weights(dimensions=None) -> list[str]:
+    """Empty stand-ins at every path VBench expects for `dimensions` (default all): what the task checks is presence."""
+    made = []
+    for dim in dimensions or vb.DIMENSIONS:
+        for e in expected_weights(dim):
+            path = Path(e.path)
+            if e.folder:
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+            made.append(e.path)
+    return made
+
+
+def make_fake_env(root: Path, detectron2: bool = True, cuda: bool = True, weights: bool = True) -> Path:
     site = root / "site"
     (site / "vbench").mkdir(parents=True)
     (site / "vbench" / "__init__.py").write_text("")  # like vbench 0.1.5: no __version__
+    (site / "vbench" / "utils.py").write_text(  # VBench's cache folder, as vbench/utils.py
+        "import os\nCACHE_DIR = os.environ.get('VBENCH_CACHE_DIR') or os.path.join(os.path.expanduser('~'), "
+        "'.cache', 'vbench')\n")
     (site / "vbench" / "VBench_full_info.json").write_text(json.dumps(FAKE_FULL_INFO))
     (site / "vbench-0.1.5.dist-info").mkdir()
     (site / "vbench-0.1.5.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: vbench\nVersion: 0.1.5\n")
     (site / "torch").mkdir()
     (site / "torch" / "__init__.py").write_text(
         f"__version__ = '0.0+fake'\nclass cuda:\n    @staticmethod\n    def is_available():\n        return {cuda}\n")
+    (site / "pkg_resources").mkdir()  # setuptools<81's, which openai-clip imports
+    (site / "pkg_resources" / "__init__.py").write_text("")
     if detectron2:
         (site / "detectron2").mkdir()
         (site / "detectron2" / "__init__.py").write_text("")
@@ -119,6 +152,8 @@ def make_fake_env(root: Path, detectron2: bool = True, cuda: bool = True) -> Pat
     python.parent.mkdir()
     python.write_text(FAKE_PYTHON.replace("@EXE@", sys.executable))
     python.chmod(0o755)
+    if weights:
+        put_weights()
     return python
 
 
@@ -320,7 +355,7 @@ def test_setup_commands_pin_vbench():
     cmds = vb.setup_commands("/envs/vb", "python3.10")
     assert cmds[0] == ["python3.10", "-m", "venv", "/envs/vb"]
     assert cmds[-1] == ["/envs/vb/bin/python", "-m", "pip", "install", "vbench==0.1.5", "transformers==4.33.2",
-                        "numpy<2", "timm<=1.0.12"]
+                        "numpy<2", "timm<=1.0.12", "setuptools<81"]
     assert any("torch" in c for c in cmds[2])
 
 
@@ -336,6 +371,64 @@ def test_setup_command_refuses_python_312_and_keeps_working_env(tmp_path):
     assert vb.setup_command(tmp_path / "env", echo=said.append) == python  # works already: nothing is installed
     assert "already set up" in said[0]
     assert [c[0] for c in calls(python)] == ["-c"]
+
+
+FAKE_BASE_PYTHON = r'''#!/bin/sh
+# a base interpreter: `-m venv PATH` makes PATH/bin/python, whose `pip install vbench...` fails until PATH/FIXED exists
+if [ "$1" = "-c" ]; then echo "3 11"; exit 0; fi
+env="$3"
+mkdir -p "$env/bin" && touch "$env/pyvenv.cfg"
+cat > "$env/bin/python" <<EOS
+#!/bin/sh
+echo "python \$*" >> "$env/calls.txt"
+case "\$*" in
+  *vbench==*) if [ ! -e "$env/FIXED" ]; then
+      echo "ERROR: Could not find a version that satisfies the requirement vbench==0.1.5 (from versions: none)"
+      echo "ERROR: No matching distribution found for vbench==0.1.5"; exit 1; fi ;;
+  "-c "*) exit 3 ;;
+esac
+echo "Successfully installed something"
+EOS
+chmod +x "$env/bin/python"
+'''
+
+
+def test_setup_steps_and_torch_pin():
+    steps = vb.setup_steps("/envs/vb", "python3.11", torch_spec="torch==2.14.1 torchvision==0.29.1")
+    assert [label for label, _ in steps] == [
+        "creating the virtualenv", "upgrading pip", "installing torch==2.14.1 torchvision==0.29.1",
+        "installing vbench==0.1.5 with its pins (transformers==4.33.2, numpy<2, timm<=1.0.12)"]
+    assert steps[2][1][-2:] == ["torch==2.14.1", "torchvision==0.29.1"]
+    assert steps[3][1][-6:] == ["transformers==4.33.2", "numpy<2", "timm<=1.0.12", "setuptools<81", "torch==2.14.1",
+                                "torchvision==0.29.1"]  # resolving vbench keeps that torch
+
+
+def test_pip_failure_names_the_package():
+    assert vb.pip_failure(["ERROR: Could not find a version that satisfies the requirement tokenizers<0.14",
+                           "ERROR: No matching distribution found for tokenizers<0.14"]) == (
+        "tokenizers<0.14: no matching distribution on the index; tokenizers<0.14: no version satisfies the requirement")
+    assert vb.pip_failure(["  Failed building wheel for decord"]) == "decord: its wheel failed to build"
+    assert vb.pip_failure(["Successfully installed x"]) is None
+
+
+def test_setup_shows_steps_names_the_failing_package_and_resumes(tmp_path):
+    base = tmp_path / "python3.11"
+    base.write_text(FAKE_BASE_PYTHON)
+    base.chmod(0o755)
+    said, pip_lines = [], []
+    with pytest.raises(InputError) as failed:
+        vb.setup_command(tmp_path / "env", python=str(base), echo=said.append, output=pip_lines.append,
+                         torch_spec="torch==2.14.1 torchvision==0.29.1")
+    assert [s.split("]")[0] for s in said if s.startswith("[")] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert "step 4/4 (installing vbench==0.1.5" in failed.value.message
+    assert "vbench==0.1.5: no matching distribution on the index" in failed.value.message
+    assert any("No matching distribution" in line for line in pip_lines)  # pip's own output, passed through
+    (tmp_path / "env" / "FIXED").write_text("")
+    said.clear()
+    with pytest.raises(InputError, match="installed but is not usable"):  # the fake env's vbench never imports
+        vb.setup_command(tmp_path / "env", python=str(base), echo=said.append, output=pip_lines.append)
+    assert "completing it" in said[0] and said[1] == "[1/4] creating the virtualenv: " + str(tmp_path / "env") + \
+        " exists, kept"
 
 
 # --------------------------------------------------------------------------- run_vbench with the fake environment
@@ -478,11 +571,68 @@ def test_task_without_env_is_skipped_with_the_fix(tmp_path):
     assert (tmp_path / "store" / "runs" / run.run_id / "vbench.json").is_file()
 
 
-def test_task_skips_without_cuda_in_the_env(tmp_path):
+def test_task_without_cuda_runs_the_launch_script_on_the_cpu(tmp_path):
     python = make_fake_env(tmp_path / "env", cuda=False)
     doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
                                            store=tmp_path / "store", progress=False)).results[0]
-    assert doc["status"] == "skipped" and "CUDA" in doc["reason"]
+    assert doc["status"] == "ok", doc.get("reason")
+    assert doc["details"]["device"] == "cpu" and "main() on the CPU" in doc["details"]["launcher"]
+    launch = calls(python)[-1]
+    assert launch[0].endswith("cpu_launch.py") and launch[1] == "--videos_path"
+    assert launch[launch.index("--dimension") + 1:] == QUALITY
+    # asking for VBench's own CUDA launch without CUDA skips, with the fix
+    doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+                                           store=tmp_path / "store2", progress=False,
+                                           task_options={"vbench": {"device": "cuda"}})).results[0]
+    assert doc["status"] == "skipped" and "CUDA" in doc["reason"] and "vbench.device=cpu" in doc["fix"]
+
+
+def test_vbench_command_on_the_cpu():
+    cmd = vb.vbench_command("/env/bin/python", "/w/videos", ["temporal_flickering"], "/w/out", "custom_input",
+                            device="cpu")
+    assert cmd[0] == "/env/bin/python" and cmd[1].endswith("tasks/vbench/cpu_launch.py")
+    assert cmd[2:] == ["--videos_path", "/w/videos", "--output_path", "/w/out", "--mode", "custom_input",
+                       "--dimension", "temporal_flickering"]
+    with pytest.raises(InputError, match="device"):
+        vb.vbench_command("py", "v", ["temporal_flickering"], "o", device="tpu")
+
+
+def test_missing_weights_skip_their_dimensions_with_the_file(tmp_path):
+    python = make_fake_env(tmp_path / "env", weights=False)
+    put_weights(["subject_consistency", "imaging_quality"])
+    doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+                                           store=tmp_path / "store", progress=False)).results[0]
+    assert doc["status"] == "ok", doc.get("reason")
+    details = doc["details"]
+    assert details["dimensions_run"] == ["subject_consistency", "temporal_flickering", "imaging_quality"]
+    amt = str(tmp_path / "home" / ".cache" / "vbench" / "amt_model" / "amt-s.pth")
+    assert details["weights_missing"]["motion_smoothness"] == [amt]
+    reason = details["dimensions_not_run"]["motion_smoothness"]
+    assert reason.startswith(f"weights missing: VBench expects the file {amt}")
+    assert "huggingface.co/lalala125/AMT" in reason
+    clip = str(tmp_path / "home" / ".cache" / "clip" / "ViT-B-32.pt")
+    assert details["weights_missing"]["background_consistency"] == [clip]
+    launch = calls(python)[-1]
+    assert launch[launch.index("--dimension") + 1:] == details["dimensions_run"]
+    assert set(doc["metrics"]) == {"subject_consistency", "temporal_flickering", "imaging_quality"}
+    # -o vbench.download=true leaves the downloads to VBench
+    doc = score("demo-video", ScoreOptions.with_legacy(tasks=["vbench"], vbench_python=str(python), num_samples=2,
+                                           store=tmp_path / "store2", progress=False,
+                                           task_options={"vbench": {"download": True}})).results[0]
+    assert doc["details"]["dimensions_run"] == QUALITY and doc["details"]["weights_missing"] == {}
+
+
+def test_check_report_lists_offline_dimensions(tmp_path):
+    python = make_fake_env(tmp_path / "env", weights=False)
+    put_weights(["motion_smoothness"])
+    report = vb.check_report(python)
+    assert report["offline"] == ["temporal_flickering", "motion_smoothness"]
+    row = report["dimensions"]["dynamic_degree"]
+    assert row["offline"] is False
+    assert row["files"][0]["path"].endswith(".cache/vbench/raft_model/models/raft-things.pth")
+    assert not row["files"][0]["present"]
+    assert report["cache_dir"] == str(tmp_path / "home" / ".cache" / "vbench")
+    assert offline_report({"detectron2": False})["color"]["needs"].startswith("detectron2")
 
 
 def test_task_generator_without_prompts_uses_vbench_prompt_list(tmp_path, monkeypatch):

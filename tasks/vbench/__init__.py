@@ -25,7 +25,17 @@ module the CLI launches, with the environment's own interpreter, so failures are
         [--full_json_dir VBench_full_info.json] [--prompt_file PROMPTS.json]
 
 (`--standalone` lets torchrun pick a free port; `vbench.launch.evaluate` itself hard-codes CUDA and NCCL.) The
-results land in `OUT/results_<time>_eval_results.json`.
+results land in `OUT/results_<time>_eval_results.json`. Without CUDA (or with `-o vbench.device=cpu`) the same
+script's `main()` runs in one process on the CPU, with the same arguments, through `cpu_launch.py`
+(`PYTHON .../tasks/vbench/cpu_launch.py --videos_path ...`): its `dist_init` is skipped and its
+`torch.device("cuda")` gives the CPU; VBench's own `VBench` class and dimension code do the rest (the class takes the
+device, "cuda or cpu"). The device and launcher are recorded in the details.
+
+Weights. VBench loads its checkpoints from its cache folder (`$VBENCH_CACHE_DIR`, default `~/.cache/vbench`),
+`clip.load`'s `~/.cache/clip` and torch.hub's folder, and wgets missing ones itself. evalsuite checks first
+(`checkpoints.expected_weights`, the paths of vbench 0.1.5's `init_submodules`): a dimension whose files are missing
+is not run, its reason naming each file and where it comes from (`-o vbench.download=true` leaves the downloads to
+VBench). `evalsuite vbench check` lists them per dimension.
 
 Modes. `vbench_standard` looks up, for every prompt of `VBench_full_info.json` tagged with a dimension, the files
 `{prompt}-{i}.mp4` for i = 0..4 (only those five; more videos are not read). It is used when every prompt of the
@@ -48,7 +58,10 @@ During a run the layout (hard links into the sample store, copies across file sy
 
 The package, one module per seam (each re-exported here, and by the old module `evalsuite.tasks.video_vbench`):
 
-* `environment`: VBench's own environment: `find_python`, `check_env`, `setup_env` / `setup_command`, the pins;
+* `environment`: VBench's own environment: `find_python`, `check_env`, `setup_env` / `setup_command` (steps shown,
+  failures named, idempotent), `check_report`, the pins;
+* `checkpoints`: the weight files VBench expects per dimension, and which are present;
+* `cpu_launch.py`: VBench's launch script on the CPU (run in VBench's environment, not imported);
 * `layout`: VBench's prompt list and file names, `write_layout`, reading a folder already in VBench's layout;
 * `invocation`: `vbench_command`, `run_vbench` (the subprocess, its log, timeout and kill);
 * `scoring`: VBench's constants (`DIMENSIONS`, `NORMALIZE`, the weights), `normalize`, `aggregate`,
@@ -65,13 +78,17 @@ from evalsuite.tasks.vbench.environment import (
     VBENCH_PINS,
     VBENCH_VERSION,
     check_env,
+    check_report,
+    default_base_python,
     default_env_dir,
     find_python,
+    pip_failure,
     setup_command,
     setup_commands,
     setup_env,
+    setup_steps,
 )
-from evalsuite.tasks.vbench.invocation import run_vbench, vbench_command
+from evalsuite.tasks.vbench.invocation import CPU_LAUNCH, run_vbench, vbench_command
 from evalsuite.tasks.vbench.layout import (
     LAYOUT_SUFFIXES,
     LONG_PROMPT_CHARS,
@@ -104,10 +121,11 @@ from evalsuite.tasks.vbench.scoring import (
 from evalsuite.tasks.vbench.task import VBenchTask
 
 __all__ = [
-    "CUSTOM_DIMENSIONS", "CUSTOM_UNSUPPORTED", "DETECTRON2_DIMENSIONS", "DIMENSIONS", "DIM_WEIGHT", "ENV_MARKER",
-    "LAYOUT_SUFFIXES", "LONG_PROMPT_CHARS", "LayoutEntry", "MODES", "NAME_MAX_BYTES", "NORMALIZE", "QUALITY_LIST",
-    "QUALITY_WEIGHT", "SEMANTIC_LIST", "SEMANTIC_WEIGHT", "SETUP_FIX", "SETUP_NOTES", "VBENCH_PINS", "VBENCH_VERSION",
-    "VBenchResults", "VBenchTask", "VIDEOS_PER_PROMPT", "aggregate", "check_env", "default_env_dir", "find_python",
-    "layout_name", "normalize", "parse_results", "prompt_dimensions", "run_vbench", "setup_command", "setup_commands",
-    "setup_env", "standard_info", "standard_prompts", "vbench_command", "write_layout",
+    "CPU_LAUNCH", "CUSTOM_DIMENSIONS", "CUSTOM_UNSUPPORTED", "DETECTRON2_DIMENSIONS", "DIMENSIONS", "DIM_WEIGHT",
+    "ENV_MARKER", "LAYOUT_SUFFIXES", "LONG_PROMPT_CHARS", "LayoutEntry", "MODES", "NAME_MAX_BYTES", "NORMALIZE",
+    "QUALITY_LIST", "QUALITY_WEIGHT", "SEMANTIC_LIST", "SEMANTIC_WEIGHT", "SETUP_FIX", "SETUP_NOTES", "VBENCH_PINS",
+    "VBENCH_VERSION", "VBenchResults", "VBenchTask", "VIDEOS_PER_PROMPT", "aggregate", "check_env", "check_report",
+    "default_base_python", "default_env_dir", "find_python", "layout_name", "normalize", "parse_results",
+    "pip_failure", "prompt_dimensions", "run_vbench", "setup_command", "setup_commands", "setup_env", "setup_steps",
+    "standard_info", "standard_prompts", "vbench_command", "write_layout",
 ]

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +18,10 @@ from evalsuite.errors import InputError, TaskSkipped
 
 VBENCH_VERSION = "0.1.5"
 VBENCH_PINS = ("transformers==4.33.2", "numpy<2", "timm<=1.0.12")
+# evalsuite's addition to VBench's pins: openai-clip 1.0.1 (VBench's `clip`, imported by background_consistency,
+# aesthetic_quality, appearance_style, human_action, temporal_style and overall_consistency) does
+# `from pkg_resources import packaging`, and setuptools 81+ has no pkg_resources (torch 2.14 asks for >=77.0.3)
+ENV_EXTRA_PINS = ("setuptools<81",)
 
 SETUP_FIX = ("create it with `evalsuite vbench setup` (a separate virtualenv with vbench==0.1.5), or pass "
              "--vbench-python PATH to an environment's interpreter")
@@ -24,8 +30,8 @@ _PROBE = r"""
 import importlib.util, json, os, sys
 import vbench
 info = {"python": sys.version.split()[0], "vbench_dir": os.path.dirname(os.path.abspath(vbench.__file__))}
+import importlib.metadata as _md
 try:
-    import importlib.metadata as _md
     info["vbench"] = _md.version("vbench")
 except Exception:
     info["vbench"] = getattr(vbench, "__version__", None)
@@ -38,6 +44,29 @@ try:
 except Exception:
     info["torch"], info["cuda"] = None, False
 info["detectron2"] = importlib.util.find_spec("detectron2") is not None
+info["pkg_resources"] = importlib.util.find_spec("pkg_resources") is not None
+try:  # where VBench 0.1.5 looks for its weights (vbench/utils.py CACHE_DIR), torch.hub's folder, clip.load's default
+    import vbench.utils as _vu
+    info["cache_dir"] = os.path.abspath(_vu.CACHE_DIR)
+except Exception:
+    info["cache_dir"] = None
+try:
+    info["torch_hub_dir"] = os.path.abspath(torch.hub.get_dir())
+except Exception:
+    info["torch_hub_dir"] = None
+info["clip_dir"] = os.path.abspath(os.path.expanduser("~/.cache/clip"))
+try:
+    from huggingface_hub import constants as _hc
+    info["hf_hub_cache"] = os.path.abspath(_hc.HF_HUB_CACHE)
+except Exception:
+    info["hf_hub_cache"] = None
+info["packages"] = {}
+for _name in ("vbench", "torch", "torchvision", "transformers", "tokenizers", "numpy", "timm", "openai-clip", "pyiqa",
+              "decord", "opencv-python", "detectron2"):
+    try:
+        info["packages"][_name] = _md.version(_name)
+    except Exception:
+        info["packages"][_name] = None
 print("EVALSUITE_VBENCH_ENV " + json.dumps(info))
 """
 # the outer run's torchrun variables must not leak into VBench's own torchrun
@@ -113,15 +142,89 @@ def check_env(python: str | Path, timeout: float = 300) -> dict[str, Any]:
     return info
 
 
-def setup_commands(path: str | Path, python: str = "python3", torch_index_url: str | None = None) -> list[list[str]]:
-    """The commands `setup_env` runs: a virtualenv, torch, then vbench with its pins."""
+def _torch_requirements(torch_spec: str | None) -> list[str]:
+    return torch_spec.split() if torch_spec else ["torch", "torchvision"]
+
+
+def setup_steps(path: str | Path, python: str = "python3", torch_index_url: str | None = None,
+                torch_spec: str | None = None) -> list[tuple[str, list[str]]]:
+    """(label, command) of each step `setup_env` runs: a virtualenv, pip, torch (`torch_spec`, e.g.
+    "torch==2.14.1 torchvision==0.29.1"; default the newest "torch torchvision"), then vbench==0.1.5 with its pins
+    (and the torch pins again, so that resolving vbench's requirements keeps that torch build), and
+    `ENV_EXTRA_PINS` (setuptools<81: openai-clip 1.0.1 imports pkg_resources)."""
     env_python = str(_env_python(Path(path)))
     pip = [env_python, "-m", "pip", "install"]
-    torch_cmd = pip + ["torch", "torchvision"] + (["--index-url", torch_index_url] if torch_index_url else [])
-    return [[python, "-m", "venv", str(path)],
-            pip + ["--upgrade", "pip"],
-            torch_cmd,
-            pip + [f"vbench=={VBENCH_VERSION}", *VBENCH_PINS]]
+    torch_reqs = _torch_requirements(torch_spec)
+    torch_cmd = pip + torch_reqs + (["--index-url", torch_index_url] if torch_index_url else [])
+    keep_torch = torch_reqs if torch_spec else []
+    return [("creating the virtualenv", [python, "-m", "venv", str(path)]),
+            ("upgrading pip", pip + ["--upgrade", "pip"]),
+            ("installing " + " ".join(torch_reqs), torch_cmd),
+            (f"installing vbench=={VBENCH_VERSION} with its pins ({', '.join(VBENCH_PINS)})",
+             pip + [f"vbench=={VBENCH_VERSION}", *VBENCH_PINS, *ENV_EXTRA_PINS, *keep_torch])]
+
+
+def setup_commands(path: str | Path, python: str = "python3", torch_index_url: str | None = None,
+                   torch_spec: str | None = None) -> list[list[str]]:
+    """The commands `setup_env` runs (see `setup_steps`)."""
+    return [cmd for _, cmd in setup_steps(path, python, torch_index_url, torch_spec)]
+
+
+# pip's messages that name what failed (the package, and why), newest pip wording
+_PIP_FAILURES = (
+    (r"No matching distribution found for (\S+)", "no matching distribution on the index"),
+    (r"Could not find a version that satisfies the requirement (\S+)", "no version satisfies the requirement"),
+    (r"Failed building wheel for (\S+)", "its wheel failed to build"),
+    (r"Failed to build (?:installable wheels for some pyproject\.toml based projects \()?([^)\n]+)",
+     "failed to build"),
+    (r"Cannot install (.+?) because these package versions have conflicting dependencies",
+     "conflicting dependencies"),
+    (r"ERROR: (Could not install packages due to an OSError.*)", "an OS error"),
+    (r"(No space left on device)", "the disk is full"),
+)
+
+
+def pip_failure(lines: list[str]) -> str | None:
+    """What pip's output says failed ("PACKAGE: why"), or None when it names nothing."""
+    import re
+
+    text = "\n".join(lines)
+    found = []
+    for pattern, why in _PIP_FAILURES:
+        for match in re.finditer(pattern, text):
+            found.append(f"{match.group(1).strip()}: {why}")
+    return "; ".join(dict.fromkeys(found)) or None
+
+
+def _step_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PIP_TARGET", "PIP_PREFIX")}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _run_step(cmd: list[str], output: Callable[[str], None]) -> tuple[int, list[str]]:
+    """Run one setup command, its output (pip's own) passed line by line to `output`; (exit status, last lines)."""
+    import collections
+
+    tail: collections.deque[str] = collections.deque(maxlen=400)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True, errors="replace", env=_step_env())
+    except OSError as exc:
+        return 127, [f"cannot run {cmd[0]}: {exc}"]
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line.rstrip("\n"))
+        output(line)
+    return proc.wait(), list(tail)
+
+
+def _print_raw(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+
+
+SETUP_RECORD = "evalsuite-setup.json"
 
 
 SETUP_NOTES = f"""\
@@ -131,9 +234,11 @@ VBench {VBENCH_VERSION} notes:
       {{python}} -m pip install 'git+https://github.com/facebookresearch/detectron2.git'
     (see https://detectron2.readthedocs.io/en/latest/tutorials/install.html); without it those dimensions are
     not run and VBench's Semantic and Total scores are not computed.
-  * VBench downloads its model weights at run time into ~/.cache/vbench ($VBENCH_CACHE_DIR), so the first run
-    needs network access.
-  * vbench.launch.evaluate runs on CUDA only."""
+  * VBench loads its model weights from ~/.cache/vbench ($VBENCH_CACHE_DIR), ~/.cache/clip and torch.hub's folder,
+    and downloads missing ones itself (network). evalsuite skips a dimension whose weights are missing, naming the
+    file, unless -o vbench.download=true lets VBench fetch them; `evalsuite vbench check` lists them.
+  * vbench.launch.evaluate runs on CUDA only; without CUDA evalsuite runs that script's main() on the CPU (VBench's
+    own VBench(device="cpu") class, see the task's details)."""
 
 
 def _python_version(python: str) -> tuple[int, int]:
@@ -148,54 +253,142 @@ def _python_version(python: str) -> tuple[int, int]:
 
 
 def setup_env(path: str | Path, python: str = "python3", *, torch_index_url: str | None = None,
-              echo: Callable[[str], None] = print) -> Path:
-    """Create a virtualenv at `path` and pip-install torch and `vbench==0.1.5` with its pins (transformers==4.33.2,
-    numpy<2, timm<=1.0.12). Needs network access; takes minutes. detectron2 is not installed (see SETUP_NOTES).
+              torch_spec: str | None = None, echo: Callable[[str], None] = print,
+              output: Callable[[str], None] = _print_raw, skip_venv: bool = False) -> Path:
+    """Create a virtualenv at `path` and pip-install torch (`torch_spec`, e.g. "torch==2.14.1 torchvision==0.29.1")
+    and `vbench==0.1.5` with its pins (transformers==4.33.2, numpy<2, timm<=1.0.12), echoing "[k/n] step" before
+    each step and pip's own output (`output`) during it. A failing step raises InputError naming the step and what
+    pip says failed (the package, and why). With `skip_venv`, an existing virtualenv is completed (the pip steps
+    are idempotent). Needs the package registries; takes minutes. detectron2 is not installed (see SETUP_NOTES).
     Python 3.12+ is refused: transformers 4.33.2 needs tokenizers<0.14, which has no wheels for it."""
     path = Path(path).expanduser().absolute()
-    if (3, 12) <= _python_version(python):
+    version = _python_version(python) if not skip_venv else (3, 0)
+    if (3, 12) <= version:
         raise InputError(f"{python} is Python 3.12 or newer; VBench's pin transformers==4.33.2 needs tokenizers<0.14, "
-                         "which has no wheels for it", "pass --python python3.10 (or 3.9-3.11)")
-    if path.exists() and any(path.iterdir()):
+                         "which has no wheels for it", "pass --python python3.11 (or 3.9-3.11)")
+    if not skip_venv and path.exists() and any(path.iterdir()):
         raise InputError(f"{path} already exists", "remove it, or pass --force to recreate it")
-    for cmd in setup_commands(path, python, torch_index_url):
+    steps = setup_steps(path, python, torch_index_url, torch_spec)
+    started = time.monotonic()
+    for k, (label, cmd) in enumerate(steps, 1):
+        if skip_venv and k == 1:
+            echo(f"[1/{len(steps)}] {label}: {path} exists, kept")
+            continue
+        echo(f"[{k}/{len(steps)}] {label} ({time.monotonic() - started:.0f} s so far)")
         echo("$ " + " ".join(cmd))
-        rc = subprocess.run(cmd, check=False).returncode
+        rc, tail = _run_step(cmd, output)
         if rc != 0:
-            raise InputError(f"VBench environment setup failed (exit {rc}) at: {' '.join(cmd)}",
+            failed = pip_failure(tail) if k > 1 else None
+            raise InputError(f"VBench environment setup failed at step {k}/{len(steps)} ({label}), exit {rc}"
+                             + (f": {failed}" if failed else "") + f"\n$ {' '.join(cmd)}\n"
+                             + _tail("\n".join(tail), 15),
                              "read pip's output above; the index must be reachable (torch wheels for your CUDA: "
-                             "--torch-index-url https://download.pytorch.org/whl/cu121)")
+                             "--torch-index-url https://download.pytorch.org/whl/cu121, or pin a build with --torch "
+                             "'torch==X torchvision==Y'); rerun `evalsuite vbench setup`: finished steps are kept")
+    echo(f"installed in {time.monotonic() - started:.0f} s")
     return _env_python(path)
 
 
-def setup_command(path: str | Path | None = None, python: str = "python3", force: bool = False,
-                  torch_index_url: str | None = None, echo: Callable[[str], None] = print) -> Path:
-    """`evalsuite vbench setup`: create (or with `force`, recreate) the VBench environment, default
-    `$EVALSUITE_HOME/vbench-env`, check it, print the notes (detectron2, weights), and return its interpreter.
-    An environment that already works is left alone."""
+def _torch_pin(torch_spec: str | None) -> str | None:
+    """The version `torch==V` pins in a spec, or None."""
+    for req in _torch_requirements(torch_spec):
+        if req.startswith("torch=="):
+            return req.split("==", 1)[1]
+    return None
+
+
+def _env_state(env_python: Path, torch_spec: str | None) -> tuple[dict[str, Any] | None, str]:
+    """(check_env's report or None, why the environment needs (re)installing, or "" when it is ready)."""
+    if not env_python.is_file():
+        return None, "no interpreter"
+    try:
+        info = check_env(env_python)
+    except TaskSkipped as skip:
+        return None, f"vbench does not import ({skip.reason.splitlines()[0]})"
+    if info.get("vbench") != VBENCH_VERSION:
+        return info, f"vbench {info.get('vbench')} is installed, not {VBENCH_VERSION}"
+    if info.get("pkg_resources") is False:
+        return info, "pkg_resources is missing (setuptools 81+; openai-clip 1.0.1 imports it): setuptools<81 needed"
+    pin = _torch_pin(torch_spec)
+    if pin and (info.get("torch") or "").split("+")[0] != pin.split("+")[0]:
+        return info, f"torch {info.get('torch')} is installed, not {pin}"
+    return info, ""
+
+
+def default_base_python() -> str:
+    """The interpreter a new VBench environment is made with: the first of python3.11, python3.10, python3.9 on
+    PATH (VBench's pins need Python <= 3.11), else python3."""
+    for name in ("python3.11", "python3.10", "python3.9"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "python3"
+
+
+def setup_command(path: str | Path | None = None, python: str | None = None, force: bool = False,
+                  torch_index_url: str | None = None, echo: Callable[[str], None] = print,
+                  torch_spec: str | None = None, output: Callable[[str], None] = _print_raw) -> Path:
+    """`evalsuite vbench setup`: create the VBench environment (default `$EVALSUITE_HOME/vbench-env`), check it,
+    record how it was made (`evalsuite-setup.json` in it), print the notes (detectron2, weights) and return its
+    interpreter. Idempotent: an environment that works (vbench 0.1.5, and the torch `torch_spec` pins) is left
+    alone; a virtualenv whose setup was interrupted, or that has another torch than pinned, is completed in place;
+    `force` recreates it from nothing."""
     target = Path(path).expanduser().absolute() if path else default_env_dir().absolute()
+    python = python or default_base_python()
     env_python = _env_python(target)
+    resume = False
     if target.exists() and not force:
-        if env_python.is_file():
-            try:
-                info = check_env(env_python)
-            except TaskSkipped as skip:
-                raise InputError(f"{target} exists but does not work: {skip.reason}",
-                                 "recreate it with `evalsuite vbench setup --force`") from None
-            echo(f"VBench {info.get('vbench')} environment already set up: {env_python}")
+        info, why = _env_state(env_python, torch_spec)
+        if info is not None and not why:
+            echo(f"VBench {info.get('vbench')} environment already set up: {env_python} (torch {info.get('torch')}); "
+                 "nothing to do")
             return env_python
-        if any(target.iterdir()):
+        if (target / "pyvenv.cfg").is_file() and env_python.is_file():
+            echo(f"{target} exists but is not ready ({why}): completing it")
+            resume = True
+        elif any(target.iterdir()):
             raise InputError(f"{target} exists and is not a virtualenv", "pass another path, or --force")
     if target.exists() and force:
         if not (target / "pyvenv.cfg").is_file() and any(target.iterdir()):
             raise InputError(f"{target} is not a virtualenv (no pyvenv.cfg); refusing to delete it",
                              "remove it yourself, or pass another path")
         shutil.rmtree(target)
-    env_python = setup_env(target, python, torch_index_url=torch_index_url, echo=echo)
-    info = check_env(env_python)
+    started = time.monotonic()
+    env_python = setup_env(target, python, torch_index_url=torch_index_url, torch_spec=torch_spec, echo=echo,
+                           output=output, skip_venv=resume)
+    info, why = _env_state(env_python, torch_spec)
+    if info is None or why:
+        raise InputError(f"the VBench environment {target} was installed but is not usable: {why}",
+                         "read pip's output above; recreate it with `evalsuite vbench setup --force`")
+    record = {"vbench": info.get("vbench"), "torch_spec": torch_spec, "torch_index_url": torch_index_url,
+              "python": info.get("python"), "packages": info.get("packages"), "resumed": resume,
+              "seconds": round(time.monotonic() - started, 1),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (target / SETUP_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     echo(f"VBench {info.get('vbench')} environment ready: {env_python} (torch {info.get('torch')}, "
-         f"CUDA {'available' if info.get('cuda') else 'NOT available'}, detectron2 "
+         f"CUDA {'available' if info.get('cuda') else 'NOT available: evalsuite runs VBench on the CPU'}, detectron2 "
          f"{'installed' if info.get('detectron2') else 'not installed'})")
     echo(SETUP_NOTES.format(python=env_python))
+    echo(f"Which dimensions can run offline: evalsuite vbench check --vbench-python {env_python}")
     echo(f"Use it: evalsuite score MODEL --tasks vbench (or --vbench-python {env_python})")
     return env_python
+
+
+def check_report(python: str | Path) -> dict[str, Any]:
+    """`evalsuite vbench check`: `check_env`'s report, how the environment was made (its `evalsuite-setup.json`,
+    when evalsuite made it), and per dimension whether it can run offline (`checkpoints.offline_report`: the
+    files VBench expects and whether each is present)."""
+    from evalsuite.tasks.vbench.checkpoints import offline_report
+
+    info = check_env(python)
+    record = Path(python).parent.parent / SETUP_RECORD
+    if record.is_file():
+        try:
+            info["setup"] = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info["setup"] = None
+    dims = offline_report(info)
+    info["dimensions"] = dims
+    info["offline"] = [d for d, row in dims.items() if row["offline"]]
+    info["needs_weights"] = [d for d, row in dims.items() if not row["offline"]]
+    return info

@@ -29,14 +29,24 @@ from evalsuite.tasks.vbench.scoring import (
     parse_results,
 )
 
+CPU_LAUNCH = Path(__file__).with_name("cpu_launch.py")
+DEVICES = ("cuda", "cpu")
+
 
 def vbench_command(python: str | Path, videos_dir: str | Path, dimensions: Sequence[str], output_dir: str | Path,
                    mode: str = "vbench_standard", *, full_info: str | Path | None = None,
-                   prompt_file: str | Path | None = None, ngpus: int = 1) -> list[str]:
-    """The command line run_vbench runs (see the package docstring, `evalsuite.tasks.vbench`)."""
-    cmd = [str(python), "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(int(ngpus)),
-           "-m", "vbench.launch.evaluate",
-           "--videos_path", str(videos_dir), "--output_path", str(output_dir), "--mode", mode]
+                   prompt_file: str | Path | None = None, ngpus: int = 1, device: str = "cuda") -> list[str]:
+    """The command line run_vbench runs (see the package docstring, `evalsuite.tasks.vbench`): on "cuda",
+    `vbench.launch.evaluate` under torchrun; on "cpu", the same script's main() through `cpu_launch.py` (one
+    process, device cpu), with the same arguments."""
+    if device not in DEVICES:
+        raise InputError(f"unknown VBench device '{device}'", f"use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        cmd = [str(python), str(CPU_LAUNCH)]
+    else:
+        cmd = [str(python), "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(int(ngpus)),
+               "-m", "vbench.launch.evaluate"]
+    cmd += ["--videos_path", str(videos_dir), "--output_path", str(output_dir), "--mode", mode]
     if full_info:
         cmd += ["--full_json_dir", str(full_info)]
     if prompt_file:
@@ -73,18 +83,19 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 def run_vbench(python: str | Path, videos_dir: str | Path, dimensions: Sequence[str], output_dir: str | Path,
                mode: str = "vbench_standard", timeout: float | None = None, *, full_info: str | Path | None = None,
-               prompts: dict[str, str] | None = None, ngpus: int = 1, echo: bool = False) -> VBenchResults:
+               prompts: dict[str, str] | None = None, ngpus: int = 1, echo: bool = False,
+               device: str = "cuda") -> VBenchResults:
     """Run VBench on a laid-out folder in its own environment and parse what it wrote. `prompts` ({file name:
     prompt}) is passed as `--prompt_file` (custom_input mode only). Output (stdout and stderr) goes to
     `output_dir/vbench.log` (and the terminal with `echo`); a failure, a timeout or missing results raise
     InputError with the log's tail."""
     return _run_vbench(python, videos_dir, dimensions, output_dir, mode, timeout, full_info=full_info,
-                       prompts=prompts, ngpus=ngpus, echo=echo)[0]
+                       prompts=prompts, ngpus=ngpus, echo=echo, device=device)[0]
 
 
 def _run_vbench(python: str | Path, videos_dir: str | Path, dimensions: Sequence[str], output_dir: str | Path,
                 mode: str, timeout: float | None, *, full_info: str | Path | None, prompts: dict[str, str] | None,
-                ngpus: int, echo: bool) -> tuple[VBenchResults, list[str]]:
+                ngpus: int, echo: bool, device: str = "cuda") -> tuple[VBenchResults, list[str]]:
     python = Path(python)
     dims = _check_request(dimensions, mode)
     if prompts and mode != "custom_input":
@@ -97,7 +108,7 @@ def _run_vbench(python: str | Path, videos_dir: str | Path, dimensions: Sequence
         prompt_file = out / "evalsuite_prompts.json"
         atomic_write_bytes(prompt_file, json.dumps(prompts, ensure_ascii=False, indent=1).encode("utf-8"))
     cmd = vbench_command(python, Path(videos_dir).absolute(), dims, out, mode, full_info=full_info,
-                         prompt_file=prompt_file, ngpus=ngpus)
+                         prompt_file=prompt_file, ngpus=ngpus, device=device)
     log_path = out / "vbench.log"
     started = time.monotonic()
     with open_for_writing(log_path) as log:

@@ -15,6 +15,7 @@ from typing import Any
 from evalsuite.errors import EvalsuiteError, InputError, TaskSkipped
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
+from evalsuite.tasks.vbench.checkpoints import describe_missing, expected_weights, missing_weights
 from evalsuite.tasks.vbench.environment import VBENCH_VERSION, check_env, find_python
 from evalsuite.tasks.vbench.invocation import _keep_log, _run_vbench
 from evalsuite.tasks.vbench.layout import (
@@ -69,16 +70,33 @@ class VBenchTask(Task):
         python: str | None = field(default=None, metadata={
             "help": "interpreter (or virtualenv folder) of a VBench environment; default "
                     "$EVALSUITE_HOME/vbench-env (`evalsuite vbench setup`)"})
+        device: str = field(default="auto", metadata={
+            "help": "auto (CUDA when the environment has it, else the CPU), cuda (vbench.launch.evaluate under "
+                    "torchrun, VBench's own launch), or cpu (that script's main() in one process on the CPU)"})
+        download: bool = field(default=False, metadata={
+            "help": "let VBench download missing weights itself (wget into its cache folder; needs network); "
+                    "by default a dimension whose weights are missing is not run, naming the file"})
 
     def requirements(self, options) -> Requirements:
-        return Requirements(needs="a VBench environment (`evalsuite vbench setup` or -o vbench.python=PATH) and a GPU")
+        return Requirements(needs="a VBench environment (`evalsuite vbench setup` or -o vbench.python=PATH); a GPU "
+                                  "for VBench's own launch (the CPU otherwise)")
+
+    def _device(self, python: Path, env: dict) -> str:
+        wanted = self.options.device
+        if wanted not in ("auto", "cuda", "cpu"):
+            raise InputError(f"vbench.device is '{wanted}'", "use auto, cuda or cpu")
+        if wanted == "cuda" and not env.get("cuda"):
+            raise TaskSkipped(f"the VBench environment {python} has no CUDA device (torch {env.get('torch')}); "
+                              f"vbench {VBENCH_VERSION}'s launch script evaluates on CUDA only",
+                              "run on a machine with an NVIDIA GPU, or pass -o vbench.device=cpu")
+        if wanted == "auto":
+            return "cuda" if env.get("cuda") else "cpu"
+        return wanted
 
     def run(self, ctx) -> TaskOutput:
         python = find_python(self.options.python)
         env = check_env(python)
-        if not env.get("cuda"):
-            raise TaskSkipped(f"the VBench environment {python} has no CUDA device (torch {env.get('torch')}); "
-                              f"vbench {VBENCH_VERSION} evaluates on CUDA only", "run on a machine with an NVIDIA GPU")
+        env["device"] = self._device(python, env)
         source = ctx.video_source() if hasattr(ctx, "video_source") else ctx.source
         standard = prompt_dimensions(env["full_info"]) if env.get("full_info") else None
         files, items, prompts_from = self._videos(ctx, source, standard)
@@ -153,10 +171,21 @@ class VBenchTask(Task):
             for d in [d for d in wanted if d in DETECTRON2_DIMENSIONS]:
                 wanted.remove(d)
                 not_run[d] = "detectron2 is not installed in the VBench environment"
+        weights_missing: dict[str, list[str]] = {}
+        if not self.options.download:  # VBench would wget them, and crash (or score nothing) without network
+            for d in list(wanted):
+                missing = missing_weights(d, env)
+                if missing:
+                    wanted.remove(d)
+                    weights_missing[d] = [e.path for e in missing]
+                    not_run[d] = "weights missing: " + describe_missing(missing)
         if not wanted:
             raise TaskSkipped("no VBench dimension can be run here: " + "; ".join(f"{d}: {r}" for d, r in
                                                                                    not_run.items()),
-                              "install detectron2 into the VBench environment, or use VBench's standard prompts")
+                              "put the weights where VBench expects them (`evalsuite vbench check` lists them) or "
+                              "pass -o vbench.download=true on a machine with network; install detectron2 into the "
+                              "VBench environment; or use VBench's standard prompts")
+        env["weights_missing"] = weights_missing
         partial = any(c["videos"] < c["of_videos"] for c in coverage.values())
 
         work_root = Path(ctx.store.root) / "vbench-work"
@@ -168,7 +197,8 @@ class VBenchTask(Task):
             try:
                 results, cmd = _run_vbench(python, work / "videos", wanted, work / "output", mode, None,
                                            full_info=env.get("full_info") if mode == "vbench_standard" else None,
-                                           prompts=prompt_map, ngpus=1, echo=bool(ctx.options.progress))
+                                           prompts=prompt_map, ngpus=1, echo=bool(ctx.options.progress),
+                                           device=env["device"])
             except InputError as exc:
                 kept = _keep_log(work / "output" / "vbench.log")
                 raise InputError(exc.message + (f"\nfull log: {kept}" if kept else ""), exc.fix) from None
@@ -209,7 +239,15 @@ class VBenchTask(Task):
             "missing": {g: m for g, m in agg["missing"].items() if m},
             "normalized": agg["normalized"], "prompts": prompts_from, "videos": len(layout),
             "videos_per_dimension": per_video_counts,
-            "environment": {k: env.get(k) for k in ("executable", "python", "torch", "cuda", "detectron2")},
+            "environment": {k: env.get(k) for k in ("executable", "python", "torch", "cuda", "detectron2",
+                                                    "cache_dir", "packages")},
+            "device": env.get("device"),
+            "launcher": ("vbench.launch.evaluate under torchrun (VBench's own launch)" if env.get("device") == "cuda"
+                         else "vbench.launch.evaluate's main() on the CPU in one process (evalsuite's cpu_launch.py: "
+                              "dist_init skipped, torch.device('cuda') -> cpu; VBench's own VBench class and "
+                              "dimensions)"),
+            "weights": {d: [_file_record(e.path) for e in expected_weights(d, env)] for d in dims},
+            "weights_missing": env.get("weights_missing") or {},
             "command": cmd,
         }
         if "temporal_flickering" in dims:
@@ -227,6 +265,11 @@ class VBenchTask(Task):
         raw = json.dumps(results.raw, ensure_ascii=False, default=_json_default).encode("utf-8")
         return TaskOutput(metrics=metrics, details=details, per_sample=per_sample, skipped_samples=skipped,
                           num_samples=len(layout), protocol=protocol, artifacts={"eval_results.json": raw})
+
+
+def _file_record(path: str) -> dict[str, Any]:
+    p = Path(path)
+    return {"path": path, "bytes": p.stat().st_size if p.is_file() else None}
 
 
 def _json_default(obj: Any) -> Any:
