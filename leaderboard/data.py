@@ -4,6 +4,7 @@ appears without changes here."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,13 @@ import yaml
 import evalsuite.tasks as task_registry
 from evalsuite import sample_count
 from evalsuite.errors import InputError, UnknownNameError
+from evalsuite.leaderboard import adm_table
 from evalsuite.results import ResultsStore
 
 PUBLISHED_FILE = Path(__file__).resolve().parent / "published.yaml"
-FAMILIES = {"image-quality": "Image quality", "text-image": "Text-image alignment", "video": "Video",
-            "autoencoder": "Autoencoder", "on-device": "On-device speed"}
+FAMILIES = {"image-quality": "Image quality", adm_table.FAMILY: adm_table.TITLE, "text-image": "Text-image alignment",
+            "video": "Video", "autoencoder": "Autoencoder", "on-device": "On-device speed"}
+FAMILY_PROTOCOLS = {adm_table.FAMILY: adm_table.PROTOCOL}  # a table's protocol, printed under its title
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class Column:
     direction: str
     description: str = ""
     unit: str = ""
+    label: str = ""  # header text in place of task and metric (the ADM table: "FID")
+    protocol: str = ""  # the header's protocol line (the ADM table: "official evaluator (TensorFlow)")
+    order: tuple = ()  # sort key within its table, before task and metric
 
     @property
     def key(self) -> str:
@@ -62,6 +68,8 @@ class Table:
     title: str
     columns: list[Column]
     rows: list[Row]
+    protocol: str = ""
+    claims: list[dict] = field(default_factory=list)  # papers' claims with no absolute number (text, cited)
 
     def best(self) -> dict[str, str]:
         """Column key -> row key of the best measured value (reported rows are not reproduced, and results from fewer
@@ -86,6 +94,7 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
         doc = store.read_document(store.document_path(row["path"]))  # None, with a warning, if gone or unusable
         if doc is None:
             continue
+        doc = {**doc, "family": adm_table.family_of(doc["task"], doc.get("family", "other"))}
         key = (doc["model"]["id"], column_task(doc))
         if key not in latest or (doc.get("created_at") or "") > (latest[key].get("created_at") or ""):
             latest[key] = doc
@@ -95,7 +104,7 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
             if metric in doc["metrics"]:
                 col = Column(doc.get("family", "other"), column_task(doc), metric, info.get("direction", "lower"),
                              info.get("description", ""), info.get("unit", ""))
-                columns.setdefault(col.key, col)
+                columns.setdefault(col.key, _labelled(col, doc["task"], doc.get("protocol"), _version_note(doc)))
     return list(latest.values()), columns
 
 
@@ -116,14 +125,38 @@ def load_published(path: Path | None = None) -> list[dict]:
     return entries
 
 
+def load_claims(path: Path | None = None) -> list[dict]:
+    """Papers' claims that carry no absolute number (a relative improvement): shown as cited text under their
+    family's table, never in a column; each needs model, family, citation and claim."""
+    path = path or PUBLISHED_FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read published results {path}: {exc}", "fix the YAML file") from exc
+    claims = data.get("claims", []) if isinstance(data, dict) else []
+    required = ("model", "family", "citation", "claim")
+    for i, claim in enumerate(claims):
+        missing = [k for k in required if k not in claim]
+        if missing:
+            raise InputError(f"{path}: claim {i} ({claim.get('model', '?')}) lacks {', '.join(missing)}",
+                             f"each claim needs {', '.join(required)}")
+    return claims
+
+
+def published_column_task(entry: dict) -> str:
+    """A published number's column group: its task, with the protocol when the entry names one (as a measured
+    result's), so a paper's number sits in the column of the protocol it was computed with."""
+    return f"{entry['task']} [{entry['protocol']}]" if entry.get("protocol") else str(entry["task"])
+
+
 def build_tables(store: ResultsStore, published: list[dict], device_rows: list[Row] | None = None,
-                 device_columns: list[Column] | None = None) -> list[Table]:
+                 device_columns: list[Column] | None = None, claims: list[dict] | None = None) -> list[Table]:
     """One table per family: measured rows (one per model), then reported rows (one per paper and model)."""
     docs, columns = measured(store)
     for entry in published:
-        col = Column(entry["family"], entry["task"], entry["metric"], entry["direction"],
+        col = Column(entry["family"], published_column_task(entry), entry["metric"], entry["direction"],
                      entry.get("setting", ""), entry.get("unit", ""))
-        columns.setdefault(col.key, col)
+        columns.setdefault(col.key, _labelled(col, str(entry["task"]), entry.get("protocol")))
     for col in device_columns or []:
         columns.setdefault(col.key, col)
     rows: dict[str, dict[str, Row]] = {}
@@ -141,20 +174,39 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
         key = f"reported:{entry['model']}|{entry['citation']}"
         row = rows.setdefault(entry["family"], {}).setdefault(
             key, Row(key, str(entry["model"]), "reported", citation=str(entry["citation"])))
-        row.cells[f"{entry['task']}/{entry['metric']}"] = Cell(
+        row.cells[f"{published_column_task(entry)}/{entry['metric']}"] = Cell(
             float(entry["value"]), note=_published_note(entry))
         row.setting = "; ".join(filter(None, [row.setting, str(entry.get("setting", ""))]))
     for row in device_rows or []:
         rows.setdefault("on-device", {})[row.key] = row
+    if adm_table.FAMILY in rows:  # the five official columns always, filled or not: the table's fixed shape
+        for task, metric, direction, description in adm_table.OFFICIAL_COLUMNS:
+            col = Column(adm_table.FAMILY, f"{task} [{task}]", metric, direction, description)
+            columns.setdefault(col.key, _labelled(col, task, task))
     tables = []
     for family in list(FAMILIES) + sorted(set(rows) - set(FAMILIES)):
         fam_cols = [c for c in columns.values() if c.family == family]
         if not fam_cols or family not in rows:
             continue
-        fam_cols.sort(key=lambda c: (c.task, c.metric))
+        fam_cols.sort(key=lambda c: (c.order, c.task, c.metric))
         ordered = sorted(rows[family].values(), key=lambda r: (r.kind != "measured", r.label.lower()))
-        tables.append(Table(family, FAMILIES.get(family, family), fam_cols, ordered))
+        tables.append(Table(family, FAMILIES.get(family, family), fam_cols, ordered, FAMILY_PROTOCOLS.get(family, ""),
+                            [c for c in claims or [] if c["family"] == family]))
     return tables
+
+
+def _labelled(col: Column, task: str, protocol: str | None, version_note: str = "") -> Column:
+    """A column of the ADM table with its header (metric name, feature path) and order; any other as it is."""
+    if col.family != adm_table.FAMILY:
+        return col
+    label, path, order = adm_table.header(task, protocol, version_note)
+    return dataclasses.replace(col, label=label, protocol=path, order=order)
+
+
+def _version_note(doc: dict) -> str:
+    """'task v0' for a result of another version than the installed task's (as column_task names it), else ''."""
+    version = str(doc.get("task_version", ""))
+    return f"task v{version}" if version and version != _current_version(doc["task"]) else ""
 
 
 def _measured_note(doc: dict) -> str:

@@ -16,7 +16,16 @@ from evalsuite.device import records as device_records
 from evalsuite.device import regression
 from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.leaderboard import charts, device_detail
-from evalsuite.leaderboard.data import Cell, Column, Row, build_tables, load_published, measured, provenance_href
+from evalsuite.leaderboard.data import (
+    Cell,
+    Column,
+    Row,
+    build_tables,
+    load_claims,
+    load_published,
+    measured,
+    provenance_href,
+)
 from evalsuite.leaderboard.pareto_page import store_sections
 from evalsuite.leaderboard.stream_section import section as stream_section
 from evalsuite.results import ResultsStore, encode_nonfinite
@@ -112,8 +121,9 @@ def build(store_dir: str | Path, out_dir: str | Path, published_path: str | Path
     store = ResultsStore(store_dir)
     out = Path(out_dir)
     published = load_published(Path(published_path) if published_path else None)
+    claims = load_claims(Path(published_path) if published_path else None)
     dev_rows, dev_cols, chart_svgs, flagged = _device_section(store.root)
-    tables = build_tables(store, published, dev_rows, dev_cols)
+    tables = build_tables(store, published, dev_rows, dev_cols, claims)
     env = environment()
     css, js = static("site.css"), static("site.js")
     docs, _ = measured(store)

@@ -11,6 +11,12 @@ StyleGAN2-ADA TorchScript port of that graph (`inception-2015-12-05.pt`, its res
 images to the TF graph): pool3 features (FID, precision/recall) and its unbiased softmax (IS, as ADM drops the bias).
 It exposes no mixed_6/conv, so sFID is skipped with the official path named. These results carry the protocol
 `adm-<metric>/torchscript`, never the official column `adm-<metric>`.
+
+The TorchScript features go through evalsuite's feature engine: the samples' pool3 features are the
+`inception:legacy_tensorflow` extractor's (the same network call, float32 in [0, 255], resize inside), cached per
+image content and sharded over torchrun ranks like FID's; the no-bias softmax is computed from them
+(softmax(pool3 · Wᵀ)); the reference batch's arr_0 images are featurised sharded by index and cached as one array
+keyed by the extractor and the batch's sha256. The official path (features=tf) runs evaluator.py once, on rank 0.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from evalsuite import adm_metrics, adm_npz
+from evalsuite import features as feature_engine
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.models import class_conditional as cc
 from evalsuite.tasks import register, register_suite
@@ -104,46 +112,59 @@ def _network(ctx):
     return ext, net
 
 
-def _run_images(ctx, batches) -> tuple[np.ndarray, np.ndarray]:
-    """pool3 features (float32) and the no-bias softmax (float32) of uint8 NHWC batches."""
-    import torch
+SAMPLE_LABEL = "adm sample"  # the feature memo's label: apart from the run's own `sample` files (fid's)
+SOFTMAX_SPEC = "adm:softmax-nobias"  # the fallback extractor's name in the run (a network without output.weight)
 
-    ext, net = _network(ctx)
+
+class _NoBiasSoftmax(torch.nn.Module):
+    """net(x, no_output_bias=True): the no-bias softmax as the network's own forward computes it."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, no_output_bias=True).reshape(x.shape[0], -1)
+
+
+def _softmax_no_bias(ctx, ext, net, files: list[Path], pool: np.ndarray) -> np.ndarray:
+    """softmax(pool3 · Wᵀ) without the bias (ADM's _create_softmax_graph), from the pool3 features; a network that
+    exposes no output.weight runs its own no_output_bias forward as a second cached, sharded extractor."""
+    import dataclasses
+
     weight = getattr(getattr(net, "output", None), "weight", None)
-    pools, probs = [], []
+    if weight is not None:
+        with torch.inference_mode():
+            logits = torch.from_numpy(pool) @ weight.detach().float().cpu().T
+            return torch.softmax(logits, dim=1).numpy()
     with torch.inference_mode():
-        for batch in batches:
-            x = torch.from_numpy(np.array(batch)).to(ext.device).permute(0, 3, 1, 2).float()
-            pool = net(x, return_features=True).reshape(x.shape[0], -1).float()
-            if weight is not None:  # softmax(pool @ W^T), no bias: what net(x, no_output_bias=True) computes
-                prob = torch.softmax(pool @ weight.float().T, dim=1)
-            else:
-                prob = net(x, no_output_bias=True).float()
-            pools.append(pool.cpu().numpy())
-            probs.append(prob.cpu().numpy())
-    return np.concatenate(pools), np.concatenate(probs)
+        dim = int(net(torch.zeros(1, 3, 299, 299, device=ext.device), no_output_bias=True).shape[-1])
+    ctx.record_extractor(SOFTMAX_SPEC, dataclasses.replace(  # its own id: its own cache entries
+        ext, id=f"{ext.id}/softmax-nobias", dim=dim, forward=_NoBiasSoftmax(net)))
+    probs = ctx.features_of(files, SOFTMAX_SPEC, f"{SAMPLE_LABEL} softmax", keep_features=True).features
+    assert probs is not None  # (keep_features=True)
+    return probs
 
 
-def _file_batches(files: list[Path], batch_size: int):
-    """Consecutive images of one size, up to batch_size, as uint8 NHWC arrays."""
-    from evalsuite.imageio import read_rgb
-
-    batch: list[np.ndarray] = []
-    for path in files:
-        img = read_rgb(path)
-        if batch and (len(batch) == batch_size or img.shape != batch[0].shape):
-            yield np.stack(batch)
-            batch = []
-        batch.append(img)
-    if batch:
-        yield np.stack(batch)
+def sample_features(ctx) -> feature_engine.FeatureResult:
+    """The samples' pool3 features through the feature engine (cached per image, sharded over ranks)."""
+    memo = _memo(ctx)
+    if "sample_feats" not in memo:
+        files, _, _ = samples(ctx)
+        _network(ctx)  # the weights (a skip naming the fix) and the interface, before any work
+        memo["sample_feats"] = ctx.features_of(files, TORCHSCRIPT_SPEC, SAMPLE_LABEL, keep_features=True)
+    return memo["sample_feats"]
 
 
 def sample_activations(ctx) -> tuple[np.ndarray, np.ndarray]:
+    """pool3 features (float32) and the no-bias softmax (float32) of the usable samples, in file order."""
     memo = _memo(ctx)
     if "sample_acts" not in memo:
-        files, _, _ = samples(ctx)
-        memo["sample_acts"] = _run_images(ctx, _file_batches(files, ctx.options.batch_size))
+        feats = sample_features(ctx)
+        ext, net = _network(ctx)
+        pool = feats.features
+        assert pool is not None  # (keep_features=True)
+        memo["sample_acts"] = (pool, _softmax_no_bias(ctx, ext, net, [Path(f) for f in feats.files], pool))
     return memo["sample_acts"]
 
 
@@ -158,6 +179,66 @@ def reference(ctx) -> adm_npz.ADMReference:
     return memo["ref"]
 
 
+def _reference_cache_path(ext, ref: adm_npz.ADMReference) -> Path:
+    """Where the reference batch's pool3 features are kept: one array per (extractor key, batch sha256)."""
+    from evalsuite import config
+    from evalsuite.hashing import sha256_json
+
+    key = {**ext.cache_key, "adm_reference_sha256": ref.sha256, "array": adm_npz.IMAGES_KEY}
+    return config.features_dir() / "adm-reference" / f"{sha256_json(key)[:32]}.npy"
+
+
+def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    if path.is_symlink():
+        return None  # never read through a link
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # absent or damaged: computed again (and overwritten)
+    return arr if arr.shape == shape and arr.dtype == np.float32 and np.isfinite(arr).all() else None
+
+
+def _reference_features(ctx, ext, ref: adm_npz.ADMReference) -> tuple[np.ndarray, str]:
+    """pool3 features of arr_0's images: from the cache when every rank finds them there, else image i on rank
+    i mod W through the same network call as the samples', gathered back in order and cached by rank 0."""
+    import io
+
+    from evalsuite.fsutil import atomic_write_bytes
+
+    path = _reference_cache_path(ext, ref)
+    cached = _read_cached(path, (ref.num_images, ext.dim))
+    if all(ctx.dist.gather(cached is not None)):
+        assert cached is not None
+        return cached, "cached"
+    batch_size = max(1, ctx.options.batch_size)
+
+    def featurise(indices: list[int]) -> list[np.ndarray]:
+        wanted, rows = set(indices), []
+        for start, block in _numbered(adm_npz.iter_images(ref.path, batch_size)):
+            mine = [ext.preprocessing(img) for i, img in enumerate(block, start) if i in wanted]
+            rows.extend(feature_engine.run_network(ext, mine))
+        return rows
+
+    rows = ctx.map_samples(list(range(ref.num_images)), featurise, "ADM reference batch features")
+    feats = np.stack(rows).astype(np.float32)
+    if not np.isfinite(feats).all():
+        raise InputError(f"the reference batch {ref.path}'s images give NaN or inf features",
+                         "check the batch's arr_0 and the extractor weights")
+    if ctx.dist.is_main:
+        buf = io.BytesIO()
+        np.save(buf, feats, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue(), root=path.parent.parent)
+    return feats, "computed"
+
+
+def _numbered(batches):
+    """(index of the first image, batch) for consecutive batches."""
+    start = 0
+    for block in batches:
+        yield start, block
+        start += len(block)
+
+
 def reference_pool(ctx) -> np.ndarray:
     """pool3 features of the reference batch's images (arr_0), as compute_prec_recall uses."""
     memo = _memo(ctx)
@@ -166,7 +247,8 @@ def reference_pool(ctx) -> np.ndarray:
         if ref.images is None:
             raise TaskSkipped(f"reference batch {ref.path} holds no images (arr_0)",
                               "use the full reference batch: precision/recall need its 10,000 images")
-        memo["ref_pool"] = _run_images(ctx, adm_npz.iter_images(ref.path, ctx.options.batch_size))[0]
+        ext, _ = _network(ctx)
+        memo["ref_pool"], memo["ref_pool_source"] = _reference_features(ctx, ext, ref)
     return memo["ref_pool"]
 
 
@@ -184,17 +266,23 @@ def official_numbers(ctx, options: ADMOptions) -> dict[str, float]:
         setup.check()
         ref = reference(ctx)
         files, labels, _ = samples(ctx)
-        first = read_rgb(files[0])
-        with tempfile.TemporaryDirectory(prefix="adm-samples-") as tmp:
-            batch = Path(tmp) / "samples.npz"
-            adm_npz.write_sample_batch(batch, (read_rgb(f) for f in files), len(files),
-                                       (int(first.shape[0]), int(first.shape[1])), labels)
-            memo["official"], memo["official_log"] = run_evaluator(setup, ref.path, batch)
+
+        def evaluate() -> tuple[dict[str, float], str] | None:
+            if not ctx.dist.is_main:
+                return None  # one evaluator process for the run: rank 0's, its numbers broadcast
+            first = read_rgb(files[0])
+            with tempfile.TemporaryDirectory(prefix="adm-samples-") as tmp:
+                batch = Path(tmp) / "samples.npz"
+                adm_npz.write_sample_batch(batch, (read_rgb(f) for f in files), len(files),
+                                           (int(first.shape[0]), int(first.shape[1])), labels)
+                return run_evaluator(setup, ref.path, batch)
+
+        memo["official"], memo["official_log"] = ctx.dist.broadcast(ctx.dist.collectively(evaluate, "ADM evaluator"))
     return memo["official"]
 
 
 class _ADMTask(Task):
-    family = "image-quality"
+    family = "imagenet-class-conditional"  # the leaderboard's 'ImageNet 256² class-conditional' table
     sample_kind = "image"
     Options = ADMOptions
     needs_reference = True
@@ -215,8 +303,15 @@ class _ADMTask(Task):
         details = {"protocol": protocol, "features": features, "samples": info, **details}
         if ref is not None:
             details["reference"] = {"path": str(ref.path), "sha256": ref.sha256, "images": ref.num_images}
-        return TaskOutput(metrics=metrics, details=details, num_samples=len(files), protocol=protocol,
-                          protocol_samples=self.options.protocol_samples)
+        memo = _memo(ctx)
+        feats = None if official else memo.get("sample_feats")
+        if feats is not None:
+            details["n_cached_features"], details["n_computed_features"] = feats.n_cached, feats.n_computed
+        if not official and "ref_pool_source" in memo and set(self.metrics) & {"precision", "recall"}:
+            details["reference_features"] = memo["ref_pool_source"]  # "computed", or "cached" by an earlier run
+        return TaskOutput(metrics=metrics, details=details, num_samples=feats.n if feats is not None else len(files),
+                          protocol=protocol, protocol_samples=self.options.protocol_samples,
+                          skipped_samples=list(feats.skipped) if feats is not None else [])
 
 
 @register
