@@ -5,12 +5,12 @@ batch (`--ref adm:PATH/VIRTUAL_imagenet256_labeled.npz`, evalsuite.adm_npz).
 Samples: a class-conditional model's (`generate_class`, evalsuite.models.class_conditional: 50 per class x 1000
 classes by default, `--num-samples` spread evenly), or a folder of finished samples.
 
-Features: the official path is the TF graph `classify_image_graph_def.pb` (pool_3, mixed_6/conv, softmax/logits
-MatMul); it needs TensorFlow in its own environment and is not wired yet. Today the features come from the
-StyleGAN2-ADA TorchScript port of that graph (`inception-2015-12-05.pt`, its resize inside, as ADM feeds raw
-images to the TF graph): pool3 features (FID, precision/recall) and its unbiased softmax (IS, as ADM drops the bias).
-It exposes no mixed_6/conv, so sFID is skipped with the official path named. These results carry the protocol
-`adm-<metric>/torchscript`, never the official column `adm-<metric>`.
+Features: the official path (`-o features=tf`, evalsuite.adm_official) runs the user's evaluator.py with the TF graph
+`classify_image_graph_def.pb` (pool_3, mixed_6/conv, softmax/logits MatMul) in its own TensorFlow environment. By
+default the features come from the StyleGAN2-ADA TorchScript port of that graph (`inception-2015-12-05.pt`, its
+resize inside, as ADM feeds raw images to the TF graph): pool3 features (FID, precision/recall) and its unbiased
+softmax (IS, as ADM drops the bias). It exposes no mixed_6/conv, so sFID is skipped with the official path named.
+These results carry the protocol `adm-<metric>/torchscript`, never the official column `adm-<metric>`.
 
 The TorchScript features go through evalsuite's feature engine: the samples' pool3 features are the
 `inception:legacy_tensorflow` extractor's (the same network call, float32 in [0, 255], resize inside), cached per
