@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsuite import config
 from evalsuite.fsutil import atomic_write_bytes
-from evalsuite.hashing import sha256_bytes, sha256_json
+from evalsuite.hashing import sha256_bytes, sha256_file, sha256_json
 
 
 class ScoreCache:
@@ -69,3 +70,67 @@ class ScoreCache:
             atomic_write_bytes(key_file, json.dumps(self.identity, indent=1, default=str).encode(), root=self.root)
         merged = {**self._entries(content_sha), **{self._key(p): v for p, v in results.items()}}
         atomic_write_bytes(self._path(content_sha), json.dumps(merged).encode(), root=self.root)
+
+
+def lookup(cache: ScoreCache | None, items: Sequence[tuple[str | Path, Any]]) -> tuple[dict[int, Any], dict[int, str]]:
+    """For (media file, key) items: the cached results by item index, and the content sha256 of every readable file
+    by index (to store the fresh results under). Without a cache nothing is hashed or found; a file that cannot be
+    read is left out of both (the caller's reader says why).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a.png").write_bytes(b"not really a png")
+    16
+    >>> cache = ScoreCache({"task": "demo"}, root=folder / "scores")
+    >>> found, shas = lookup(cache, [(folder / "a.png", "a cat")])
+    >>> found, len(shas[0])
+    ({}, 64)
+    >>> cache.put_many(shas[0], {"a cat": 0.5})
+    >>> lookup(cache, [(folder / "a.png", "a cat"), (folder / "gone.png", "a dog")])[0]
+    {0: 0.5}
+    """
+    found: dict[int, Any] = {}
+    shas: dict[int, str] = {}
+    if cache is None:
+        return found, shas
+    for i, (path, key) in enumerate(items):
+        try:
+            shas[i] = sha256_file(path)
+        except OSError:
+            continue
+        hit = cache.get(shas[i], key)
+        if hit is not None:
+            found[i] = hit
+    return found, shas
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """What a scorer is, known before its model is built (from the weights store's remembered digests): its
+    protocol, the sha256 of its weights (a digest, or named digests), and what else its result records. A task keys
+    the score cache with it and builds the model only when an image misses the cache.
+
+    >>> ScorerInfo("clipscore-ViT-B-32-openai", "a" * 64).protocol
+    'clipscore-ViT-B-32-openai'
+    """
+
+    protocol: str
+    weights_sha256: Any
+    details: dict = field(default_factory=dict)
+
+
+def scorer_identity(task: Any, scorer: Any, ctx: Any, *others: Any, **extra: Any) -> dict | None:
+    """What a per-image result depends on, as a score cache key (`score_per_image`, GenEval's rows): the task and
+    its version, each scorer's protocol and weights sha256 (and config sha256 where it has one), the device
+    (precision differs by device), the task's options and `extra`. None (no caching) when a scorer's weights have no
+    recorded digest (e.g. a model object built in memory)."""
+    scorers = (scorer, *others)
+    if not all(getattr(s, "weights_sha256", None) and getattr(s, "protocol", None) for s in scorers):
+        return None
+    described = [{"protocol": s.protocol, "weights": s.weights_sha256,
+                  **({"config": s.config_sha256} if getattr(s, "config_sha256", None) else {})} for s in scorers]
+    first = described[0]
+    return {"task": task.name, "version": task.version, "protocol": first["protocol"], "weights": first["weights"],
+            **({"config": first["config"]} if "config" in first else {}),
+            **({"also": described[1:]} if others else {}),
+            "device": str(ctx.device), "options": repr(getattr(task, "options", None)), **extra}

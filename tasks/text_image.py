@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evalsuite.score_cache import scorer_identity
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.dpg.task import DPG_CATEGORIES, DPGBenchTask
 from evalsuite.tasks.geneval.counting_task import COUNTING_CLASSES, CountingTask, counting_prompts
 from evalsuite.tasks.geneval.task import DETECTOR_HELP, GenEvalTask
-from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, build_backend, score_per_image, scorer_identity
+from evalsuite.tasks.t2i.task_helpers import Deferred, PromptGridOptions, build_backend, score_per_image
 
 __all__ = ["COUNTING_CLASSES", "CLIPScoreTask", "CountingTask", "DETECTOR_HELP", "DPGBenchTask", "DPG_CATEGORIES",
            "GenEvalTask", "PromptGridOptions", "counting_prompts"]
@@ -53,16 +54,17 @@ class CLIPScoreTask(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.t2i.clipscore import CLIPScorer
 
-        scorer = build_backend(CLIPScorer, self.options.backbone, ctx.device, ctx.options.offline)
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
+        info = build_backend(CLIPScorer.describe, self.options.backbone, ctx.options.offline)
+        ctx.weights_used[info.protocol] = info.weights_sha256
+        scorer = Deferred(lambda: build_backend(CLIPScorer, self.options.backbone, ctx.device, ctx.options.offline))
         keys = ("clipscore", "clip_s_hessel", "long", "long_hessel")
 
         def score(images: list, prompts: list[str] | None) -> list[tuple]:  # per image: its values in `keys` order
             assert prompts is not None
-            got = scorer.score(images, prompts)
+            got = scorer().score(images, prompts)
             return [tuple(got[k][j].item() for k in keys) for j in range(len(images))]
 
-        scored = score_per_image(ctx, score, "CLIPScore", cache_identity=scorer_identity(self, scorer, ctx))
+        scored = score_per_image(ctx, score, "CLIPScore", cache_identity=scorer_identity(self, info, ctx))
         names, texts = scored.names, scored.prompts
         columns = {k: [v[i] for v in scored.values] for i, k in enumerate(keys)}
         long = {"clipscore": int(sum(columns["long"])), "clip_s_hessel": int(sum(columns["long_hessel"]))}
@@ -74,7 +76,7 @@ class CLIPScoreTask(Task):
                           UserWarning, stacklevel=2)
         return TaskOutput(metrics={"clipscore": max(float(np.mean(columns["clipscore"])), 0.0),
                                    "clip_s_hessel": float(np.mean(columns["clip_s_hessel"]))},
-                          details={"protocol": scorer.protocol, "backbone": self.options.backbone,
+                          details={"protocol": info.protocol, "backbone": self.options.backbone,
                                    "cached_samples": scored.cached,
                                    "prompts_over_77_tokens": long,
                                    "truncation": {"clipscore": "torchmetrics: ids sliced at 77, end token dropped",

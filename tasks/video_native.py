@@ -14,6 +14,7 @@ import numpy as np
 
 from evalsuite import openai_clip
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
+from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.videoio import read_all_frames, read_frames
@@ -267,7 +268,7 @@ class _DinoFrames:
 
         from evalsuite import weights as weights_store
 
-        path = weights_store.require(DINO_WEIGHTS, offline=offline)
+        path, self.weights_sha256 = weights_store.require_verified(DINO_WEIGHTS, offline=offline)
         model = _dino_architecture()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model = model.eval().to(device)
@@ -293,7 +294,7 @@ class _ClipFrames:
     def __init__(self, device: str, offline: bool | None):
         from evalsuite import weights as weights_store
 
-        path = weights_store.require(CLIP_WEIGHTS, offline=offline)
+        path, self.weights_sha256 = weights_store.require_verified(CLIP_WEIGHTS, offline=offline)
         self.precision = openai_clip.official_precision(device)
         self.model = openai_clip.load(path, device, self.precision)
         self.device = device
@@ -321,26 +322,38 @@ class _VBenchConsistency(Task):
         return Requirements(weights=(self.backbone.weights,))
 
     def run(self, ctx) -> TaskOutput:
-        from evalsuite import weights as weights_store
-
         sampling, suffix = vbench_sampling(self.options)
         try:  # before any generation: missing weights skip the task
             net = self.backbone(ctx.device, ctx.options.offline)
         except MissingWeightsError as exc:
             raise TaskSkipped(exc.message, exc.fix) from exc
-        ctx.weights_used[net.protocol] = weights_store.expected_digest(net.weights) or ""
+        ctx.weights_used[net.protocol] = net.weights_sha256
         files = ctx.video_files(ctx.video_source())
+        # per video content: (mean, sum, count) of its frame scores, keyed like the feature cache
+        identity = scorer_identity(self, net, ctx, sampling=sampling, precision=net.precision)
+        cache = ScoreCache(identity) if identity else None
 
-        def score(paths: list) -> list:  # per video: (mean of its frame scores, sum, count)
-            return [_per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
-                    for path in paths]
+        def score(paths: list) -> list:  # per video: ((mean of its frame scores, sum, count), from the cache?)
+            found, shas = lookup(cache, [(path, None) for path in paths])
+            out = []
+            for i, path in enumerate(paths):
+                if i in found:
+                    out.append((tuple(found[i]), True))
+                    continue
+                result = _per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
+                if cache is not None and not isinstance(result, dict) and i in shas:
+                    cache.put_many(shas[i], {None: list(result)})
+                out.append((result, False))
+            return out
 
-        names, summaries, skipped = _collect(files, ctx.map_samples(files, score, self.name))
+        scored = ctx.map_samples(files, score, self.name)
+        names, summaries, skipped = _collect(files, [result for result, _ in scored])
         scores = [mean for mean, _, _ in summaries]
         pair_sum, pair_count = sum(s for _, s, _ in summaries), sum(c for _, _, c in summaries)
         return TaskOutput(metrics={self.metric: pair_sum / pair_count},
                           details={"sampling": sampling, "protocol": net.protocol, "weights": net.weights,
                                    "precision": net.precision, "frames_scored": pair_count,
+                                   "cached_samples": sum(hit for _, hit in scored),
                                    "note": "as single-process VBench: the dimension is the sum of every scored "
                                            "frame's score over the number of frames scored across all videos (a "
                                            "longer video weighs more); per video, the mean over its frames. A "

@@ -460,6 +460,14 @@ def test_torchvision_maskrcnn_random_init(tmp_path, monkeypatch):
     image = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
     dets = detector.detect(image)
     assert isinstance(dets, list) and dets
+    # batched (issue 20 item 4): images of one size in one pass, others alone; the same detections as one by one
+    other = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    wide = Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    batched = detector.detect_many([image, wide, other])
+    for got, alone in zip(batched, [dets, detector.detect(wide), detector.detect(other)]):
+        assert [d.label for d in got] == [d.label for d in alone]
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in alone], rtol=0, atol=1e-5)
+        np.testing.assert_allclose([d.box for d in got], [d.box for d in alone], rtol=0, atol=1e-3)
     for d in dets:
         assert isinstance(d, Detection) and d.label in COCO_CLASSES
         assert isinstance(d.score, float) and len(d.box) == 4

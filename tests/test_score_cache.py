@@ -11,8 +11,8 @@ from PIL import Image
 
 from evalsuite import score, score_cache
 from evalsuite.errors import InputError
+from evalsuite.score_cache import scorer_identity
 from evalsuite.tasks.t2i import clipscore as clipscore_module
-from evalsuite.tasks.t2i.task_helpers import scorer_identity
 
 
 def test_doctests():
@@ -29,13 +29,23 @@ def test_second_run_reads_every_score_from_the_cache(tmp_path, tiny_openai_clip,
         calls["n"] += len(images)
         return real(self, images, prompts)
 
+    built = {"n": 0}
+    real_init = clipscore_module.CLIPScorer.__init__
+
+    def counted_init(self, *args, **kwargs):
+        built["n"] += 1
+        real_init(self, *args, **kwargs)
+
     monkeypatch.setattr(clipscore_module.CLIPScorer, "score", counted)
+    monkeypatch.setattr(clipscore_module.CLIPScorer, "__init__", counted_init)
     first = score("demo", tasks=["clipscore"], num_samples=6, store=store, progress=False)["clipscore"]
     assert first["status"] == "ok", first.get("reason")
-    assert calls["n"] == 6 and first["details"]["cached_samples"] == 0
+    assert calls["n"] == 6 and first["details"]["cached_samples"] == 0 and built["n"] == 1
     again = score("demo", tasks=["clipscore"], num_samples=6, store=store, progress=False)["clipscore"]
     assert calls["n"] == 6 and again["details"]["cached_samples"] == 6  # the model was not asked again
+    assert built["n"] == 1  # nor even loaded: the cache is keyed by the weights store's digest
     assert again["metrics"] == first["metrics"] and again["per_sample"] == first["per_sample"]
+    assert again["provenance"]["weights_sha256"] == first["provenance"]["weights_sha256"]
 
 
 

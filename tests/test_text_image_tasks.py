@@ -49,8 +49,34 @@ class KeywordVQA:
         return "yes" if ("red" in question or "circle" in question) else "no"
 
 
+class CountedDetector(FixedDetector):
+    """FixedDetector with a weights digest (so its results are cached) that counts the images it is asked about and
+    takes them in batches (`detect_many`)."""
+
+    weights_sha256 = "d" * 64
+    images_seen = 0
+    batches = 0
+
+    def detect_many(self, images):
+        CountedDetector.images_seen += len(images)
+        CountedDetector.batches += 1
+        return [self.detect(image) for image in images]
+
+
+class CountedRed(AlwaysRed):
+    weights_sha256 = "e" * 64
+
+
 def fixed_detector():
     return FixedDetector()
+
+
+def counted_detector():
+    return CountedDetector()
+
+
+def counted_red():
+    return CountedRed()
 
 
 def always_red():
@@ -187,6 +213,27 @@ def test_geneval_demo_end_to_end_with_generated_prompts():
                                  color="python:tests.test_text_image_tasks:always_red")).results
     assert doc["status"] == "ok" and doc["num_samples"] == 24
     assert doc["details"]["prompt_set"].startswith("evalsuite generate_prompts")
+
+
+@pytest.mark.parametrize("task", ["geneval", "counting"])
+def test_detection_second_run_reads_the_score_cache(tmp_path, task, monkeypatch):
+    """Issue 20 item 4: the detector sees each image once, in batches of --batch-size (at most 8); a second run
+    of the same images reads every result from the score cache and gives the same numbers; another detector
+    identity scores again."""
+    monkeypatch.setattr(CountedDetector, "images_seen", 0)
+    monkeypatch.setattr(CountedDetector, "batches", 0)
+    opts = dict(tasks=[task], max_prompts=5, images_per_prompt=2, batch_size=4, store=tmp_path / "store",
+                detector="python:tests.test_text_image_tasks:counted_detector",
+                **({"color": "python:tests.test_text_image_tasks:counted_red"} if task == "geneval" else {}))
+    (first,) = score("demo", _opts(**opts)).results
+    assert first["status"] == "ok" and first["num_samples"] == 10 and first["details"]["cached_samples"] == 0
+    assert CountedDetector.images_seen == 10 and CountedDetector.batches == 3  # 4 + 4 + 2
+    (again,) = score("demo", _opts(**opts)).results
+    assert CountedDetector.images_seen == 10 and again["details"]["cached_samples"] == 10
+    assert again["metrics"] == first["metrics"] and again["per_sample"] == first["per_sample"]
+    monkeypatch.setattr(CountedDetector, "weights_sha256", "f" * 64)
+    (other,) = score("demo", _opts(**opts)).results
+    assert CountedDetector.images_seen == 20 and other["details"]["cached_samples"] == 0
 
 
 def _dpg_folder(tmp_path):

@@ -140,6 +140,28 @@ def test_subject_consistency_with_a_standin_dino(tiny_dino):
         weights.expected_digest("dino-vitb16")
 
 
+def test_second_run_reads_each_video_from_the_score_cache(tiny_dino, tmp_path, monkeypatch):
+    """Issue 20 item 4: per video content, the frame scores' (mean, sum, count) are cached under the network's
+    identity and the frame sampling; a second run computes no features and gives the same numbers."""
+    calls = {"frames": 0}
+    real = vn._DinoFrames.__call__
+
+    def counted(self, frames):
+        calls["frames"] += len(frames)
+        return real(self, frames)
+
+    monkeypatch.setattr(vn._DinoFrames, "__call__", counted)
+    run = lambda **kw: score("demo-video", _opts(["subject-consistency"], store=tmp_path / "store",  # noqa: E731
+                                                 **kw)).results[0]
+    first = run()
+    assert first["status"] == "ok" and calls["frames"] == 32 and first["details"]["cached_samples"] == 0
+    again = run()
+    assert calls["frames"] == 32 and again["details"]["cached_samples"] == 2
+    assert again["metrics"] == first["metrics"] and again["per_sample"] == first["per_sample"]
+    sampled = run(task_options={"subject-consistency": {"vbench_frames": 4}})  # another sampling: computed again
+    assert calls["frames"] == 40 and sampled["details"]["cached_samples"] == 0
+
+
 def test_missing_weights_offline_are_stored_skips():
     summary = score("demo-video", _opts(["subject-consistency", "background-consistency"]))
     docs = {d["task"]: d for d in summary.results}

@@ -3,6 +3,7 @@ registered as the colour backend "clip-vit-l-14"."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,10 @@ class CLIPColorClassifier:
 
     def __init__(self, device: str | None = None, offline: bool | None = None, *, model: Any = None,
                  tokenizer: Any = None, preprocess: Any = None):
-        path = weights.require("clip-vit-l-14-openai", offline=offline) if model is None else None
+        path: Path | None = None
+        self.weights_sha256: str | None = None  # an in-memory model: no digest, never cached
+        if model is None:
+            path, self.weights_sha256 = weights.require_verified("clip-vit-l-14-openai", offline=offline)
         import open_clip
 
         self.device = device or default_device()

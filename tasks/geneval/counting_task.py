@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evalsuite.errors import InputError
+from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.geneval.task import DETECTOR_HELP, required_weights
-from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, first_prompts, open_or_reason, resolve_backend
+from evalsuite.tasks.geneval.task import DETECTION_BATCH, DETECTOR_HELP, required_weights
+from evalsuite.tasks.t2i.backends import detect_all
+from evalsuite.tasks.t2i.task_helpers import (
+    PromptGridOptions,
+    first_prompts,
+    open_or_reason,
+    resolve_backend,
+)
 
 COUNTING_CLASSES = ("apple", "dog", "cat", "bird", "car", "cup", "banana", "orange", "person", "chair")
 
@@ -53,29 +60,49 @@ class CountingTask(Task):
         prompts = first_prompts(counting_prompts(), self.options)
         items = ctx.prompt_samples(prompts, "counting", self.options.images_per_prompt)
 
-        def count(shard: list) -> list:  # per prompt: (name, target, predicted, missing?) for each expected image
+        # a count depends on the image, the target class and the detector, not on how many prompts are scored
+        identity = scorer_identity(self, detector, ctx, options=f"detector={self.options.detector}")
+        cache = ScoreCache(identity) if identity else None
+        batch = max(1, min(ctx.options.batch_size, DETECTION_BATCH))
+
+        def count(shard: list) -> list:  # per prompt, for each expected image: (name, target, predicted, missing?,
+            # from the cache?)
+            images = []  # (prompt's place in the shard, image's place in the prompt, file, target class)
+            for k, item in enumerate(shard):
+                meta = item.metadata
+                cls = meta.get("target_class", meta["include"][0]["class"])
+                images += [(k, j, path, cls) for j, path in enumerate(item.images)]
+            found, shas = lookup(cache, [(path, cls) for _, _, path, cls in images])
+            counted: dict[int, int | None] = {i: int(v) for i, v in found.items()}  # None: unreadable
+            todo = [i for i in range(len(images)) if i not in found]
+            for start in range(0, len(todo), batch):
+                opened = {i: open_or_reason(images[i][2]) for i in todo[start:start + batch]}
+                readable = [i for i, image in opened.items() if not isinstance(image, str)]
+                detections = detect_all(detector, [opened[i] for i in readable])  # type: ignore[misc]
+                for i, found_i in zip(readable, detections):
+                    counted[i] = len(filter_detections(found_i, "counting").get(images[i][3], []))
+                    if cache is not None and i in shas:
+                        cache.put_many(shas[i], {images[i][3]: counted[i]})
+                counted.update({i: None for i in opened if i not in readable})
+            at = {(k, j): (counted[i], i in found) for i, (k, j, _, _) in enumerate(images)}
             out = []
-            for item in shard:
+            for k, item in enumerate(shard):
                 meta = item.metadata
                 target = int(meta.get("target_count", meta["include"][0]["count"]))
-                cls = meta.get("target_class", meta["include"][0]["class"])
                 rows = []
-                for j in range(len(item.images) + item.missing):
-                    image = open_or_reason(item.images[j]) if j < len(item.images) else "missing image"
-                    if isinstance(image, str):  # missing images stay in the denominator, counted as 0
-                        rows.append((f"{item.index:05d}/{j:04d}", target, 0, True))
-                    else:
-                        kept = filter_detections(detector.detect(image), "counting")
-                        rows.append((f"{item.index:05d}/{j:04d}", target, len(kept.get(cls, [])), False))
+                for j in range(len(item.images) + item.missing):  # missing images stay in the denominator as 0
+                    predicted, hit = at.get((k, j), (None, False))
+                    rows.append((f"{item.index:05d}/{j:04d}", target, predicted or 0, predicted is None, hit))
                 out.append(rows)
             return out
 
         per: dict[str, list] = {k: [] for k in ("name", "target", "predicted", "correct", "abs_error", "off_by_one")}
-        missing = 0
-        for name, target, predicted, was_missing in (r for rows in ctx.map_samples(items, count, "counting")
-                                                     for r in rows):
+        missing = hits = 0
+        for name, target, predicted, was_missing, hit in (r for rows in ctx.map_samples(items, count, "counting")
+                                                          for r in rows):
             err = abs(predicted - target)
             missing += was_missing
+            hits += hit
             per["name"].append(name)
             per["target"].append(target)
             per["predicted"].append(predicted)
@@ -93,6 +120,7 @@ class CountingTask(Task):
                      "off_by_one": float(np.mean(per["off_by_one"]))},
             protocol=detector.protocol,
             details={"per_count": per_count, "per_count_mae": per_count_mae, "threshold": COUNTING_THRESHOLD,
+                     "cached_samples": hits,
                      "counter": f"{detector.protocol} detections of the target class at confidence > "
                                 f"{COUNTING_THRESHOLD}", "missing_or_unreadable_images": missing,
                      "images_per_prompt": self.options.images_per_prompt, "num_prompts": len(items)},

@@ -12,6 +12,7 @@ from PIL import Image
 
 from evalsuite import weights
 from evalsuite.errors import InputError
+from evalsuite.hashing import sha256_file, sha256_file_remembered
 from evalsuite.tasks.geneval.prompts import COCO_CLASSES
 from evalsuite.tasks.t2i.backends import Detection, default_device, register
 
@@ -49,7 +50,7 @@ class TorchvisionMaskRCNNDetector:
     protocol = "torchvision-maskrcnn-v2-coco"
 
     def __init__(self, device: str | None = None, offline: bool | None = None):
-        path = weights.require("maskrcnn-v2-coco", offline=offline)
+        path, self.weights_sha256 = weights.require_verified("maskrcnn-v2-coco", offline=offline)
         import torch
         from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
@@ -60,12 +61,27 @@ class TorchvisionMaskRCNNDetector:
         self.labels = torchvision_label_map()
 
     def detect(self, image: Image.Image) -> list[Detection]:
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list[Image.Image]) -> list[list[Detection]]:
+        """`detect` of each image, images of one size in one forward pass (torchvision pads a batch to its largest
+        image, so images of other sizes go in their own passes and every image is padded as it is alone)."""
         import torch
         from torchvision.transforms.functional import pil_to_tensor
 
-        x = pil_to_tensor(image.convert("RGB")).float().div(255.0).to(self.device)
-        with torch.no_grad():
-            out = self.model([x])[0]
+        tensors = [pil_to_tensor(image.convert("RGB")).float().div(255.0).to(self.device) for image in images]
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(tensors):
+            by_size.setdefault(tuple(x.shape), []).append(i)
+        results: list[list[Detection]] = [[] for _ in images]
+        for group in by_size.values():
+            with torch.no_grad():
+                outs = self.model([tensors[i] for i in group])
+            for i, out in zip(group, outs):
+                results[i] = self._detections(out)
+        return results
+
+    def _detections(self, out: dict) -> list[Detection]:
         boxes = out["boxes"].cpu().numpy()
         scores = out["scores"].cpu().numpy()
         labels = out["labels"].cpu().numpy()
@@ -108,6 +124,8 @@ class MMDetMask2FormerDetector:
             if not Path(p).is_file():
                 raise InputError(f"mask2former {what} {p} does not exist", _MMDET_FIX)
         self._infer = inference_detector
+        self.weights_sha256 = sha256_file_remembered(checkpoint)
+        self.config_sha256 = sha256_file(config)
         self.model = init_detector(config, checkpoint, device=device or default_device())
         classes = getattr(self.model, "CLASSES", None) or getattr(self.model, "dataset_meta", {}).get("classes")
         if classes is not None and len(classes) != len(COCO_CLASSES):

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from evalsuite.errors import InputError
 from evalsuite.fsutil import atomic_write_bytes
 from evalsuite.tasks.geneval.prompts import COLORS
-from evalsuite.tasks.t2i.backends import ColorClassifier, Detection, Detector
+from evalsuite.tasks.t2i.backends import ColorClassifier, Detection, Detector, detect_all
 
 THRESHOLD = 0.3
 COUNTING_THRESHOLD = 0.9
@@ -147,11 +147,13 @@ def score_images(samples: Iterable[tuple[str, Image.Image | str | Path, Mapping]
                  counting_threshold: float = COUNTING_THRESHOLD, max_objects: int = MAX_OBJECTS) -> list[dict]:
     """Score (filename, image or image path, metadata) triples; one row per image in the official results.jsonl
     schema: filename, tag, prompt, correct, reason, metadata (JSON string), details (JSON string: per class, the
-    kept boxes as [x1, y1, x2, y2, score], most confident first)."""
+    kept boxes as [x1, y1, x2, y2, score], most confident first). Images of one size are detected in one batch
+    where the detector batches (`detect_all`)."""
+    samples = list(samples)
+    images = [open_image(image) for _, image, _ in samples]
     rows = []
-    for filename, image, metadata in samples:
-        img = open_image(image)
-        kept = filter_detections(detector.detect(img), metadata["tag"], threshold, counting_threshold, max_objects)
+    for (filename, _, metadata), img, found in zip(samples, images, detect_all(detector, images)):
+        kept = filter_detections(found, metadata["tag"], threshold, counting_threshold, max_objects)
         correct, reason = evaluate(img, metadata, kept, color_classifier)
         rows.append({
             "filename": str(filename),

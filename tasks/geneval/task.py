@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite.errors import InputError
+from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, first_prompts, resolve_backend
 
+#: images per detector call (Mask R-CNN upsamples each to 800 px: memory grows fast with the batch)
+DETECTION_BATCH = 8
 DETECTOR_HELP = "torchvision-maskrcnn | mask2former:CONFIG,CHECKPOINT | python:module:factory"
 
 
@@ -72,28 +75,49 @@ class GenEvalTask(Task):
         items = ctx.prompt_samples(prompts, "geneval", expected)
         as_failure = self.options.missing_as_failure
 
+        # a row depends on the image, its prompt's metadata and the two models, not on how many prompts are scored
+        identity = scorer_identity(self, detector, ctx, color, options=f"detector={self.options.detector}, "
+                                                                       f"color={self.options.color}")
+        cache = ScoreCache(identity) if identity else None
+        batch = max(1, min(ctx.options.batch_size, DETECTION_BATCH))
+
         def score(shard: list) -> list:  # per prompt: its rows and its missing or unreadable images
-            out = []
-            for item in shard:
-                rows, missing = [], []
-                # evaluate_images.py L270-273: only the files named like `\d+\.png` are scored
-                for path in (p for p in item.images if re.match(r"\d+\.png", p.name)):
-                    name = f"{item.index:05d}/samples/{path.name}"
+            # evaluate_images.py L270-273: only the files named like `\d+\.png` are scored
+            images = [(k, path, f"{item.index:05d}/samples/{path.name}", json.dumps(item.metadata, sort_keys=True))
+                      for k, item in enumerate(shard) for path in item.images if re.match(r"\d+\.png", path.name)]
+            of_item: dict[int, list[int]] = {}
+            for i, image in enumerate(images):
+                of_item.setdefault(image[0], []).append(i)
+            found, shas = lookup(cache, [(path, key) for _, path, _, key in images])
+            rows: dict[int, dict] = {i: {**row, "filename": images[i][2]} for i, row in found.items()}
+            failed: dict[int, dict] = {}
+            todo = [i for i in range(len(images)) if i not in found]
+            for start in range(0, len(todo), batch):
+                readable = []
+                for i in todo[start:start + batch]:
                     try:  # read as evaluate_images.py L227 reads it: EXIF orientation applied
-                        image = open_image(path)
+                        readable.append((i, open_image(images[i][1])))
                     except InputError as exc:
-                        missing.append(_failed_row(name, item.metadata, f"unreadable image: {exc.message}"))
-                        continue
-                    rows += score_images([(name, image, item.metadata)], detector, color)
-                for k in range(max(0, expected - len(rows) - len(missing))):
-                    missing.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata,
-                                               "missing image"))
-                out.append((rows, missing))
+                        failed[i] = _failed_row(images[i][2], shard[images[i][0]].metadata,
+                                                f"unreadable image: {exc.message}")
+                fresh = score_images([(images[i][2], image, shard[images[i][0]].metadata) for i, image in readable],
+                                     detector, color)
+                for (i, _), row in zip(readable, fresh):
+                    rows[i] = row
+                    if cache is not None and i in shas:
+                        cache.put_many(shas[i], {images[i][3]: {k: v for k, v in row.items() if k != "filename"}})
+            out = []
+            for k, item in enumerate(shard):
+                mine = of_item.get(k, [])
+                got, absent = [rows[i] for i in mine if i in rows], [failed[i] for i in mine if i in failed]
+                for k in range(max(0, expected - len(got) - len(absent))):
+                    absent.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
+                out.append((got, absent, sum(i in found for i in mine)))
             return out
 
         scored = ctx.map_samples(items, score, "GenEval detection")
-        missing = [row for _, rows in scored for row in rows]
-        rows = [row for found, absent in scored for row in found + (absent if as_failure else [])]
+        missing = [row for _, rows, _ in scored for row in rows]
+        rows = [row for found, absent, _ in scored for row in found + (absent if as_failure else [])]
         if missing:
             warnings.warn(f"GenEval: {len(missing)} of {expected * len(items)} expected images are missing or "
                           f"unreadable (e.g. {missing[0]['filename']}); " +
@@ -113,6 +137,7 @@ class GenEvalTask(Task):
             details={"tasks": summary["tasks"], "prompts_any_correct": summary["prompts_any_correct"],
                      "prompt_accuracy": summary["prompt_accuracy"], "prompt_set": prompt_set,
                      "num_prompts": summary["num_prompts"], "images_per_prompt": expected,
+                     "cached_samples": sum(hits for _, _, hits in scored),
                      "missing_or_unreadable_images": len(missing),
                      "missing_images_policy": "failures (geneval.missing_as_failure)" if as_failure else
                      "not scored (official evaluate_images.py scores the files that exist)",

@@ -25,6 +25,7 @@ from PIL import Image
 from evalsuite import openai_clip
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError
+from evalsuite.score_cache import ScorerInfo
 
 CLIP_WEIGHTS = "clip-vit-l-14-openai"
 HEAD_WEIGHTS = "aesthetic-sac-logos-ava1-l14"
@@ -44,15 +45,28 @@ def l2_normalised(a: np.ndarray) -> np.ndarray:
     return a / norm[..., None]
 
 
+PROTOCOL = "aesthetic-laion-sac-logos-ava1-l14-linearmse"
+
+
 class AestheticScorer:
     """The aesthetic score per image (no prompt)."""
+
+    @staticmethod
+    def describe(device: str = "cpu", offline: bool | None = None, precision: str | None = None) -> ScorerInfo:
+        """Protocol, weights sha256 ({"clip", "head"}) and CLIP precision (details["precision"]) of the scorer on
+        this device, without loading it (MissingWeightsError when a file is absent offline)."""
+        _, clip_digest = weights_store.require_verified(CLIP_WEIGHTS, offline=offline)
+        _, head_digest = weights_store.require_verified(HEAD_WEIGHTS, offline=offline)
+        return ScorerInfo(PROTOCOL, {"clip": clip_digest, "head": head_digest},
+                          {"precision": precision or openai_clip.official_precision(device)})
 
     def __init__(self, device: str = "cpu", offline: bool | None = None, precision: str | None = None):
         import open_clip
 
-        clip_path, clip_digest = weights_store.require_verified(CLIP_WEIGHTS, offline=offline)
-        head_path, head_digest = weights_store.require_verified(HEAD_WEIGHTS, offline=offline)
-        self.precision = precision or openai_clip.official_precision(device)  # None: what clip.load does
+        info = self.describe(device, offline, precision)
+        clip_path = weights_store.require(CLIP_WEIGHTS, offline=offline)
+        head_path = weights_store.require(HEAD_WEIGHTS, offline=offline)
+        self.precision = info.details["precision"]  # None: what clip.load does
         self.clip: Any = openai_clip.load(clip_path, device, self.precision)  # open_clip's CLIP (untyped)
         try:
             state = torch.load(head_path, map_location="cpu", weights_only=True)
@@ -66,8 +80,8 @@ class AestheticScorer:
         size = visual.image_size
         self.preprocess = open_clip.image_transform(size if isinstance(size, int) else size[0], is_train=False)
         self.device = str(device)
-        self.protocol = "aesthetic-laion-sac-logos-ava1-l14-linearmse"
-        self.weights_sha256 = {"clip": clip_digest, "head": head_digest}
+        self.protocol = info.protocol
+        self.weights_sha256 = info.weights_sha256
 
     @torch.inference_mode()
     def score(self, images: list[Image.Image]) -> np.ndarray:

@@ -11,10 +11,10 @@ from typing import Any
 from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.score_cache import scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i import task_helpers as helpers
-from evalsuite.tasks.t2i.task_helpers import BatchScorer, build_backend, per_image_output, score_per_image
+from evalsuite.tasks.t2i.task_helpers import BatchScorer, Deferred, build_backend, per_image_output, score_per_image
 
 
 @register
@@ -52,15 +52,20 @@ class HPSv2Task(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.preference.hps import HPSScorer
 
-        scorer = build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline,
-                               self.options.antialias)
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        cache = helpers.scorer_identity(self, scorer, ctx)
-        return per_image_output("hpsv2", score_per_image(ctx, hps_batch(scorer), "HPSv2", cache_identity=cache),
-                       {"protocol": scorer.protocol, "version": scorer.version,
+        info = build_backend(HPSScorer.describe, self.options.version, ctx.options.offline, self.options.antialias)
+        ctx.weights_used[info.protocol] = info.weights_sha256
+        scorer = Deferred(lambda: build_backend(HPSScorer, self.options.version, ctx.device, ctx.options.offline,
+                                                self.options.antialias))
+
+        def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
+            return hps_batch(scorer())(images, prompts)
+
+        cache = scorer_identity(self, info, ctx)
+        return per_image_output("hpsv2", score_per_image(ctx, batch, "HPSv2", cache_identity=cache),
+                       {"protocol": info.protocol, "version": self.options.version,
                         "path": "hpsv2.img_score.score (hpsv2 1.2.0) × 100, hps_version pinned",
-                        "resize_antialias": scorer.antialias,
-                        "weights_sha256": scorer.weights_sha256})
+                        "resize_antialias": self.options.antialias,
+                        "weights_sha256": info.weights_sha256})
 
 
 def hps_batch(scorer) -> BatchScorer:
@@ -111,19 +116,24 @@ class PickScoreTask(Task):
 
         if not self.options.model:
             raise TaskSkipped("PickScore needs a local PickScore_v1 folder (weights are never downloaded)", FIX)
-        try:
-            scorer = PickScorer(self.options.model, self.options.processor, ctx.device)
-        except InputError as exc:
-            raise TaskSkipped(exc.message, exc.fix) from exc
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
+        def build(make: Any, *args: Any) -> Any:
+            try:
+                return make(self.options.model, self.options.processor, *args)
+            except InputError as exc:
+                raise TaskSkipped(exc.message, exc.fix) from exc
+
+        info = build(PickScorer.describe)
+        ctx.weights_used[info.protocol] = info.weights_sha256
+        scorer = Deferred(lambda: build(PickScorer, ctx.device))
+        sources = info.details["sources"]
 
         def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
             assert prompts is not None
-            return [float(v) for v in scorer.score(images, prompts)]
+            return [float(v) for v in scorer().score(images, prompts)]
 
-        cache = helpers.scorer_identity(self, scorer, ctx, sources=scorer.sources)
+        cache = scorer_identity(self, info, ctx, sources=sources)
         return per_image_output("pickscore", score_per_image(ctx, batch, "PickScore", cache_identity=cache),
-                       {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256, **scorer.sources,
+                       {"protocol": info.protocol, "weights_sha256": info.weights_sha256, **sources,
                         "recipe": "yuvalkirstain/PickScore README: logit_scale.exp() * text_embs @ image_embs.T, "
                                   "L2-normalised; processor padding=True, truncation=True, max_length=77",
                         "image_processor": "CLIPImageProcessorPil (transformers 4's PIL CLIPImageProcessor)"})
@@ -148,16 +158,17 @@ class AestheticTask(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.preference.aesthetic import AestheticScorer
 
-        scorer = build_backend(AestheticScorer, ctx.device, ctx.options.offline)
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256["head"]
-        ctx.weights_used["clip-vit-l-14-openai"] = scorer.weights_sha256["clip"]
+        info = build_backend(AestheticScorer.describe, ctx.device, ctx.options.offline)
+        ctx.weights_used[info.protocol] = info.weights_sha256["head"]
+        ctx.weights_used["clip-vit-l-14-openai"] = info.weights_sha256["clip"]
+        scorer = Deferred(lambda: build_backend(AestheticScorer, ctx.device, ctx.options.offline))
 
         def batch(images: list[Image.Image], prompts: list[str] | None) -> list[Any]:
-            return [float(v) for v in scorer.score(images)]
+            return [float(v) for v in scorer().score(images)]
 
-        cache = helpers.scorer_identity(self, scorer, ctx)
+        cache = scorer_identity(self, info, ctx, precision=info.details["precision"])
         return per_image_output("aesthetic", score_per_image(ctx, batch, "aesthetic", with_prompts=False,
                                                              cache_identity=cache),
-                       {"protocol": scorer.protocol, "weights_sha256": scorer.weights_sha256,
-                        "clip_precision": scorer.precision,
+                       {"protocol": info.protocol, "weights_sha256": info.weights_sha256,
+                        "clip_precision": info.details["precision"],
                         "official": "christophschuhmann/improved-aesthetic-predictor simple_inference.py @6934dd8"})

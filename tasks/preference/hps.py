@@ -37,6 +37,7 @@ from PIL import Image
 
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError
+from evalsuite.score_cache import ScorerInfo
 
 VERSIONS = {"v2.1": "hpsv2.1", "v2.0": "hpsv2.0"}  # hps_version -> weights name (hpsv2/utils.py hps_version_map)
 ARCH = "ViT-H-14"
@@ -74,6 +75,11 @@ def load_checkpoint(path) -> dict[str, torch.Tensor]:
     return state
 
 
+def protocol_for(version: str, antialias: bool) -> str:
+    """The protocol name of an HPS version's score (the resize without antialiasing is its own protocol)."""
+    return f"hps{version}-openclip-vit-h-14" + ("" if antialias else "-noantialias")
+
+
 class HPSScorer:
     """HPSv2.x per image-prompt pair: 100 · cos(image, text) from the HPS-tuned OpenCLIP ViT-H-14."""
 
@@ -81,12 +87,20 @@ class HPSScorer:
                  antialias: bool = True):
         import open_clip
 
-        if version not in VERSIONS:
-            raise InputError(f"unknown HPS version '{version}'", f"use one of {', '.join(VERSIONS)}")
-        path, digest = weights_store.require_verified(VERSIONS[version], offline=offline)
+        digest = self.describe(version, offline, antialias).weights_sha256
+        path = weights_store.require(VERSIONS[version], offline=offline)
         model = open_clip.CLIP(**open_clip.get_model_config(ARCH))
         model.load_state_dict(load_checkpoint(path), strict=True)
         self._setup(model, device, version, digest, antialias)
+
+    @staticmethod
+    def describe(version: str = "v2.1", offline: bool | None = None, antialias: bool = True) -> ScorerInfo:
+        """Protocol and weights sha256 of this HPS version's scorer, without loading it (MissingWeightsError when the
+        checkpoint is absent offline)."""
+        if version not in VERSIONS:
+            raise InputError(f"unknown HPS version '{version}'", f"use one of {', '.join(VERSIONS)}")
+        _, digest = weights_store.require_verified(VERSIONS[version], offline=offline)
+        return ScorerInfo(protocol_for(version, antialias), digest)
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, version: str = "v2.1", device: str = "cpu",
@@ -106,7 +120,7 @@ class HPSScorer:
         self.device = str(device)
         self.version = version
         self.antialias = antialias
-        self.protocol = f"hps{version}-openclip-vit-h-14" + ("" if antialias else "-noantialias")
+        self.protocol = protocol_for(version, antialias)
         self.weights_sha256 = digest
 
     def preprocess(self, image: Image.Image) -> torch.Tensor | None:

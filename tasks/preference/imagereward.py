@@ -29,6 +29,7 @@ from torch import nn
 
 from evalsuite import weights as weights_store
 from evalsuite.errors import InputError
+from evalsuite.score_cache import ScorerInfo
 
 WEIGHTS = "imagereward-v1.0"
 VOCAB = "bert-base-uncased-vocab"
@@ -316,11 +317,20 @@ class ImageRewardScorer:
     @classmethod
     def from_store(cls, device: str = "cpu", offline: bool | None = None) -> ImageRewardScorer:
         """ImageReward.pt and bert-base-uncased's vocab.txt from the weights store (MissingWeightsError when absent)."""
-        path, digest = weights_store.require_verified(WEIGHTS, offline=offline)
-        vocab, vocab_digest = weights_store.require_verified(VOCAB, offline=offline)
+        info = cls.describe(offline)
+        path, vocab = weights_store.require(WEIGHTS, offline=offline), weights_store.require(VOCAB, offline=offline)
         model = ImageRewardModel(CONFIG)
         load_checkpoint(model, torch.load(path, map_location="cpu", weights_only=True))
-        return cls(model, blip_tokenizer(vocab), device, digest, vocab_digest, CONFIG.image_size)
+        return cls(model, blip_tokenizer(vocab), device, info.weights_sha256, info.details["vocab_sha256"],
+                   CONFIG.image_size)
+
+    @staticmethod
+    def describe(offline: bool | None = None) -> ScorerInfo:
+        """Protocol, ImageReward.pt's sha256 and the vocabulary's (details["vocab_sha256"]), without loading the
+        model (MissingWeightsError when a file is absent offline)."""
+        _, digest = weights_store.require_verified(WEIGHTS, offline=offline)
+        _, vocab_digest = weights_store.require_verified(VOCAB, offline=offline)
+        return ScorerInfo(PROTOCOL, digest, {"vocab_sha256": vocab_digest})
 
     def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Ids and attention mask as ImageReward.score makes them (padded to and truncated at 35 tokens)."""

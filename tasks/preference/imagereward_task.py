@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from PIL import Image
 
+from evalsuite.score_cache import scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import build_backend, per_image_output, score_per_image, scorer_identity
+from evalsuite.tasks.t2i.task_helpers import Deferred, build_backend, per_image_output, score_per_image
 
 
 def open_as_package(path: str) -> Image.Image | str:
@@ -43,13 +44,15 @@ class ImageRewardTask(Task):
     def run(self, ctx) -> TaskOutput:
         from evalsuite.tasks.preference.imagereward import ImageRewardScorer
 
-        scorer = build_backend(ImageRewardScorer.from_store, ctx.device, ctx.options.offline)
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
-        ctx.weights_used[f"{scorer.protocol}-vocab"] = scorer.vocab_sha256
-        got = score_per_image(ctx, lambda images, prompts: [float(r) for r in scorer.score(images, prompts)],
+        info = build_backend(ImageRewardScorer.describe, ctx.options.offline)
+        vocab_sha256 = info.details["vocab_sha256"]
+        ctx.weights_used[info.protocol] = info.weights_sha256
+        ctx.weights_used[f"{info.protocol}-vocab"] = vocab_sha256
+        scorer = Deferred(lambda: build_backend(ImageRewardScorer.from_store, ctx.device, ctx.options.offline))
+        got = score_per_image(ctx, lambda images, prompts: [float(r) for r in scorer().score(images, prompts)],
                               "ImageReward", opener=open_as_package,
-                              cache_identity=scorer_identity(self, scorer, ctx, vocab=scorer.vocab_sha256))
+                              cache_identity=scorer_identity(self, info, ctx, vocab=vocab_sha256))
         return per_image_output("imagereward", got, {
-            "protocol": scorer.protocol, "path": "image-reward 1.5 ImageReward.score(prompt, image), one prompt per "
-                                                 "image, fp32",
-            "weights_sha256": scorer.weights_sha256, "vocab_sha256": scorer.vocab_sha256})
+            "protocol": info.protocol, "path": "image-reward 1.5 ImageReward.score(prompt, image), one prompt per "
+                                               "image, fp32",
+            "weights_sha256": info.weights_sha256, "vocab_sha256": vocab_sha256})

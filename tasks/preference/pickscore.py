@@ -31,6 +31,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError
 from evalsuite.hashing import sha256_file_remembered
+from evalsuite.score_cache import ScorerInfo
 
 MODEL_REPO = "yuvalkirstain/PickScore_v1"
 PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -70,19 +71,29 @@ def _folder(spec: str | None, what: str) -> Path:
 class PickScorer:
     """exp(logit_scale) · cos(text, image) per pair, from a local PickScore_v1 folder and a CLIP-H processor."""
 
-    def __init__(self, model: str | None, processor: str | None = None, device: str = "cpu"):
+    @staticmethod
+    def describe(model: str | None, processor: str | None = None) -> ScorerInfo:
+        """Protocol, weights sha256 and source folders (details["sources"]) of the scorer of these folders, checked
+        but not loaded (the weights' digests are remembered across runs)."""
         if importlib.util.find_spec("transformers") is None:
             raise InputError("PickScore needs transformers, which is not installed", "`pip install transformers`")
-        import transformers
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
         model_dir = _folder(model, "model (PickScore_v1)")
         processor_dir = _folder(processor, "processor") if processor else model_dir
         if not (model_dir / "config.json").is_file():
             raise InputError(f"{model_dir} has no config.json (not a transformers model folder)", FIX)
         if not (processor_dir / "preprocessor_config.json").is_file():
             raise InputError(f"{processor_dir} has no preprocessor_config.json (the CLIP-H processor files)", FIX)
-        self.weights_sha256 = weights_digest(model_dir)
+        digest = weights_digest(model_dir)
+        return ScorerInfo(protocol_for(model_dir, digest), digest,
+                          {"sources": {"model": str(model_dir), "processor": str(processor_dir)}})
+
+    def __init__(self, model: str | None, processor: str | None = None, device: str = "cpu"):
+        info = self.describe(model, processor)
+        import transformers
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        model_dir, processor_dir = Path(info.details["sources"]["model"]), Path(info.details["sources"]["processor"])
+        self.weights_sha256 = info.weights_sha256
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(processor_dir, local_files_only=True)
             self.image_processor = CLIPImageProcessorPil.from_pretrained(processor_dir, local_files_only=True)
@@ -92,8 +103,8 @@ class PickScorer:
             raise InputError(f"cannot load PickScore from {model_dir} / {processor_dir}: {exc}", FIX) from None
         self.model.to(device).eval()
         self.device = str(device)
-        self.protocol = protocol_for(model_dir, self.weights_sha256)
-        self.sources = {"model": str(model_dir), "processor": str(processor_dir)}
+        self.protocol = info.protocol
+        self.sources = info.details["sources"]
 
     @staticmethod
     def _tensor(out: Any) -> torch.Tensor:

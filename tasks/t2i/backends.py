@@ -35,6 +35,12 @@ class Detector(Protocol):
         """Every detection (not yet thresholded); class names are the 80 COCO names."""
 
 
+def detect_all(detector: Detector, images: list[Image.Image]) -> list[list[Detection]]:
+    """Every image's detections: in one call where the detector batches (`detect_many`), else one image a call."""
+    many = getattr(detector, "detect_many", None)
+    return many(images) if callable(many) else [detector.detect(image) for image in images]
+
+
 @runtime_checkable
 class ColorClassifier(Protocol):
     protocol: str

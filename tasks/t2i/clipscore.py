@@ -23,6 +23,7 @@ from PIL import Image
 from torchvision.transforms import CenterCrop, Compose
 
 from evalsuite import weights as weights_store
+from evalsuite.score_cache import ScorerInfo
 
 BACKBONES = {"ViT-B-32": "clip-vit-b-32-openai", "ViT-L-14": "clip-vit-l-14-openai"}
 CONTEXT = 77  # CLIP's text context: start token + 75 BPE tokens + end token
@@ -54,13 +55,21 @@ class FloorCentreCrop:
 
 
 class CLIPScorer:
-    def __init__(self, backbone: str = "ViT-B-32", device: str = "cpu", offline: bool | None = None):
-        import open_clip
-
+    @staticmethod
+    def describe(backbone: str = "ViT-B-32", offline: bool | None = None) -> ScorerInfo:
+        """Protocol and weights sha256 of the scorer of this backbone, without loading it (MissingWeightsError when
+        the weights are absent offline)."""
         if backbone not in BACKBONES:
             from evalsuite.errors import UnknownNameError
 
             raise UnknownNameError(f"unknown CLIPScore backbone '{backbone}'", f"use one of {', '.join(BACKBONES)}")
+        _, digest = weights_store.require_verified(BACKBONES[backbone], offline=offline)
+        return ScorerInfo(f"clipscore-{backbone}-openai", digest)
+
+    def __init__(self, backbone: str = "ViT-B-32", device: str = "cpu", offline: bool | None = None):
+        import open_clip
+
+        info = self.describe(backbone, offline)
         path = weights_store.require(BACKBONES[backbone], offline=offline)
         self.model = open_clip.load_openai_model(str(path), precision="fp32", device=device).eval()
         size = self.model.visual.image_size
@@ -69,8 +78,8 @@ class CLIPScorer:
                                       for t in self.preprocess.transforms])
         self.tokenizer = open_clip.get_tokenizer(backbone)
         self.device = device
-        self.protocol = f"clipscore-{backbone}-openai"
-        self.weights_sha256 = weights_store.REGISTRY[BACKBONES[backbone]].sha256
+        self.protocol = info.protocol
+        self.weights_sha256 = info.weights_sha256
 
     def _encode_text(self, rows: list[list[int]]) -> torch.Tensor:
         ids = torch.zeros(len(rows), CONTEXT, dtype=torch.long)

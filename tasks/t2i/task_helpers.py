@@ -14,9 +14,8 @@ import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
-from evalsuite.hashing import sha256_file
 from evalsuite.imageio import read_rgb
-from evalsuite.score_cache import ScoreCache
+from evalsuite.score_cache import ScoreCache, lookup
 from evalsuite.task import TaskOutput
 
 
@@ -26,6 +25,28 @@ def build_backend(build, *args: Any, **kwargs: Any) -> Any:
         return build(*args, **kwargs)
     except MissingWeightsError as exc:
         raise TaskSkipped(exc.message, exc.fix) from exc
+
+
+class Deferred:
+    """A model backend built on first use and kept, e.g. when the first image misses the score cache: a second run
+    whose every result is cached never loads the model.
+
+    >>> built = []
+    >>> backend = Deferred(lambda: built.append(1) or "model")
+    >>> backend.built, backend(), backend(), built
+    (False, 'model', 'model', [1])
+    """
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._value: Any = None
+        self.built = False
+
+    def __call__(self) -> Any:
+        if not self.built:
+            self._value = self._build()
+            self.built = True
+        return self._value
 
 
 @dataclass(frozen=True)
@@ -111,17 +132,7 @@ def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prom
     cache = ScoreCache(cache_identity) if cache_identity is not None else None
 
     def run(shard: list) -> list:  # per item: (its result or skip record, whether it came from the cache)
-        found: dict[int, Any] = {}
-        shas: dict[int, str] = {}
-        if cache is not None:
-            for i, (path, prompt) in enumerate(shard):
-                try:
-                    shas[i] = sha256_file(path)
-                except OSError:
-                    continue  # the opener says why
-                hit = cache.get(shas[i], prompt)
-                if hit is not None:
-                    found[i] = hit
+        found, shas = lookup(cache, shard)  # an unreadable file: the opener says why
         todo = [i for i in range(len(shard)) if i not in found]
         fresh: dict[int, Any] = {}
         for start in range(0, len(todo), size):
@@ -145,18 +156,6 @@ def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prom
         raise InputError(f"no image could be scored by {label}", "check the images (see the skipped samples)")
     return PerImage([f for (f, _), _ in kept], [p for (_, p), _ in kept], [v for _, v in kept], skipped,
                     cached=sum(hit for _, hit in results))
-
-
-def scorer_identity(task: Any, scorer: Any, ctx: Any, **extra: Any) -> dict | None:
-    """What a per-image result depends on, as `score_per_image`'s cache key: the task and its version, the scorer's
-    protocol and weights sha256, the device (precision differs by device), the task's options and `extra`. None (no
-    caching) for a scorer whose weights have no recorded digest (e.g. a model object built in memory)."""
-    options = getattr(task, "options", None)
-    if not getattr(scorer, "weights_sha256", None) or not getattr(scorer, "protocol", None):
-        return None
-    return {"task": task.name, "version": task.version, "protocol": getattr(scorer, "protocol", None),
-            "weights": getattr(scorer, "weights_sha256", None), "device": str(ctx.device),
-            "options": repr(options), **extra}
 
 
 def _jsonable(value: Any) -> bool:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.hashing import sha256_file, sha256_file_remembered, sha256_json
+from evalsuite.score_cache import ScorerInfo
 from evalsuite.tasks.vqascore import scoring
 
 MODELS = {"clip-flant5-xxl": ("zhiqiulin/clip-flant5-xxl", "google/flan-t5-xxl"),
@@ -117,14 +118,31 @@ class CLIPFlanT5:
 
     max_tokens = scoring.CONTEXT_LEN
 
+    @staticmethod
+    def describe(name: str, model: Path, vision_tower: Path, tokenizer: Path, dtype: str = "bfloat16",
+                 question_template: str = scoring.QUESTION_TEMPLATE,
+                 answer_template: str = scoring.ANSWER_TEMPLATE) -> ScorerInfo:
+        """Protocol, weights sha256 and per-file digests (details["files"]) of this scorer, without loading it (the
+        weight files' digests are remembered across runs)."""
+        if dtype not in ("bfloat16", "float32"):
+            raise InputError(f"dtype {dtype}", "bfloat16 (t2v-metrics) or float32")
+        files = {"model": folder_digest(weight_files(model)),
+                 "vision_tower": folder_digest(weight_files(vision_tower)),
+                 "tokenizer": {f.name: sha256_file(f) for f in sorted(tokenizer.iterdir())
+                               if f.name in ("tokenizer.json", "spiece.model")}}
+        suffix = "" if dtype == "bfloat16" else "-fp32"
+        if (question_template, answer_template) != (scoring.QUESTION_TEMPLATE, scoring.ANSWER_TEMPLATE):
+            suffix += "-q" + sha256_json([question_template, answer_template])[:8]
+        return ScorerInfo(f"vqascore-{name}-t2v-metrics{suffix}", sha256_json(files),
+                          {"files": files, "max_tokens": CLIPFlanT5.max_tokens})
+
     def __init__(self, name: str, model: Path, vision_tower: Path, tokenizer: Path, device: str = "cpu",
                  dtype: str = "bfloat16", question_template: str = scoring.QUESTION_TEMPLATE,
                  answer_template: str = scoring.ANSWER_TEMPLATE):
         import torch
         import transformers
 
-        if dtype not in ("bfloat16", "float32"):
-            raise InputError(f"dtype {dtype}", "bfloat16 (t2v-metrics) or float32")
+        info = self.describe(name, model, vision_tower, tokenizer, dtype, question_template, answer_template)
         self.torch, self.device, self.dtype = torch, device, dtype
         self.question_template, self.answer_template = question_template, answer_template
         try:
@@ -194,15 +212,9 @@ class CLIPFlanT5:
         modules: list[Any] = [self.t5, self.vision, self.projector]
         for module in modules:
             module.to(device=device, dtype=weight_dtype).eval().requires_grad_(False)
-        self.files = {"model": folder_digest(files),
-                      "vision_tower": folder_digest(weight_files(vision_tower)),
-                      "tokenizer": {f.name: sha256_file(f) for f in sorted(tokenizer.iterdir())
-                                    if f.name in ("tokenizer.json", "spiece.model")}}
-        self.weights_sha256 = sha256_json(self.files)
-        suffix = "" if dtype == "bfloat16" else "-fp32"
-        if (question_template, answer_template) != (scoring.QUESTION_TEMPLATE, scoring.ANSWER_TEMPLATE):
-            suffix += "-q" + sha256_json([question_template, answer_template])[:8]
-        self.protocol = f"vqascore-{name}-t2v-metrics{suffix}"
+        self.files = info.details["files"]
+        self.weights_sha256 = info.weights_sha256
+        self.protocol = info.protocol
 
     def encode(self, prompt: str) -> list[int]:
         """The input ids of a prompt's question, image marker included (before the 2048 cut)."""

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.score_cache import ScorerInfo, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.t2i.task_helpers import NO_PROMPT_FIX, score_per_image, scorer_identity
+from evalsuite.tasks.t2i.task_helpers import NO_PROMPT_FIX, Deferred, score_per_image
 from evalsuite.tasks.vqascore import scoring
 
 
@@ -60,46 +61,53 @@ class VQAScoreTask(Task):
         return Requirements(needs="a local CLIP-FlanT5 folder (-o vqascore.checkpoint=...) and the CLIP ViT-L/14-336 "
                                   "and FlanT5 tokenizer folders, or -o vqascore.model=transformers:/path")
 
-    def _scorer(self, ctx):
+    def _scorer(self, ctx) -> tuple[ScorerInfo, Deferred]:
+        """What the scorer is (protocol, digests: read without loading it) and the scorer, built on first use."""
         o = self.options
         if o.model.startswith("transformers:"):
-            from evalsuite.tasks.vqascore.transformers_vqa import TransformersVQAScore
+            from evalsuite.tasks.vqascore.transformers_vqa import TransformersVQAScore, describe
 
-            return TransformersVQAScore(o.model.split(":", 1)[1], device=ctx.device,
-                                        question_template=o.question_template, answer_template=o.answer_template)
+            folder = o.model.split(":", 1)[1]
+            return (describe(folder, o.question_template, o.answer_template),
+                    Deferred(lambda: TransformersVQAScore(folder, device=ctx.device,
+                                                          question_template=o.question_template,
+                                                          answer_template=o.answer_template)))
         from evalsuite.tasks.vqascore.clip_flant5 import MODELS, CLIPFlanT5, model_name, resolve_folders
 
         name, checkpoint = o.model, o.checkpoint
         if name not in MODELS and Path(name).expanduser().is_dir():  # -o vqascore.model=/path/to/clip-flant5-xxl
             name, checkpoint = model_name(Path(name).expanduser()), name
         folders = resolve_folders(name, checkpoint, o.vision_tower, o.tokenizer)
-        return CLIPFlanT5(name, *folders, device=ctx.device, dtype=o.dtype,
-                          question_template=o.question_template, answer_template=o.answer_template)
+        return (CLIPFlanT5.describe(name, *folders, dtype=o.dtype, question_template=o.question_template,
+                                    answer_template=o.answer_template),
+                Deferred(lambda: CLIPFlanT5(name, *folders, device=ctx.device, dtype=o.dtype,
+                                            question_template=o.question_template,
+                                            answer_template=o.answer_template)))
 
     def run(self, ctx) -> TaskOutput:
         if not any(ctx.sample_prompts()):  # before the model is loaded
             raise TaskSkipped("no prompt is known for any of these images", NO_PROMPT_FIX)
-        scorer = self._scorer(ctx)
-        ctx.weights_used[scorer.protocol] = scorer.weights_sha256
+        info, scorer = self._scorer(ctx)
+        ctx.weights_used[info.protocol] = info.weights_sha256
 
         def score(images: list, prompts: list[str] | None) -> list[tuple]:  # per image: (value, tokens, truncated)
             assert prompts is not None
-            got = scorer.score(images, prompts)
+            got = scorer().score(images, prompts)
             return [(float(got["vqascore"][j]), int(got["tokens"][j]), bool(got["truncated"][j]))
                     for j in range(len(images))]
 
         scored = score_per_image(ctx, score, "VQAScore", cache_identity=scorer_identity(
-            self, scorer, ctx, files=getattr(scorer, "files", None)))
+            self, info, ctx, files=info.details["files"]))
         values = [v[0] for v in scored.values]
         truncated = [v[2] for v in scored.values]
         return TaskOutput(metrics={"vqascore": float(np.mean(values))},
-                          details={"protocol": scorer.protocol, "model": self.options.model,
+                          details={"protocol": info.protocol, "model": self.options.model,
                                    "question_template": self.options.question_template,
                                    "answer_template": self.options.answer_template,
-                                   "weights": getattr(scorer, "files", {}),
+                                   "weights": info.details["files"],
                                    "prompts_truncated": int(sum(truncated)),
-                                   "max_prompt_tokens": getattr(scorer, "max_tokens", None),
+                                   "max_prompt_tokens": info.details["max_tokens"],
                                    "cached_samples": scored.cached},
                           per_sample={"name": scored.names, "prompt": scored.prompts, "vqascore": values,
                                       "tokens": [v[1] for v in scored.values], "truncated": truncated},
-                          skipped_samples=scored.skipped, num_samples=len(values), protocol=scorer.protocol)
+                          skipped_samples=scored.skipped, num_samples=len(values), protocol=info.protocol)

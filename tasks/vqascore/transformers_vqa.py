@@ -19,6 +19,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
 from evalsuite.hashing import sha256_file_remembered, sha256_json
+from evalsuite.score_cache import ScorerInfo
 from evalsuite.tasks.vqascore import scoring
 from evalsuite.tasks.vqascore.clip_flant5 import weight_files
 
@@ -26,12 +27,31 @@ FIX = ("download a VQA model folder once where there is internet (e.g. `huggingf
        "Salesforce/blip-vqa-base --local-dir blip-vqa-base`), then pass -o vqascore.model=transformers:/path/to/it")
 
 
-def TransformersVQAScore(folder: str, device: str = "cpu", question_template: str = scoring.QUESTION_TEMPLATE,
-                         answer_template: str = scoring.ANSWER_TEMPLATE) -> Any:
-    """The scorer for a local model folder: BLIP VQA, or an image-text-to-text model with a chat template."""
+def _model_folder(folder: str) -> Path:
     path = Path(folder).expanduser()
     if not folder or not (path / "config.json").is_file():
         raise TaskSkipped(f"no transformers VQA model folder at {path} (config.json)", FIX)
+    return path
+
+
+def describe(folder: str, question_template: str = scoring.QUESTION_TEMPLATE,
+             answer_template: str = scoring.ANSWER_TEMPLATE) -> ScorerInfo:
+    """Protocol, weights sha256 and per-file digests (details["files"]) of the scorer of a local model folder,
+    without loading it (the weight files' digests are remembered across runs)."""
+    path = _model_folder(folder)
+    files = {"model": {f.name: sha256_file_remembered(f) for f in weight_files(path)}}
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.resolve().name)
+    suffix = ""
+    if (question_template, answer_template) != (scoring.QUESTION_TEMPLATE, scoring.ANSWER_TEMPLATE):
+        suffix = "-q" + sha256_json([question_template, answer_template])[:8]
+    return ScorerInfo(f"vqascore-{name}-transformers{suffix}", sha256_json(files),
+                      {"files": files, "max_tokens": _LocalModel.max_tokens})
+
+
+def TransformersVQAScore(folder: str, device: str = "cpu", question_template: str = scoring.QUESTION_TEMPLATE,
+                         answer_template: str = scoring.ANSWER_TEMPLATE) -> Any:
+    """The scorer for a local model folder: BLIP VQA, or an image-text-to-text model with a chat template."""
+    path = _model_folder(folder)
     try:
         model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
     except (OSError, ValueError) as exc:
@@ -50,13 +70,8 @@ class _LocalModel:
 
         self.torch, self.device = torch, device
         self.question_template, self.answer_template = question_template, answer_template
-        self.files = {"model": {f.name: sha256_file_remembered(f) for f in weight_files(path)}}
-        self.weights_sha256 = sha256_json(self.files)
-        name = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.resolve().name)
-        suffix = ""
-        if (question_template, answer_template) != (scoring.QUESTION_TEMPLATE, scoring.ANSWER_TEMPLATE):
-            suffix = "-q" + sha256_json([question_template, answer_template])[:8]
-        self.protocol = f"vqascore-{name}-transformers{suffix}"
+        info = describe(str(path), question_template, answer_template)
+        self.files, self.weights_sha256, self.protocol = info.details["files"], info.weights_sha256, info.protocol
 
     def _score(self, images: list[Image.Image], prompts: list[str]) -> dict[str, Any]:
         raise NotImplementedError
