@@ -32,6 +32,7 @@ Rules (each one tested in tests/test_pareto.py against brute-force definitions):
 from __future__ import annotations
 
 import bisect
+import html
 import json
 import math
 import numbers
@@ -355,7 +356,9 @@ def knob_text(knobs: Mapping[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+    """A table cell's text: one line, `|` and `\\` escaped, and HTML escaped (Markdown renders raw HTML: a variant
+    label must never become markup)."""
+    return html.escape(" ".join(str(text).split()), quote=False).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def to_markdown(reports: Sequence[DeviceReport]) -> str:

@@ -241,6 +241,9 @@ def test_json_and_markdown():
     md = to_markdown(reports)
     assert "(lower is better)" in md and "steps=1 \\| fast" in md and "dominated by" in md
     assert md.count("### Best quality within a latency budget") == 2
+    hostile = [Point("<img src=x onerror=alert(1)>", "v<1>", 10.0, 120.0, "d & e")]
+    md = to_markdown(report(hostile, "lower", "fid"))
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md and "d &amp; e" in md
 
 
 @pytest.mark.parametrize("module", [pareto, pareto_plot])
