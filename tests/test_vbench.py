@@ -397,7 +397,7 @@ def test_setup_steps_and_torch_pin():
     steps = vb.setup_steps("/envs/vb", "python3.11", torch_spec="torch==2.14.1 torchvision==0.29.1")
     assert [label for label, _ in steps] == [
         "creating the virtualenv", "upgrading pip", "installing torch==2.14.1 torchvision==0.29.1",
-        "installing vbench==0.1.5 with its pins (transformers==4.33.2, numpy<2, timm<=1.0.12)"]
+        "installing vbench==0.1.5 with its pins (transformers==4.33.2, numpy<2, timm<=1.0.12) and setuptools<81"]
     assert steps[2][1][-2:] == ["torch==2.14.1", "torchvision==0.29.1"]
     assert steps[3][1][-6:] == ["transformers==4.33.2", "numpy<2", "timm<=1.0.12", "setuptools<81", "torch==2.14.1",
                                 "torchvision==0.29.1"]  # resolving vbench keeps that torch

@@ -6,15 +6,18 @@ transformers==4.33.2, numpy<2, timm<=1.0.12, a torch build; `.ci/vbench-env` bui
 
 What runs for real, with no downloaded weights (VBench's cache folder is a temporary one):
 
-* our task through the normal score path (`evalsuite.runner.score`) on demo videos (demo-video, 64 px, 16 frames,
-  8 fps; custom prompts, so VBench's custom_input mode): VBench's own launch script (`vbench.launch.evaluate`'s
-  main(), on the CPU through `cpu_launch.py` when the environment has no CUDA) runs
+* our task through the normal score path (`evalsuite.runner.score`) on a folder of 4 demo videos (the demo-video
+  generator's clips at 128 px, 8 frames, 8 fps; two lossless RGB H.264 as the sample store writes them, two ordinary
+  yuv420p H.264; the demo prompts, so VBench's custom_input mode): VBench's own launch script
+  (`vbench.launch.evaluate`'s main(), on the CPU through `cpu_launch.py` when the environment has no CUDA) runs
   - temporal_flickering (no weights), equal to our native `temporal-flickering` task on the same videos within
-    TOLERANCE (per video and the mean; VBench decodes with OpenCV, we with PyAV: both FFmpeg; observed equal);
+    TOLERANCE (per video and the mean; VBench decodes with OpenCV, we with PyAV);
   - motion_smoothness (AMT-S) and dynamic_degree (RAFT) on VBench's own networks with RANDOM weights (seed 0, built
     in the environment from vbench's own classes and config) saved where VBench expects its checkpoints
     ($VBENCH_CACHE_DIR/amt_model/amt-s.pth, $VBENCH_CACHE_DIR/raft_model/models/raft-things.pth): the numbers mean
-    nothing, the path (load, run, parse, normalise, store) is VBench's;
+    nothing, the path (load, run, parse, normalise, store) is VBench's. 128 px, because at 64 px both networks'
+    1/8-scale correlation pyramids reach 1x1, where their samplers divide by W - 1 = 0 (AMT-S then gives NaN
+    frames, whatever the weights);
   - every other Quality dimension is skipped for its missing weights, naming the exact file VBench expects;
 * `vbench.utils.init_submodules` itself (VBench's table of checkpoint paths) against our `expected_weights` for every
   dimension whose weights live in VBench's cache folder, and the `clip` package's URLs against ours;
@@ -101,12 +104,29 @@ def weights_env(real_env, monkeypatch):
     return python, home, cache
 
 
+def _demo_folder(folder: Path) -> Path:
+    """4 demo clips (128 px, 8 frames, 8 fps): 0-1 lossless RGB H.264 (the sample store's), 2-3 yuv420p H.264."""
+    from evalsuite.models.demo import DEMO_PROMPTS
+    from evalsuite.models.demo_video import DemoVideoGenerator
+    from evalsuite.videoio import write_video
+
+    folder.mkdir()
+    gen = DemoVideoGenerator(128, frames=8)
+    rows = []
+    for i, prompt in enumerate(DEMO_PROMPTS[:4]):
+        (clip,) = gen.generate_video([prompt], [i])
+        write_video(folder / f"{i:02d}.mp4", clip, fps=gen.fps, lossless=i < 2)
+        rows.append(json.dumps({"file": f"{i:02d}.mp4", "prompt": prompt, "seed": i}))
+    (folder / "prompts.jsonl").write_text("\n".join(rows) + "\n")
+    return folder
+
+
 def test_real_vbench_task_matches_native_temporal_flickering(weights_env, tmp_path):
     python, home, cache = weights_env
     store = tmp_path / "store"
-    run = score("demo-video", ScoreOptions.with_legacy(
-        tasks=["vbench", "temporal-flickering"], vbench_python=python, num_samples=4, store=store, progress=False,
-        num_workers=0))
+    folder = _demo_folder(tmp_path / "videos")
+    run = score(f"folder:{folder}", ScoreOptions.with_legacy(
+        tasks=["vbench", "temporal-flickering"], vbench_python=python, store=store, progress=False, num_workers=0))
     docs = {d["task"]: d for d in run.results}
     doc, native = docs["vbench"], docs["temporal-flickering"]
     assert doc["status"] == "ok", doc.get("reason")

@@ -160,7 +160,8 @@ def setup_steps(path: str | Path, python: str = "python3", torch_index_url: str 
     return [("creating the virtualenv", [python, "-m", "venv", str(path)]),
             ("upgrading pip", pip + ["--upgrade", "pip"]),
             ("installing " + " ".join(torch_reqs), torch_cmd),
-            (f"installing vbench=={VBENCH_VERSION} with its pins ({', '.join(VBENCH_PINS)})",
+            (f"installing vbench=={VBENCH_VERSION} with its pins ({', '.join(VBENCH_PINS)}) and "
+             + ", ".join(ENV_EXTRA_PINS),
              pip + [f"vbench=={VBENCH_VERSION}", *VBENCH_PINS, *ENV_EXTRA_PINS, *keep_torch])]
 
 
