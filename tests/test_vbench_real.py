@@ -12,9 +12,11 @@ What runs for real, with no downloaded weights (VBench's cache folder is a tempo
   (`vbench.launch.evaluate`'s main(), on the CPU through `cpu_launch.py` when the environment has no CUDA) runs
   - temporal_flickering (no weights), equal to our native `temporal-flickering` task on the same videos within
     TOLERANCE (per video and the mean; VBench decodes with OpenCV, we with PyAV);
-  - motion_smoothness (AMT-S) and dynamic_degree (RAFT) on VBench's own networks with RANDOM weights (seed 0, built
-    in the environment from vbench's own classes and config) saved where VBench expects its checkpoints
-    ($VBENCH_CACHE_DIR/amt_model/amt-s.pth, $VBENCH_CACHE_DIR/raft_model/models/raft-things.pth): the numbers mean
+  - motion_smoothness (AMT-S), imaging_quality (pyiqa's MUSIQ) and dynamic_degree (RAFT) on VBench's own networks
+    with RANDOM weights (seed 0, built in the environment from vbench's and pyiqa's own classes and config) saved
+    where VBench expects its checkpoints ($VBENCH_CACHE_DIR/amt_model/amt-s.pth,
+    $VBENCH_CACHE_DIR/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth, $VBENCH_CACHE_DIR/raft_model/models/raft-things.pth):
+    the numbers mean
     nothing, the path (load, run, parse, normalise, store) is VBench's. 128 px, because at 64 px both networks'
     1/8-scale correlation pyramids reach 1x1, where their samplers divide by W - 1 = 0 (AMT-S then gives NaN
     frames, whatever the weights);
@@ -27,6 +29,7 @@ What runs for real, with no downloaded weights (VBench's cache folder is a tempo
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -39,7 +42,8 @@ from evalsuite.tasks.vbench.checkpoints import expected_weights
 
 VBENCH_PYTHON = os.environ.get("EVALSUITE_VBENCH_PYTHON")
 TOLERANCE = 1e-6  # temporal_flickering, VBench (OpenCV decoding) vs our native task (PyAV decoding), absolute
-WEIGHT_FREE = ["temporal_flickering", "motion_smoothness", "dynamic_degree"]  # run here (QUALITY_LIST order)
+# run here, in QUALITY_LIST order: no weights, or VBench's own networks with random weights at its checkpoint paths
+WEIGHT_FREE = ["temporal_flickering", "motion_smoothness", "imaging_quality", "dynamic_degree"]
 
 
 def _need_env() -> str:
@@ -55,7 +59,8 @@ def _need_env() -> str:
 
 
 # VBench's own networks with random weights (seed 0), saved as VBench's loaders read them (motion_smoothness:
-# torch.load(ckpt)['state_dict'] into build_from_cfg(AMT-S.yaml's network); dynamic_degree: the RAFT state dict)
+# torch.load(ckpt)['state_dict'] into build_from_cfg(AMT-S.yaml's network); dynamic_degree: the RAFT state dict;
+# imaging_quality: pyiqa's MUSIQ state dict, loaded strictly by pyiqa's load_pretrained_network)
 MAKE_WEIGHTS = r'''
 import os, sys
 import torch
@@ -74,6 +79,11 @@ torch.manual_seed(0)
 raft = RAFT(EasyDict({"small": False, "mixed_precision": False, "alternate_corr": False}))
 os.makedirs(os.path.join(CACHE_DIR, "raft_model", "models"), exist_ok=True)
 torch.save(raft.state_dict(), os.path.join(CACHE_DIR, "raft_model", "models", "raft-things.pth"))
+from pyiqa.archs.musiq_arch import MUSIQ
+torch.manual_seed(0)
+musiq = MUSIQ(pretrained=False)  # the network VBench builds: MUSIQ(pretrained_model_path=...), num_class 1
+os.makedirs(os.path.join(CACHE_DIR, "pyiqa_model"), exist_ok=True)
+torch.save(musiq.state_dict(), os.path.join(CACHE_DIR, "pyiqa_model", "musiq_spaq_ckpt-358bb6af.pth"))
 print(CACHE_DIR)
 '''
 
@@ -140,21 +150,24 @@ def test_real_vbench_task_matches_native_temporal_flickering(weights_env, tmp_pa
 
     # missing weights: skipped per dimension, naming the file VBench expects
     missing = details["weights_missing"]
-    assert set(missing) == {"subject_consistency", "background_consistency", "aesthetic_quality", "imaging_quality"}
-    assert missing["imaging_quality"] == [str(cache / "pyiqa_model" / "musiq_spaq_ckpt-358bb6af.pth")]
+    assert set(missing) == {"subject_consistency", "background_consistency", "aesthetic_quality"}
     assert missing["background_consistency"] == [str(home / ".cache" / "clip" / "ViT-B-32.pt")]
-    assert details["dimensions_not_run"]["imaging_quality"].startswith("weights missing: VBench expects the file ")
+    emb_reader = cache / "aesthetic_model" / "emb_reader"
+    assert missing["aesthetic_quality"] == [str(home / ".cache" / "clip" / "ViT-L-14.pt"),
+                                            str(emb_reader / "sa_0_4_vit_l_14_linear.pth")]
+    assert details["dimensions_not_run"]["background_consistency"].startswith(
+        "weights missing: VBench expects the file ")
 
     # parsed: VBench's score per dimension and per video (4 videos each), the random-weight ones finite
     tf = doc["metrics"]["temporal_flickering"]
     assert details["videos_per_dimension"] == {d: 4 for d in WEIGHT_FREE}
     assert 0.0 < doc["metrics"]["motion_smoothness"] <= 1.0
+    assert math.isfinite(doc["metrics"]["imaging_quality"])
     assert set(doc["per_sample"]["dynamic_degree"]) <= {0.0, 1.0}
     # normalised as VBench's cal_final_score (Quality needs all 7: not computed, the missing ones listed)
     assert details["normalized"]["temporal_flickering"] == pytest.approx((tf - 0.6293) / (1.0 - 0.6293), abs=1e-12)
     assert "quality" not in doc["metrics"] and "total" not in doc["metrics"]
-    assert details["missing"]["quality"] == ["subject_consistency", "background_consistency", "aesthetic_quality",
-                                             "imaging_quality"]
+    assert details["missing"]["quality"] == ["subject_consistency", "background_consistency", "aesthetic_quality"]
     # stored: the result document and VBench's own results beside it
     run_dir = store / "runs" / run.run_id
     stored = json.loads((run_dir / "vbench.json").read_text())
@@ -232,7 +245,7 @@ def test_check_report_on_the_real_env(weights_env):
     report = vb.check_report(python)
     assert report["vbench"] == "0.1.5" and report["cache_dir"] == str(cache)
     assert report["packages"]["transformers"] == "4.33.2" and report["packages"]["numpy"].startswith("1.")
-    assert report["offline"] == ["temporal_flickering", "motion_smoothness", "dynamic_degree"]
+    assert report["offline"] == ["temporal_flickering", "motion_smoothness", "dynamic_degree", "imaging_quality"]
     assert report["dimensions"]["human_action"]["files"] == [{
         "path": str(cache / "umt_model" / "l16_ptk710_ftk710_ftk400_f16_res224.pth"), "present": False,
         "source": "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/"
