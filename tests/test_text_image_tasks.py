@@ -217,9 +217,9 @@ def test_geneval_demo_end_to_end_with_generated_prompts():
 
 @pytest.mark.parametrize("task", ["geneval", "counting"])
 def test_detection_second_run_reads_the_score_cache(tmp_path, task, monkeypatch):
-    """Issue 20 item 4: the detector sees each image once, in batches of --batch-size (at most 8); a second run
-    of the same images reads every result from the score cache and gives the same numbers; another detector
-    identity scores again."""
+    """Issue 20 item 4: the detector sees each image once (on the CPU one image a call; on an accelerator batches
+    of --batch-size, at most 8); a second run of the same images reads every result from the score cache and gives
+    the same numbers; another detector identity scores again."""
     monkeypatch.setattr(CountedDetector, "images_seen", 0)
     monkeypatch.setattr(CountedDetector, "batches", 0)
     opts = dict(tasks=[task], max_prompts=5, images_per_prompt=2, batch_size=4, store=tmp_path / "store",
@@ -227,13 +227,25 @@ def test_detection_second_run_reads_the_score_cache(tmp_path, task, monkeypatch)
                 **({"color": "python:tests.test_text_image_tasks:counted_red"} if task == "geneval" else {}))
     (first,) = score("demo", _opts(**opts)).results
     assert first["status"] == "ok" and first["num_samples"] == 10 and first["details"]["cached_samples"] == 0
-    assert CountedDetector.images_seen == 10 and CountedDetector.batches == 3  # 4 + 4 + 2
+    assert CountedDetector.images_seen == 10 and CountedDetector.batches == 10  # CPU: one image a call
     (again,) = score("demo", _opts(**opts)).results
     assert CountedDetector.images_seen == 10 and again["details"]["cached_samples"] == 10
     assert again["metrics"] == first["metrics"] and again["per_sample"] == first["per_sample"]
     monkeypatch.setattr(CountedDetector, "weights_sha256", "f" * 64)
     (other,) = score("demo", _opts(**opts)).results
     assert CountedDetector.images_seen == 20 and other["details"]["cached_samples"] == 0
+
+
+def test_detection_batch_by_device():
+    from types import SimpleNamespace
+
+    from evalsuite.tasks.geneval.task import detection_batch
+
+    def ctx(device, batch):
+        return SimpleNamespace(device=device, options=SimpleNamespace(batch_size=batch))
+
+    assert detection_batch(ctx("cpu", 32)) == 1
+    assert detection_batch(ctx("cuda:0", 32)) == 8 and detection_batch(ctx("cuda", 4)) == 4
 
 
 def _dpg_folder(tmp_path):

@@ -11,7 +11,7 @@ from evalsuite.errors import InputError
 from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
-from evalsuite.tasks.geneval.task import DETECTION_BATCH, DETECTOR_HELP, required_weights
+from evalsuite.tasks.geneval.task import DETECTOR_HELP, detection_batch, required_weights
 from evalsuite.tasks.t2i.backends import detect_all
 from evalsuite.tasks.t2i.task_helpers import (
     PromptGridOptions,
@@ -63,7 +63,7 @@ class CountingTask(Task):
         # a count depends on the image, the target class and the detector, not on how many prompts are scored
         identity = scorer_identity(self, detector, ctx, options=f"detector={self.options.detector}")
         cache = ScoreCache(identity) if identity else None
-        batch = max(1, min(ctx.options.batch_size, DETECTION_BATCH))
+        batch = detection_batch(ctx)
 
         def count(shard: list) -> list:  # per prompt, for each expected image: (name, target, predicted, missing?,
             # from the cache?)

@@ -13,8 +13,18 @@ from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, first_prompts, resolve_backend
 
-#: images per detector call (Mask R-CNN upsamples each to 800 px: memory grows fast with the batch)
+#: images per detector call on an accelerator (Mask R-CNN upsamples each to 800 px: memory grows fast with the batch)
 DETECTION_BATCH = 8
+
+
+def detection_batch(ctx: Any) -> int:
+    """Images per detector call: --batch-size, at most DETECTION_BATCH, on an accelerator; one on the CPU, where
+    batches of 4 and 8 measured no faster than one image a call (benchmarks/per_image_tasks.py) and take more
+    memory."""
+    if str(ctx.device).startswith("cpu"):
+        return 1
+    return max(1, min(ctx.options.batch_size, DETECTION_BATCH))
+
 DETECTOR_HELP = "torchvision-maskrcnn | mask2former:CONFIG,CHECKPOINT | python:module:factory"
 
 
@@ -79,7 +89,7 @@ class GenEvalTask(Task):
         identity = scorer_identity(self, detector, ctx, color, options=f"detector={self.options.detector}, "
                                                                        f"color={self.options.color}")
         cache = ScoreCache(identity) if identity else None
-        batch = max(1, min(ctx.options.batch_size, DETECTION_BATCH))
+        batch = detection_batch(ctx)
 
         def score(shard: list) -> list:  # per prompt: its rows and its missing or unreadable images
             # evaluate_images.py L270-273: only the files named like `\d+\.png` are scored
