@@ -44,6 +44,9 @@ class NativeVBenchOptions:
     frame_stride: int = field(default=1, metadata={"help": "with vbench_frames: take every k-th frame"})
     frame_start: int = field(default=0, metadata={"help": "with vbench_frames: first frame index"})
 
+    def __post_init__(self) -> None:  # checked when the run's options are resolved, before any video is made
+        vbench_sampling(self)
+
 
 def vbench_sampling(options: NativeVBenchOptions) -> tuple[dict, str]:
     """(recorded sampling, protocol suffix) of the native VBench dimensions: every frame by default (VBench's
@@ -103,8 +106,8 @@ class TemporalFlickering(Task):
     Options = NativeVBenchOptions
 
     def run(self, ctx) -> TaskOutput:
-        files = ctx.video_files(ctx.video_source())
         sampling, suffix = vbench_sampling(self.options)
+        files = ctx.video_files(ctx.video_source())
 
         def score(paths: list) -> list:
             return [_per_video(path, sampling, flicker_score) for path in paths]

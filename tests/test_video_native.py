@@ -116,3 +116,14 @@ def test_every_frame_by_default_and_sampling_is_its_own_protocol(tmp_path):
                                                     progress=False)).results
     assert doc["protocol"] == "vbench-temporal-flickering-native-sampled-14f-s1"
     assert len(frames) == 14
+
+
+@pytest.mark.parametrize("bad", [{"vbench_frames": 1}, {"vbench_frames": 4, "frame_stride": 0},
+                                 {"vbench_frames": 4, "frame_start": -1}])
+def test_bad_frame_sampling_is_refused_before_any_video_is_made(tmp_path, bad):
+    store = tmp_path / "store"
+    with pytest.raises(InputError) as err:
+        score("demo-video", ScoreOptions.with_legacy(tasks=["temporal-flickering"], store=store, progress=False,
+                                                     num_samples=2, task_options={"temporal-flickering": bad}))
+    assert "pass" in err.value.fix
+    assert not [p for p in store.rglob("*") if p.suffix in (".mp4", ".avi", ".webm")]  # nothing was generated
