@@ -13,13 +13,28 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from evalsuite.device import regression
 from evalsuite.device.records import TimingRecord, load_all, metric_value
+
+
+class _Record(Protocol):
+    """What `by_release` reads of a timing or streaming record."""
+
+    model: str
+    device_model: str
+    backend: str
+    release: str
+    timestamp: Any
+
+
+R = TypeVar("R", bound=_Record)
 
 
 @dataclass
@@ -57,20 +72,39 @@ def _pooled(values: list) -> float | None:
     return float(np.median(known)) if known else None
 
 
+def by_release(records: Iterable[R], model: str, device: str | None, backend: str | None,
+               key: Callable[[R], tuple]) -> list[tuple[tuple, dict[str, list[R]]]]:
+    """A model's records (of one device / backend when given) grouped by series `key`, then by release in the
+    order of each release's first measurement; series sorted by key. Timing and streaming records share it."""
+    groups: dict[tuple, dict[str, list[R]]] = defaultdict(lambda: defaultdict(list))
+    for rec in sorted(records, key=lambda r: r.timestamp):
+        if rec.model != model or (device and rec.device_model != device) or (backend and rec.backend != backend):
+            continue
+        groups[key(rec)][rec.release].append(rec)
+    return sorted(groups.items())
+
+
+def draw_series(ax: Any, x: Any, values: list[float], violations: list[bool], events: list[int], label: str) -> Any:
+    """One series on a panel: the line, its violations as red dots, its regression events annotated."""
+    line = ax.plot(x, values, marker="o", label=label)[0]
+    bad = [i for i, v in enumerate(violations) if v]
+    ax.scatter(bad, [values[i] for i in bad], color="red", zorder=3, s=60)
+    for i in events:
+        ax.annotate("regression", (i, values[i]), textcoords="offset points", xytext=(0, 8), color="red",
+                    ha="center", fontsize=8)
+    return line
+
+
 def series_for(records: list[TimingRecord], model: str, device: str | None = None, backend: str | None = None,
                threshold: float = regression.DEFAULT_THRESHOLD, window: int = regression.DEFAULT_WINDOW,
                consecutive: int = regression.DEFAULT_CONSECUTIVE, metric: str = "median",
                noise: str = regression.DEFAULT_NOISE) -> list[Series]:
-    groups: dict[tuple, dict[str, list[TimingRecord]]] = defaultdict(lambda: defaultdict(list))
-    for rec in sorted(records, key=lambda r: r.timestamp):
-        if rec.model != model or (device and rec.device_model != device) or (backend and rec.backend != backend):
-            continue
-        groups[(rec.device_model, rec.backend, rec.compute_unit, rec.variant)][rec.release].append(rec)
     out = []
-    for key, by_release in sorted(groups.items()):
+    for key, by_rel in by_release(records, model, device, backend,
+                                  lambda r: (r.device_model, r.backend, r.compute_unit, r.variant)):
         s = Series(*key)
         s.metric, s.noise = metric, noise
-        for release, recs in by_release.items():  # insertion order = first measurement's time
+        for release, recs in by_rel.items():  # insertion order = first measurement's time
             pairs = [metric_value(r, metric) for r in recs]
             s.releases.append(release)
             s.median_ms.append(float(np.median([v for v, _ in pairs])))
@@ -102,16 +136,11 @@ def plot(series: list[Series], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(8, 4))
     for s in series:
         x = np.arange(len(s.releases))
-        line = ax.plot(x, s.median_ms, marker="o", label=s.label)[0]
+        line = draw_series(ax, x, s.median_ms, s.violations, s.regression_events, s.label)
         if s.median_ci_ms:
             lo = [m - c[0] for m, c in zip(s.median_ms, s.median_ci_ms)]
             hi = [c[1] - m for m, c in zip(s.median_ms, s.median_ci_ms)]
             ax.errorbar(x, s.median_ms, yerr=[lo, hi], fmt="none", ecolor=line.get_color(), capsize=3, alpha=0.6)
-        bad = [i for i, v in enumerate(s.violations) if v]
-        ax.scatter(bad, [s.median_ms[i] for i in bad], color="red", zorder=3, s=60)
-        for i in s.regression_events:
-            ax.annotate("regression", (i, s.median_ms[i]), textcoords="offset points", xytext=(0, 8), color="red",
-                        ha="center", fontsize=8)
     longest = max(series, key=lambda s: len(s.releases))
     ax.set_xticks(range(len(longest.releases)), longest.releases, rotation=30, ha="right")
     ax.set(ylabel="median latency (ms)", title=title)

@@ -9,13 +9,13 @@ threshold (1.15: FPS fell below 1 / 1.15 ≈ 87% of the window's median) on the 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from evalsuite.device import regression
+from evalsuite.device.history import by_release, draw_series
 from evalsuite.device.stream_records import StreamRecord, load_all
 
 METRICS = ("ttff", "fps")
@@ -60,16 +60,11 @@ def series_for(records: list[StreamRecord], model: str, device: str | None = Non
                threshold: float = regression.DEFAULT_THRESHOLD, window: int = regression.DEFAULT_WINDOW,
                consecutive: int = regression.DEFAULT_CONSECUTIVE) -> list[StreamSeries]:
     """The model's streaming series, releases in the order of their first measurement."""
-    groups: dict[tuple, dict[str, list[StreamRecord]]] = defaultdict(lambda: defaultdict(list))
-    for rec in sorted(records, key=lambda r: r.timestamp):
-        if rec.model != model or (device and rec.device_model != device) or (backend and rec.backend != backend):
-            continue
-        key = (rec.device_model, rec.backend, rec.compute_unit, rec.variant, rec.chunk_frames, rec.target_fps)
-        groups[key][rec.release].append(rec)
     out = []
-    for key, by_release in sorted(groups.items()):
+    for key, by_rel in by_release(records, model, device, backend, lambda r: (
+            r.device_model, r.backend, r.compute_unit, r.variant, r.chunk_frames, r.target_fps)):
         s = StreamSeries(*key)
-        for release, recs in by_release.items():
+        for release, recs in by_rel.items():
             s.releases.append(release)
             s.ttff_ms.append(float(np.median([r.ttff_ms for r in recs])))
             s.sustained_fps.append(float(np.median([r.sustained_fps for r in recs])))
@@ -104,12 +99,7 @@ def plot(series: list[StreamSeries], title: str) -> bytes:
         x = np.arange(len(s.releases))
         for ax, values, bad, events in ((ax1, s.ttff_ms, s.ttff_violations, s.ttff_events),
                                         (ax2, s.sustained_fps, s.fps_violations, s.fps_events)):
-            ax.plot(x, values, marker="o", label=s.label)
-            idx = [i for i, v in enumerate(bad) if v]
-            ax.scatter(idx, [values[i] for i in idx], color="red", zorder=3, s=60)
-            for i in events:
-                ax.annotate("regression", (i, values[i]), textcoords="offset points", xytext=(0, 8), color="red",
-                            ha="center", fontsize=8)
+            draw_series(ax, x, values, bad, events, s.label)
     longest = max(series, key=lambda s: len(s.releases))
     for ax, label in ((ax1, "time to first frame (ms)"), (ax2, "sustained FPS")):
         ax.set_xticks(range(len(longest.releases)), longest.releases, rotation=30, ha="right")
