@@ -2,7 +2,13 @@
 
     python benchmarks/fid_vs_peers.py --n 1000 [--paths eager,torchscript]
         [--tools evalsuite,clean-fid,torch-fidelity,torchmetrics] [--fd-dim 2048] [--memory-ns 1000,5000]
-        [--json out.json]
+        [--device cpu|cuda] [--size 299] [--decode-limit] [--json out.json]
+
+On a GPU machine (issue 20 item 3), every tool on the same GPU, 512 px PNGs resized by each tool's own path, and
+the decode-bound limit (decode + clean resize alone on every core):
+
+    python benchmarks/fid_vs_peers.py --n 10000 --paths torchscript --device cuda --size 512 --decode-limit \
+        --json benchmarks/results/fid_vs_peers_n10000_torchscript_gpu.json
 
 Every tool gets one folder pair of N generated 299×299 PNGs and the same network with fixed-seed random weights
 (nothing is downloaded; every tool does the same arithmetic), on one or both paths:
@@ -106,6 +112,8 @@ class TorchScriptFeatures:
                 self.net = net
 
             def forward(self, x):
+                if tuple(x.shape[-2:]) != (299, 299):  # the file's own forward: its resize inside, as users call it
+                    return self.net(x.float(), return_features=True)
                 return self.net.layers((x.float() - 128) / 128).view(x.shape[0], 2048)
 
         return Wrapped(torch.jit.load(str(self.path)).eval()).eval()
@@ -133,15 +141,18 @@ def tiny_random():
 
 
 def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str = "inception_random",
-             standin: Path | None = None) -> dict:
-    """One tool on one folder pair; `standin` (a TorchScript file) selects the TorchScript path."""
+             standin: Path | None = None, device: str = "cpu") -> dict:
+    """One tool on one folder pair on `device`; `standin` (a TorchScript file) selects the TorchScript path."""
     import contextlib
 
     import torch
 
     torch.set_grad_enabled(False)
-    out: dict = {"tool": tool, "path": "torchscript" if standin else "eager"}
-    model = TorchScriptFeatures(standin) if standin else inception_random
+    out: dict = {"tool": tool, "path": "torchscript" if standin else "eager", "device": device}
+    make = TorchScriptFeatures(standin) if standin else inception_random
+
+    def model():
+        return make().to(device)
     start = time.perf_counter()
     if tool in ("evalsuite", "evalsuite-as-written"):  # as written: --no-graph-opt, the network as loaded
         from benchmarks.torchscript_standin import inception_from
@@ -152,7 +163,7 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
         def once():
             opts = ScoreOptions(tasks=["fid"], extractor=extractor, ref=f"folder:{b}", batch_size=batch,
                                 num_workers=workers, progress=False, store=Path(tempfile.mkdtemp()),
-                                optimize_graph=tool == "evalsuite")
+                                optimize_graph=tool == "evalsuite", device=device)
             with inception_from(standin) if standin else contextlib.nullcontext():
                 result = score(f"folder:{a}", opts).results[0]
             return result["metrics"]["fid"], result["provenance"]["inference_graph"].get(extractor)
@@ -168,11 +179,11 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
         if standin:  # what compute_fid(mode="clean") builds itself, on the stand-in's folder instead of its download
             from cleanfid.inception_torchscript import InceptionV3W
 
-            feat = InceptionV3W(str(standin.parent), download=False, resize_inside=False).eval()
+            feat = InceptionV3W(str(standin.parent), download=False, resize_inside=False).eval().to(device)
         else:
-            feat = inception_random()
+            feat = model()
         out["fid"] = float(cleanfid.compute_fid(str(a), str(b), mode="clean", custom_feat_extractor=feat,
-                                                batch_size=batch, num_workers=workers, device=torch.device("cpu"),
+                                                batch_size=batch, num_workers=workers, device=torch.device(device),
                                                 verbose=False, use_dataparallel=False))
     elif tool == "torch-fidelity":
         import torch_fidelity
@@ -204,32 +215,36 @@ def run_tool(tool: str, a: Path, b: Path, batch: int, workers: int, network: str
 
         torch_fidelity.register_feature_extractor("bench-inception-random", Extractor)
         metrics = torch_fidelity.calculate_metrics(
-            input1=str(a), input2=str(b), fid=True, cuda=False, batch_size=batch, verbose=False, cache=False,
+            input1=str(a), input2=str(b), fid=True, cuda=device.startswith("cuda"), batch_size=batch, verbose=False,
+            cache=False,
             feature_extractor="bench-inception-random", feature_layer_fid="2048", save_cpu_ram=True)
         out["fid"] = float(metrics["frechet_inception_distance"])
     elif tool == "torchmetrics":
         from PIL import Image
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        metric = FrechetInceptionDistance(feature=model())
+        metric = FrechetInceptionDistance(feature=model()).to(device)
         for folder, real in ((b, True), (a, False)):
             files = sorted(folder.glob("*.png"))
             for i in range(0, len(files), batch):
                 arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[i:i + batch]])
-                metric.update(torch.from_numpy(arr).permute(0, 3, 1, 2), real=real)
+                metric.update(torch.from_numpy(arr).permute(0, 3, 1, 2).to(device), real=real)
         out["fid"] = float(metric.compute())
     else:
         raise SystemExit(f"unknown tool {tool}")
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     out.setdefault("wall_s", time.perf_counter() - start)
     out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
 def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, home: Path,
-                      network: str = "inception_random", standin: Path | None = None) -> dict:
+                      network: str = "inception_random", standin: Path | None = None, device: str = "cpu") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "EVALSUITE_HOME": str(home), "EVALSUITE_OFFLINE": "1"}
     cmd = [sys.executable, "-W", "ignore::FutureWarning", str(Path(__file__).resolve()), "--child", tool,
-           "--a", str(a), "--b", str(b), "--batch", str(batch), "--workers", str(workers), "--network", network]
+           "--a", str(a), "--b", str(b), "--batch", str(batch), "--workers", str(workers), "--network", network,
+           "--device", device]
     if standin:
         cmd += ["--standin", str(standin)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
@@ -237,6 +252,30 @@ def run_in_subprocess(tool: str, a: Path, b: Path, batch: int, workers: int, hom
         return {"tool": tool, "path": "torchscript" if standin else "eager",
                 "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ decode-bound limit
+def _decode_resize(path: str) -> int:
+    """One image as the clean protocol reads it: PNG/JPEG decode to RGB, clean-fid's float bicubic to 299²."""
+    from evalsuite.imageio import read_rgb
+    from evalsuite.preprocess import pil_float_bicubic
+
+    return int(pil_float_bicubic(read_rgb(path), (299, 299)).shape[0])
+
+
+def decode_limit(folders: list[Path], processes: int | None = None) -> dict:
+    """Images/s of decode + clean resize alone on every core (a process pool, no network): the speed no FID
+    pipeline can beat on this machine's CPU, whatever its accelerator."""
+    from multiprocessing import get_context
+
+    files = [str(f) for folder in folders for f in sorted(folder.glob("*.png"))]
+    processes = processes or os.cpu_count() or 1
+    with get_context("spawn").Pool(processes) as pool:
+        pool.map(_decode_resize, files[:processes])  # start-up and imports, not timed
+        start = time.perf_counter()
+        pool.map(_decode_resize, files, chunksize=16)
+        seconds = time.perf_counter() - start
+    return {"images": len(files), "processes": processes, "seconds": seconds, "images_per_s": len(files) / seconds}
 
 
 # ------------------------------------------------------------------------------------------------ Fréchet step alone
@@ -275,6 +314,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=1,
                    help="run every tool this many times, in alternating order, and report each one's fastest run "
                         "(for a machine shared with other work)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda: every tool on the same device")
+    p.add_argument("--size", type=int, default=299,
+                   help="side of the generated PNGs (the torchscript path resizes them: evalsuite and clean-fid with "
+                        "the clean resize, torchmetrics and torch-fidelity through the file's own forward)")
+    p.add_argument("--decode-limit", action="store_true",
+                   help="also time decode + clean resize alone on every core (no network): the decode-bound limit, "
+                        "and each tool's fraction of it")
     p.add_argument("--memory-ns", default="", help="e.g. 10000,50000: evalsuite's peak memory at each N")
     p.add_argument("--memory-network", default="inception", choices=("inception", "tiny"),
                    help="network for the memory check: tiny (a small conv net on 64x64 images) keeps it fast")
@@ -287,17 +333,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--b", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network, args.standin)))
+        print(json.dumps(run_tool(args.child, args.a, args.b, args.batch, args.workers, args.network, args.standin,
+                                  args.device)))
         return {}
+    if args.size != 299 and "eager" in args.paths.split(","):
+        raise SystemExit("--size other than 299 needs --paths torchscript (the eager network takes 299x299 only)")
     if args.workers is None:
         from evalsuite.features import default_workers
 
-        args.workers = default_workers("cpu")
+        args.workers = default_workers(args.device)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fid-bench-"))
-    a, b = work / f"a{args.n}", work / f"b{args.n}"
+    suffix = "" if args.size == 299 else f"-{args.size}px"
+    a, b = work / f"a{args.n}{suffix}", work / f"b{args.n}{suffix}"
     load_start = os.getloadavg()  # other processes on the machine: ratios within one run are what to compare
-    make_images(a, args.n, 0)
-    make_images(b, args.n, 1_000_000)
+    make_images(a, args.n, 0, args.size)
+    make_images(b, args.n, 1_000_000, args.size)
     rows = []
     for path in (v for v in args.paths.split(",") if v):
         if path not in ("eager", "torchscript"):
@@ -312,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
         for i in range(args.repeats):  # alternate the order: a busy spell on a shared machine hits every tool
             for t in (tools if i % 2 == 0 else tools[::-1]):
                 runs[t].append(run_in_subprocess(t, a, b, args.batch, args.workers, Path(tempfile.mkdtemp()),
-                                                 standin=standin))
+                                                 standin=standin, device=args.device))
         path_rows = []
         for t in tools:
             done = [r for r in runs[t] if "wall_s" in r]
@@ -326,8 +376,14 @@ def main(argv: list[str] | None = None) -> dict:
                 r["images_per_s"] = 2 * args.n / r["wall_s"]
                 r["ratio_to_evalsuite"] = r["wall_s"] / base["wall_s"] if base else None
         rows += path_rows
+    limit = decode_limit([a, b]) if args.decode_limit else None
+    if limit:
+        for r in rows:
+            if "images_per_s" in r:
+                r["fraction_of_decode_limit"] = r["images_per_s"] / limit["images_per_s"]
     report = {"n": args.n, "batch": args.batch, "workers": args.workers, "repeats": args.repeats,
-              "machine": _machine(), "tools": rows,
+              "device": args.device, "image_size": args.size, "decode_limit": limit,
+              "machine": _machine(args.device), "tools": rows,
               "frechet": frechet_step(args.fd_dim), "load_average_1min": [load_start[0], os.getloadavg()[0]]}
     base = next((r for r in rows if r["tool"] == "evalsuite" and "second_run_s" in r), None)
     if base:
@@ -349,11 +405,12 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-def _machine() -> dict:
+def _machine(device: str = "cpu") -> dict:
     from evalsuite.provenance import environment
 
-    env = environment("cpu")
-    return {"cpu": env["cpu"], "cpu_count": env["cpu_count"], "torch": env["torch"], "platform": env["platform"]}
+    env = environment(device)
+    return {"cpu": env["cpu"], "cpu_count": env["cpu_count"], "torch": env["torch"], "platform": env["platform"],
+            **({"gpu": env.get("gpu"), "cuda": env.get("cuda")} if device.startswith("cuda") else {})}
 
 
 def _print(report: dict) -> None:
@@ -378,6 +435,12 @@ def _print(report: dict) -> None:
           f"({f['speedup']:.1f}x), relative difference {f['relative_difference']:.1e}")
     if "cache_speedup" in report:
         print(f"evalsuite second run (feature cache): {report['cache_speedup']:.1f}x faster")
+    if report.get("decode_limit"):
+        lim = report["decode_limit"]
+        print(f"decode-bound limit (decode + clean resize, {lim['processes']} processes, no network): "
+              f"{lim['images_per_s']:.1f} images/s; fraction of it: " +
+              ", ".join(f"{r['tool']} {r['fraction_of_decode_limit']:.2f}" for r in report["tools"]
+                        if "fraction_of_decode_limit" in r))
     if "memory_vs_n" in report:
         print("evalsuite peak MiB by N: " + ", ".join(f"{n}: {m:.0f}" for n, m in report["memory_vs_n"].items()))
 

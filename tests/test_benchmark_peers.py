@@ -25,3 +25,22 @@ def test_fid_vs_peers_small(tmp_path, capsys):
     assert rows["evalsuite"]["second_run_s"] > 0 and report["cache_speedup"] > 0
     assert "images/s" in capsys.readouterr().out
     assert (tmp_path / "report.json").is_file()
+
+
+def test_fid_vs_peers_decode_limit_and_image_size(tmp_path):
+    """--size (the TorchScript path resizes: evalsuite and clean-fid with the clean resize) and --decode-limit (decode
+    + clean resize alone on every core, each tool's fraction of it), as the GPU run of issue 20 item 3 uses them."""
+    from benchmarks import fid_vs_peers
+
+    report = fid_vs_peers.main(["--n", "6", "--batch", "3", "--workers", "0", "--fd-dim", "64", "--paths",
+                                "torchscript", "--tools", "evalsuite,clean-fid", "--size", "96", "--decode-limit",
+                                "--workdir", str(tmp_path)])
+    assert report["image_size"] == 96 and report["device"] == "cpu"
+    limit = report["decode_limit"]
+    assert limit["images"] == 12 and limit["images_per_s"] > 0
+    rows = {r["tool"]: r for r in report["tools"]}
+    assert rows["evalsuite"]["fraction_of_decode_limit"] > 0
+    if "fid" in rows["clean-fid"]:  # N < d: clean-fid's sqrtm may fail; both read 96 px through the clean resize
+        assert rows["clean-fid"]["fid"] == pytest.approx(rows["evalsuite"]["fid"], rel=1e-3)
+    with pytest.raises(SystemExit, match="--paths torchscript"):
+        fid_vs_peers.main(["--n", "2", "--size", "96", "--workdir", str(tmp_path)])
