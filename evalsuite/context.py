@@ -56,6 +56,12 @@ class RunContext:
         self._ae_data: dict[tuple, Any] = {}  # prepared autoencoder data, by (data, resolution, frames)
         self._sample_prompts: list[str | None] | None = None
         self.layouts: dict[str, Path] = {}
+        self._memos: dict[str, dict] = {}
+
+    def run_memo(self, owner: str) -> dict:
+        """A dict that lives as long as this run, for what several tasks of one family compute once and share
+        (e.g. the ADM tasks' features); `owner` keeps families apart."""
+        return self._memos.setdefault(owner, {})
 
     # ------------------------------------------------------------------ samples
     def prompts(self, source: ModelSource | None = None) -> list[str]:
@@ -386,8 +392,8 @@ class RunContext:
             if kind == "model":
                 ref.meta["seeds"] = [self.options.seed + REFERENCE_SEED_OFFSET, feats.n]
         else:
-            ref = refstats.resolve_file_or_name(ref_spec) if ref_spec.startswith(refstats.ADM_PREFIX) else \
-                refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
+            ref = refstats.load_adm(ref_spec[len(refstats.ADM_PREFIX):]) if ref_spec.startswith(refstats.ADM_PREFIX) \
+                else refstats.load_npz(ref_spec) if ref_spec.endswith(".npz") else refstats.load(ref_spec)
             refstats.check_compatible(ref, ext.key)
         self._refs[memo] = ref
         return ref

@@ -29,7 +29,8 @@ from evalsuite.stats import StreamingStats
 
 
 class FeatureCache:
-    """One folder per extractor key; one `.npy` per file content hash, written atomically."""
+    """One folder per extractor key; one `.npy` per file content hash, written atomically. An entry is one feature
+    vector of the key's `dim`, or an array of the `shape` its reader asks for (e.g. a whole batch file's features)."""
 
     def __init__(self, key: dict, root: Path | None = None):
         self.key = key
@@ -39,7 +40,8 @@ class FeatureCache:
     def _path(self, content_sha: str) -> Path:
         return self.dir / content_sha[:2] / f"{content_sha}.npy"
 
-    def get(self, content_sha: str) -> np.ndarray | None:
+    def get(self, content_sha: str, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+        """The cached features of a file (shape `(dim,)` unless `shape` says otherwise), or None."""
         path = self._path(content_sha)
         if path.is_symlink():
             return None  # never read through a link; put() then refuses it with an error naming the file
@@ -47,7 +49,7 @@ class FeatureCache:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None  # absent, or a damaged entry: recompute (and overwrite it) rather than trust it
-        if arr.ndim != 1 or arr.shape[0] != self.key["dim"] or not np.isfinite(arr).all():
+        if arr.shape != (shape or (self.key["dim"],)) or arr.dtype != np.float32 or not np.isfinite(arr).all():
             return None
         return arr
 

@@ -14,7 +14,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,44 @@ def lookup(cache: ScoreCache | None, items: Sequence[tuple[str | Path, Any]]) ->
         if hit is not None:
             found[i] = hit
     return found, shas
+
+
+def fill(cache: ScoreCache | None, items: Sequence[tuple[str | Path, Any]],
+         compute: Callable[[list[int]], Mapping[int, Any]], batch: int = 1) -> tuple[dict[int, Any], set[int]]:
+    """Every (media file, key) item's result: read from the cache where it is there, else computed `batch` items at
+    a time by `compute(indices) -> {index: result}` and stored. A str result is the reason an item could not be
+    scored (never stored), as is any result that is not JSON. Returns (results by index, the indices read from the
+    cache); without a cache everything is computed.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in "ab":
+    ...     _ = (folder / name).write_bytes(name.encode())
+    >>> cache = ScoreCache({"task": "demo"}, root=folder / "scores")
+    >>> items = [(folder / "a", "p"), (folder / "b", "p"), (folder / "gone", "p")]
+    >>> score = lambda idx: {i: "cannot read it" if i == 2 else 10 * i for i in idx}
+    >>> fill(cache, items, score, batch=2)
+    ({0: 0, 1: 10, 2: 'cannot read it'}, set())
+    >>> fill(cache, items, score)[1]
+    {0, 1}
+    """
+    found, shas = lookup(cache, items)
+    results: dict[int, Any] = dict(found)
+    todo = [i for i in range(len(items)) if i not in found]
+    for start in range(0, len(todo), max(1, batch)):
+        for i, value in compute(todo[start:start + max(1, batch)]).items():
+            results[i] = value
+            if cache is not None and i in shas and not isinstance(value, str) and _jsonable(value):
+                cache.put_many(shas[i], {items[i][1]: value})
+    return results, set(found)
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -108,45 +108,43 @@ def measured(store: ResultsStore) -> tuple[list[dict], dict[str, Column]]:
     return list(latest.values()), columns
 
 
-def load_published(path: Path | None = None) -> list[dict]:
-    """Paper-reported results; every entry needs model, task, metric, value, direction, family and citation."""
+def _published_section(path: Path | None, section: str, required: tuple[str, ...], what: str) -> list[dict]:
+    """The entries of one section of published.yaml (`results`, `claims`), each checked to have `required`."""
     path = path or PUBLISHED_FILE
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read published results {path}: {exc}", "fix the YAML file") from exc
-    entries = data.get("results", []) if isinstance(data, dict) else []
-    required = ("model", "task", "metric", "value", "direction", "family", "citation")
+    entries = data.get(section, []) if isinstance(data, dict) else []
     for i, entry in enumerate(entries):
         missing = [k for k in required if k not in entry]
         if missing:
-            raise InputError(f"{path}: entry {i} ({entry.get('model', '?')}) lacks {', '.join(missing)}",
-                             f"each published result needs {', '.join(required)}")
+            raise InputError(f"{path}: {what} {i} ({entry.get('model', '?')}) lacks {', '.join(missing)}",
+                             f"each {'published result' if what == 'entry' else what} needs {', '.join(required)}")
     return entries
+
+
+def load_published(path: Path | None = None) -> list[dict]:
+    """Paper-reported results; every entry needs model, task, metric, value, direction, family and citation."""
+    return _published_section(path, "results", ("model", "task", "metric", "value", "direction", "family",
+                                                "citation"), "entry")
 
 
 def load_claims(path: Path | None = None) -> list[dict]:
     """Papers' claims that carry no absolute number (a relative improvement): shown as cited text under their
     family's table, never in a column; each needs model, family, citation and claim."""
-    path = path or PUBLISHED_FILE
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read published results {path}: {exc}", "fix the YAML file") from exc
-    claims = data.get("claims", []) if isinstance(data, dict) else []
-    required = ("model", "family", "citation", "claim")
-    for i, claim in enumerate(claims):
-        missing = [k for k in required if k not in claim]
-        if missing:
-            raise InputError(f"{path}: claim {i} ({claim.get('model', '?')}) lacks {', '.join(missing)}",
-                             f"each claim needs {', '.join(required)}")
-    return claims
+    return _published_section(path, "claims", ("model", "family", "citation", "claim"), "claim")
 
 
 def published_column_task(entry: dict) -> str:
     """A published number's column group: its task, with the protocol when the entry names one (as a measured
     result's), so a paper's number sits in the column of the protocol it was computed with."""
-    return f"{entry['task']} [{entry['protocol']}]" if entry.get("protocol") else str(entry["task"])
+    return _with_protocol(str(entry["task"]), entry.get("protocol"))
+
+
+def _with_protocol(name: str, protocol: str | None) -> str:
+    """A column group's name: the task (and version) name, then its protocol in brackets when there is one."""
+    return f"{name} [{protocol}]" if protocol else name
 
 
 def build_tables(store: ResultsStore, published: list[dict], device_rows: list[Row] | None = None,
@@ -181,7 +179,7 @@ def build_tables(store: ResultsStore, published: list[dict], device_rows: list[R
         rows.setdefault("on-device", {})[row.key] = row
     if adm_table.FAMILY in rows:  # the five official columns always, filled or not: the table's fixed shape
         for task, metric, direction, description in adm_table.OFFICIAL_COLUMNS:
-            col = Column(adm_table.FAMILY, f"{task} [{task}]", metric, direction, description)
+            col = Column(adm_table.FAMILY, _with_protocol(task, task), metric, direction, description)
             columns.setdefault(col.key, _labelled(col, task, task))
     tables = []
     for family in list(FAMILIES) + sorted(set(rows) - set(FAMILIES)):
@@ -205,8 +203,14 @@ def _labelled(col: Column, task: str, protocol: str | None, version_note: str = 
 
 def _version_note(doc: dict) -> str:
     """'task v0' for a result of another version than the installed task's (as column_task names it), else ''."""
+    version = _other_version(doc)
+    return f"task v{version}" if version else ""
+
+
+def _other_version(doc: dict) -> str:
+    """The result's task version when it is not the installed task's (its own column), else ''."""
     version = str(doc.get("task_version", ""))
-    return f"task v{version}" if version and version != _current_version(doc["task"]) else ""
+    return version if version and version != _current_version(doc["task"]) else ""
 
 
 def _measured_note(doc: dict) -> str:
@@ -230,11 +234,8 @@ def column_task(doc: dict) -> str:
     neither do results of different task versions: a result written by another version than the installed task's
     gets its own column, labelled with its version (the current version's column is where published numbers of
     the official protocol sit)."""
-    name = doc["task"]
-    version = str(doc.get("task_version", ""))
-    if version and version != _current_version(name):
-        name = f"{name} v{version}"
-    return f"{name} [{doc['protocol']}]" if doc.get("protocol") else name
+    version = _other_version(doc)
+    return _with_protocol(f"{doc['task']} v{version}" if version else doc["task"], doc.get("protocol"))
 
 
 def _current_version(task: str) -> str | None:

@@ -64,15 +64,10 @@ class ADMOptions:
 
 
 # ------------------------------------------------------------------------------------------------ shared per run
-_RUNS: dict[int, tuple[Any, dict]] = {}  # id(ctx) -> (ctx, memo): features computed once per run for all five tasks
-
-
 def _memo(ctx) -> dict:
-    held = _RUNS.get(id(ctx))
-    if held is None or held[0] is not ctx:
-        _RUNS.clear()  # one run at a time: a new context drops the previous one's features
-        held = _RUNS[id(ctx)] = (ctx, {})
-    return held[1]
+    """What the five tasks of a run share (samples, features, the reference batch, the evaluator's numbers): the
+    run context's memo for the ADM tasks, gone with the run."""
+    return ctx.run_memo("adm")
 
 
 def samples(ctx) -> tuple[list[Path], np.ndarray | None, dict]:
@@ -179,34 +174,17 @@ def reference(ctx) -> adm_npz.ADMReference:
     return memo["ref"]
 
 
-def _reference_cache_path(ext, ref: adm_npz.ADMReference) -> Path:
-    """Where the reference batch's pool3 features are kept: one array per (extractor key, batch sha256)."""
-    from evalsuite import config
-    from evalsuite.hashing import sha256_json
-
-    key = {**ext.cache_key, "adm_reference_sha256": ref.sha256, "array": adm_npz.IMAGES_KEY}
-    return config.features_dir() / "adm-reference" / f"{sha256_json(key)[:32]}.npy"
-
-
-def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    if path.is_symlink():
-        return None  # never read through a link
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None  # absent or damaged: computed again (and overwritten)
-    return arr if arr.shape == shape and arr.dtype == np.float32 and np.isfinite(arr).all() else None
+def _reference_cache(ext) -> feature_engine.FeatureCache:
+    """Where the reference batch's pool3 features are kept: the feature cache of the extractor's key (apart from its
+    per-image entries), one (images, dim) array per batch file sha256."""
+    return feature_engine.FeatureCache({**ext.cache_key, "array": f"adm reference batch {adm_npz.IMAGES_KEY}"})
 
 
 def _reference_features(ctx, ext, ref: adm_npz.ADMReference) -> tuple[np.ndarray, str]:
     """pool3 features of arr_0's images: from the cache when every rank finds them there, else image i on rank
     i mod W through the same network call as the samples', gathered back in order and cached by rank 0."""
-    import io
-
-    from evalsuite.fsutil import atomic_write_bytes
-
-    path = _reference_cache_path(ext, ref)
-    cached = _read_cached(path, (ref.num_images, ext.dim))
+    cache = _reference_cache(ext)
+    cached = cache.get(ref.sha256, (ref.num_images, ext.dim))
     if all(ctx.dist.gather(cached is not None)):
         assert cached is not None
         return cached, "cached"
@@ -225,9 +203,7 @@ def _reference_features(ctx, ext, ref: adm_npz.ADMReference) -> tuple[np.ndarray
         raise InputError(f"the reference batch {ref.path}'s images give NaN or inf features",
                          "check the batch's arr_0 and the extractor weights")
     if ctx.dist.is_main:
-        buf = io.BytesIO()
-        np.save(buf, feats, allow_pickle=False)
-        atomic_write_bytes(path, buf.getvalue(), root=path.parent.parent)
+        cache.put(ref.sha256, feats)
     return feats, "computed"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from evalsuite import openai_clip
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
-from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
+from evalsuite.score_cache import ScoreCache, fill, scorer_identity
 from evalsuite.tasks import register, register_suite
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.videoio import read_all_frames, read_frames
@@ -337,17 +337,14 @@ class _VBenchConsistency(Task):
         cache = ScoreCache(identity) if identity else None
 
         def score(paths: list) -> list:  # per video: ((mean of its frame scores, sum, count), from the cache?)
-            found, shas = lookup(cache, [(path, None) for path in paths])
-            out = []
-            for i, path in enumerate(paths):
-                if i in found:
-                    out.append((tuple(found[i]), True))
-                    continue
-                result = _per_video(path, sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
-                if cache is not None and not isinstance(result, dict) and i in shas:
-                    cache.put_many(shas[i], {None: list(result)})
-                out.append((result, False))
-            return out
+            def compute(chunk: list[int]) -> dict[int, Any]:  # the summary, or why the video cannot be scored
+                done = {i: _per_video(paths[i], sampling, lambda frames: _pair_summary(_pair_scores(net(frames))))
+                        for i in chunk}
+                return {i: r["reason"] if isinstance(r, dict) else list(r) for i, r in done.items()}
+
+            got, from_cache = fill(cache, [(path, None) for path in paths], compute)
+            return [({"file": str(paths[i]), "reason": got[i]} if isinstance(got[i], str) else tuple(got[i]),
+                     i in from_cache) for i in range(len(paths))]
 
         scored = ctx.map_samples(files, score, self.name)
         names, summaries, skipped = _collect(files, [result for result, _ in scored])

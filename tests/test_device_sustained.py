@@ -6,7 +6,6 @@ sustained record, checked in headless Chromium."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -209,37 +208,30 @@ def test_site_shows_new_columns_and_latency_over_time(site):
         assert text in html
 
 
-def test_browser_draws_the_sustained_charts(site):
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
-                                                               "--disable-background-networking", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(site.as_uri())
-        page.wait_for_load_state("load")
-        charts = page.locator("svg.sustained")
-        assert charts.count() == 3
-        box = charts.first.bounding_box()
-        assert box and box["width"] > 400 and box["height"] > 150
-        assert charts.first.locator("circle.window").count() == 2
-        assert page.locator('svg.sustained circle[data-thermal="serious"]').count() == 3
-        # the detail table sorts by p99 (cells after the CI column stay aligned)
-        page.locator('table[data-family="on-device-detail"] th[data-col]', has_text="p99").first.click()
-        first = page.eval_on_selector('table[data-family="on-device-detail"] tbody tr', "r => r.dataset.model")
-        assert first.startswith("m · fp32 · cpu")
-        ci = page.inner_text('table[data-family="on-device-detail"] tbody tr td.ci')
-        assert ci.startswith("[") and ci.endswith("]")
-        page.locator("#on-device-sustained").scroll_into_view_if_needed()
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "evalsuite.device-sustained.png"), full_page=True)
-        assert errors == []
-        browser.close()
+def test_browser_draws_the_sustained_charts(site, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site.as_uri())
+    page.wait_for_load_state("load")
+    charts = page.locator("svg.sustained")
+    assert charts.count() == 3
+    box = charts.first.bounding_box()
+    assert box and box["width"] > 400 and box["height"] > 150
+    assert charts.first.locator("circle.window").count() == 2
+    assert page.locator('svg.sustained circle[data-thermal="serious"]').count() == 3
+    # the detail table sorts by p99 (cells after the CI column stay aligned)
+    page.locator('table[data-family="on-device-detail"] th[data-col]', has_text="p99").first.click()
+    first = page.eval_on_selector('table[data-family="on-device-detail"] tbody tr', "r => r.dataset.model")
+    assert first.startswith("m · fp32 · cpu")
+    ci = page.inner_text('table[data-family="on-device-detail"] tbody tr td.ci')
+    assert ci.startswith("[") and ci.endswith("]")
+    page.locator("#on-device-sustained").scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "evalsuite.device-sustained.png"), full_page=True)
+    assert errors == []
+    page.close()
 
 
 def test_coreml_mac_sustained_with_a_stand_in_coremltools(monkeypatch, tmp_path):

@@ -6,8 +6,6 @@ untrusted strings escaped."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from evalsuite.leaderboard import adm_table
@@ -117,17 +115,6 @@ def test_site_names_the_protocol_and_escapes(store, tmp_path):
     shipped = build(store.root, tmp_path / "site2").read_text()
     assert "SnapGen" in shipped and "2.06" in shipped and "19%" in shipped
 
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield b
-        b.close()
 
 
 def test_browser_sorts_the_adm_table(store, tmp_path, browser):

@@ -7,10 +7,7 @@ of quality comes from the metric's declaration: declaring a metric higher-is-bet
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,26 +99,6 @@ def demo_points(label: str = "") -> list[Point]:
 
 
 # ------------------------------------------------------------------ the browser
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI: Debian's chromium must be installed (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
-
 
 def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str], list[str]]:
     """The page, its console errors, dialogs, and every request that left file:// (none may)."""

@@ -5,7 +5,6 @@ regression line appear, and the page raises no error."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -68,19 +67,6 @@ def test_site_has_the_stream_table_escaped_and_the_device_table_untouched(store,
     assert "Streaming regressions" in html and "sustained_fps" in html
     assert "<script src" not in html
 
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
 
 
 def test_browser_shows_and_sorts_stream_columns(store, tmp_path, browser):

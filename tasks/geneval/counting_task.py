@@ -4,11 +4,12 @@ GenEval's counting threshold), scored as exact accuracy, mean absolute error and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from evalsuite.errors import InputError
-from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
+from evalsuite.score_cache import ScoreCache, fill, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.geneval.task import DETECTOR_HELP, detection_batch, required_weights
@@ -72,19 +73,18 @@ class CountingTask(Task):
                 meta = item.metadata
                 cls = meta.get("target_class", meta["include"][0]["class"])
                 images += [(k, j, path, cls) for j, path in enumerate(item.images)]
-            found, shas = lookup(cache, [(path, cls) for _, _, path, cls in images])
-            counted: dict[int, int | None] = {i: int(v) for i, v in found.items()}  # None: unreadable
-            todo = [i for i in range(len(images)) if i not in found]
-            for start in range(0, len(todo), batch):
-                opened = {i: open_or_reason(images[i][2]) for i in todo[start:start + batch]}
-                readable = [i for i, image in opened.items() if not isinstance(image, str)]
+
+            def compute(chunk: list[int]) -> dict[int, Any]:  # the count, or why the image cannot be read
+                opened = {i: open_or_reason(images[i][2]) for i in chunk}
+                readable = [i for i in chunk if not isinstance(opened[i], str)]
                 detections = detect_all(detector, [opened[i] for i in readable])  # type: ignore[misc]
-                for i, found_i in zip(readable, detections):
-                    counted[i] = len(filter_detections(found_i, "counting").get(images[i][3], []))
-                    if cache is not None and i in shas:
-                        cache.put_many(shas[i], {images[i][3]: counted[i]})
-                counted.update({i: None for i in opened if i not in readable})
-            at = {(k, j): (counted[i], i in found) for i, (k, j, _, _) in enumerate(images)}
+                counts = {i: len(filter_detections(found, "counting").get(images[i][3], []))
+                          for i, found in zip(readable, detections)}
+                return {i: counts.get(i, opened[i]) for i in chunk}
+
+            got, from_cache = fill(cache, [(path, cls) for _, _, path, cls in images], compute, batch)
+            at = {(k, j): (None if isinstance(got[i], str) else int(got[i]), i in from_cache)
+                  for i, (k, j, _, _) in enumerate(images)}
             out = []
             for k, item in enumerate(shard):
                 meta = item.metadata

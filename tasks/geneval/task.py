@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsuite.errors import InputError
-from evalsuite.score_cache import ScoreCache, lookup, scorer_identity
+from evalsuite.score_cache import ScoreCache, fill, scorer_identity
 from evalsuite.tasks import register
 from evalsuite.tasks.base import MetricInfo, Requirements, Task, TaskOutput
 from evalsuite.tasks.t2i.task_helpers import PromptGridOptions, first_prompts, resolve_backend
@@ -98,31 +98,28 @@ class GenEvalTask(Task):
             of_item: dict[int, list[int]] = {}
             for i, image in enumerate(images):
                 of_item.setdefault(image[0], []).append(i)
-            found, shas = lookup(cache, [(path, key) for _, path, _, key in images])
-            rows: dict[int, dict] = {i: {**row, "filename": images[i][2]} for i, row in found.items()}
-            failed: dict[int, dict] = {}
-            todo = [i for i in range(len(images)) if i not in found]
-            for start in range(0, len(todo), batch):
-                readable = []
-                for i in todo[start:start + batch]:
+            def compute(chunk: list[int]) -> dict[int, Any]:  # a row without its filename, or why it is unreadable
+                done: dict[int, Any] = {}
+                opened = {}
+                for i in chunk:
                     try:  # read as evaluate_images.py L227 reads it: EXIF orientation applied
-                        readable.append((i, open_image(images[i][1])))
+                        opened[i] = open_image(images[i][1])
                     except InputError as exc:
-                        failed[i] = _failed_row(images[i][2], shard[images[i][0]].metadata,
-                                                f"unreadable image: {exc.message}")
-                fresh = score_images([(images[i][2], image, shard[images[i][0]].metadata) for i, image in readable],
-                                     detector, color)
-                for (i, _), row in zip(readable, fresh):
-                    rows[i] = row
-                    if cache is not None and i in shas:
-                        cache.put_many(shas[i], {images[i][3]: {k: v for k, v in row.items() if k != "filename"}})
+                        done[i] = f"unreadable image: {exc.message}"
+                fresh = score_images([(images[i][2], image, shard[images[i][0]].metadata)
+                                      for i, image in opened.items()], detector, color)
+                done.update({i: {k: v for k, v in row.items() if k != "filename"} for i, row in zip(opened, fresh)})
+                return done
+
+            got, from_cache = fill(cache, [(path, key) for _, path, _, key in images], compute, batch)
             out = []
             for k, item in enumerate(shard):
                 mine = of_item.get(k, [])
-                got, absent = [rows[i] for i in mine if i in rows], [failed[i] for i in mine if i in failed]
-                for k in range(max(0, expected - len(got) - len(absent))):
-                    absent.append(_failed_row(f"{item.index:05d}/samples/missing-{k}", item.metadata, "missing image"))
-                out.append((got, absent, sum(i in found for i in mine)))
+                rows = [{"filename": images[i][2], **got[i]} for i in mine if not isinstance(got[i], str)]
+                absent = [_failed_row(images[i][2], item.metadata, got[i]) for i in mine if isinstance(got[i], str)]
+                for j in range(max(0, expected - len(rows) - len(absent))):
+                    absent.append(_failed_row(f"{item.index:05d}/samples/missing-{j}", item.metadata, "missing image"))
+                out.append((rows, absent, sum(i in from_cache for i in mine)))
             return out
 
         scored = ctx.map_samples(items, score, "GenEval detection")

@@ -5,7 +5,6 @@ sample image (with its prompt) in batches, sharded over ranks (`score_per_image`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from PIL import Image
 
 from evalsuite.errors import InputError, MissingWeightsError, TaskSkipped
 from evalsuite.imageio import read_rgb
-from evalsuite.score_cache import ScoreCache, lookup
+from evalsuite.score_cache import ScoreCache, fill
 from evalsuite.task import TaskOutput
 
 
@@ -132,22 +131,17 @@ def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prom
     cache = ScoreCache(cache_identity) if cache_identity is not None else None
 
     def run(shard: list) -> list:  # per item: (its result or skip record, whether it came from the cache)
-        found, shas = lookup(cache, shard)  # an unreadable file: the opener says why
-        todo = [i for i in range(len(shard)) if i not in found]
-        fresh: dict[int, Any] = {}
-        for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
+        def compute(chunk: list[int]) -> dict[int, Any]:  # a str: why the image cannot be scored
             opened = {i: opener(shard[i][0]) for i in chunk}
             readable = [i for i in chunk if not isinstance(opened[i], str)]
             got = score_batch([opened[i] for i in readable],  # type: ignore[misc]
                               [shard[i][1] for i in readable] if with_prompts else None) if readable else []
             values = dict(zip(readable, got))
-            for i in chunk:
-                value = values.get(i, opened[i])
-                fresh[i] = {"file": shard[i][0], "reason": value} if isinstance(value, str) else value
-                if cache is not None and i in shas and not isinstance(value, str) and _jsonable(value):
-                    cache.put_many(shas[i], {shard[i][1]: value})
-        return [(found[i], True) if i in found else (fresh[i], False) for i in range(len(shard))]
+            return {i: values.get(i, opened[i]) for i in chunk}
+
+        got, from_cache = fill(cache, shard, compute, size)
+        return [({"file": shard[i][0], "reason": got[i]} if isinstance(got[i], str) else got[i], i in from_cache)
+                for i in range(len(shard))]
 
     results = ctx.map_samples(items, run, label)
     kept = [(item, value) for item, (value, _) in zip(items, results) if not isinstance(value, dict)]
@@ -156,14 +150,6 @@ def score_per_image(ctx: Any, score_batch: BatchScorer, label: str, *, with_prom
         raise InputError(f"no image could be scored by {label}", "check the images (see the skipped samples)")
     return PerImage([f for (f, _), _ in kept], [p for (_, p), _ in kept], [v for _, v in kept], skipped,
                     cached=sum(hit for _, hit in results))
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def per_image_output(metric: str, got: PerImage, details: dict[str, Any]) -> TaskOutput:

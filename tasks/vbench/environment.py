@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from evalsuite import config
 from evalsuite.errors import InputError, TaskSkipped
+from evalsuite.fsutil import atomic_write_bytes
 
 VBENCH_VERSION = "0.1.5"
 VBENCH_PINS = ("transformers==4.33.2", "numpy<2", "timm<=1.0.12")
@@ -365,7 +366,7 @@ def setup_command(path: str | Path | None = None, python: str | None = None, for
               "python": info.get("python"), "packages": info.get("packages"), "resumed": resume,
               "seconds": round(time.monotonic() - started, 1),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (target / SETUP_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    atomic_write_bytes(target / SETUP_RECORD, (json.dumps(record, indent=1) + "\n").encode("utf-8"), root=target)
     echo(f"VBench {info.get('vbench')} environment ready: {env_python} (torch {info.get('torch')}, "
          f"CUDA {'available' if info.get('cuda') else 'NOT available: evalsuite runs VBench on the CPU'}, detectron2 "
          f"{'installed' if info.get('detectron2') else 'not installed'})")

@@ -268,8 +268,14 @@ class VBenchTask(Task):
 
 
 def _file_record(path: str) -> dict[str, Any]:
+    """A weights file VBench loaded: its path, size and sha256 (remembered across runs), as provenance records the
+    weights actually used; None for a folder or a file that is not there."""
+    from evalsuite.hashing import sha256_file_remembered
+
     p = Path(path)
-    return {"path": path, "bytes": p.stat().st_size if p.is_file() else None}
+    present = p.is_file()
+    return {"path": path, "bytes": p.stat().st_size if present else None,
+            "sha256": sha256_file_remembered(p) if present else None}
 
 
 def _json_default(obj: Any) -> Any:
