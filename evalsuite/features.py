@@ -1,8 +1,9 @@
 """Feature engine: files -> features -> streaming statistics, with a content-addressed feature cache.
 
-Decoding, hashing, cache look-up and resizing run in DataLoader worker processes; the network runs in the main
-process under `torch.inference_mode`. The cache key is (extractor id, weights sha256, preprocessing, file sha256),
-so no image is featurised twice, whatever its name or folder.
+Decoding, hashing, cache look-up and resizing run in DataLoader worker processes (or, where the network has every
+core, in threads between forward passes); the network runs in the main process under `torch.inference_mode`. The
+cache key is (extractor id, weights sha256, preprocessing, file sha256), so no image is featurised twice, whatever
+its name or folder.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -127,6 +129,17 @@ def _collate(items: list[dict]) -> list[dict]:
     return items
 
 
+def _threaded_batches(dataset: CachedFileDataset, batch_size: int) -> Iterator[list[dict]]:
+    """The batches a worker-less DataLoader would give, in order, each batch's files read on every core at once by
+    threads (hashing, PNG/JPEG decoding and PIL resizing release the GIL). It runs between forward passes, while
+    the network's threads wait, so unlike a worker process it never preempts them (2-core EPYC: ~3 ms/image of
+    loading halved, `benchmarks/network_profile.py`)."""
+    threads = min(os.cpu_count() or 1, batch_size)
+    with ThreadPoolExecutor(threads, thread_name_prefix="evalsuite-load") as pool:
+        for start in range(0, len(dataset), batch_size):
+            yield list(pool.map(dataset.__getitem__, range(start, min(start + batch_size, len(dataset)))))
+
+
 def default_workers(device: torch.device | str | None = None, layout: str = "image") -> int:
     """DataLoader worker processes: min(8, cores), except 0 for images whose network runs on every core of this
     CPU: a worker decoding there preempts one of the network's threads, and the others wait for it at every layer
@@ -173,9 +186,12 @@ def extract_dataset(
     """The one feature loop for images and videos: workers return cached features, errors or preprocessed inputs
     (items with index/sha/feature/error/input); the network runs here; statistics stream in float64."""
     workers = default_workers(extractor.device, layout) if num_workers is None else num_workers
-    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-                        collate_fn=_collate, persistent_workers=False,
-                        prefetch_factor=prefetch_factor if workers > 0 else None)
+    loader: Iterable[list[dict]]
+    if workers > 0:
+        loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
+                            collate_fn=_collate, persistent_workers=False, prefetch_factor=prefetch_factor)
+    else:
+        loader = _threaded_batches(dataset, max(1, batch_size))
     files = dataset.files
     stats = StreamingStats(extractor.dim)
     kept_files: list[str] = []

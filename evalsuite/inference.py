@@ -103,6 +103,78 @@ def _onednn_convs(gm: torch.fx.GraphModule) -> int:
     return replaced
 
 
+_AVG_POOLS = (torch.ops.aten.avg_pool2d, torch.ops.aten.avg_pool2d.default, torch.nn.functional.avg_pool2d)
+_AVG_POOL_ARGS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+_AVG_POOL_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True,
+                      "divisor_override": None}
+
+
+def _pair(v: object) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
+
+def _avg_pool_call(node: torch.fx.Node, modules: dict[str, nn.Module]) -> tuple[torch.fx.Node, dict] | None:
+    """(input node, arguments by name) of a 2-d average pool node (ATen op, functional or nn.AvgPool2d), else
+    None."""
+    if node.op == "call_module" and type(modules.get(str(node.target))) is nn.AvgPool2d and len(node.args) == 1:
+        pool = cast(nn.AvgPool2d, modules[str(node.target)])
+        return cast(torch.fx.Node, node.args[0]), {a: getattr(pool, a) for a in _AVG_POOL_ARGS}
+    if node.op != "call_function" or node.target not in _AVG_POOLS or not node.args:
+        return None
+    given = dict(zip(("input", *_AVG_POOL_ARGS), node.args), **node.kwargs)
+    if set(given) - {"input", *_AVG_POOL_ARGS} or "kernel_size" not in given:
+        return None
+    values = {**_AVG_POOL_DEFAULTS, **{k: v for k, v in given.items() if k != "input"}}
+    if values["stride"] in (None, []):  # PyTorch: stride defaults to the kernel
+        values["stride"] = values["kernel_size"]
+    return cast(torch.fx.Node, given["input"]), values
+
+
+def _pool_weights_sum_to_one(args: dict) -> bool:
+    """Every output of the pool is a plain mean of the pixels it covers (weights summing to 1), so that a bias added
+    before pooling passes through it unchanged: the padding is excluded from the count (or there is none)."""
+    return args["divisor_override"] is None and (args["count_include_pad"] is False or _pair(args["padding"]) == (0, 0))
+
+
+def _conv_before_avg_pool(gm: torch.fx.GraphModule) -> int:
+    """Move each 1×1 convolution that reads only a stride-1 average pool in front of that pool, when it has fewer
+    output than input channels; returns how many moved.
+
+    A 1×1 convolution is a per-pixel affine map and such a pool a per-channel mean whose weights sum to 1, so
+    conv(pool(x)) = pool(conv(x)) exactly in real arithmetic, bias included; the pool (the same pixels, stride 1)
+    then averages the convolution's fewer channels instead of its many (InceptionV3's TF-ported pool branches:
+    192–2048 channels pooled before, 32–192 after), at the same convolution cost. Float32 sums are reordered, so the
+    features change in the last bits; the first-batch check against the network as written still decides."""
+    modules = dict(gm.named_modules())
+    moved = 0
+    for node in list(gm.graph.nodes):
+        call = _avg_pool_call(node, modules)
+        if call is None or len(node.users) != 1:
+            continue
+        source, args = call
+        conv_node = next(iter(node.users))
+        conv = modules.get(str(conv_node.target)) if conv_node.op == "call_module" else None
+        if (type(conv) is not nn.Conv2d or conv_node.args != (node,) or conv_node.kwargs
+                or conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0)
+                or conv.dilation != (1, 1) or conv.groups != 1 or conv.out_channels >= conv.in_channels
+                or _pair(args["stride"]) != (1, 1) or not _pool_weights_sum_to_one(args)):
+            continue
+        with gm.graph.inserting_before(conv_node):
+            early = gm.graph.call_module(str(conv_node.target), (source,))
+            if node.op == "call_module":
+                pooled = gm.graph.call_module(str(node.target), (early,))
+            else:
+                pooled = gm.graph.call_function(node.target, (early, *node.args[1:]), dict(node.kwargs))
+        conv_node.replace_all_uses_with(pooled)
+        gm.graph.erase_node(conv_node)
+        gm.graph.erase_node(node)
+        moved += 1
+    if moved:
+        gm.graph.lint()
+        gm.recompile()
+    return moved
+
+
 def _fx_fold(module: nn.Module, channels_last: bool, own: bool = False) -> tuple[nn.Module, list[str]]:
     """Trace (unless already a GraphModule: it may not re-trace), fold, channels_last, oneDNN; `own`: the module
     is a private copy that may be changed in place."""
@@ -111,6 +183,9 @@ def _fx_fold(module: nn.Module, channels_last: bool, own: bool = False) -> tuple
     # typed as a Module, returns its GraphModule
     fused = cast(torch.fx.GraphModule, fuse(module, inplace=own, no_trace=isinstance(module, torch.fx.GraphModule)))
     applied = ["conv-batchnorm folding (torch.fx)"]
+    moved = _conv_before_avg_pool(fused)
+    if moved:
+        applied.append(f"1x1 convolution moved before its stride-1 average pool ({moved}; fewer channels pooled)")
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
         applied.append("channels_last weights")

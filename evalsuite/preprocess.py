@@ -67,6 +67,8 @@ class Preprocessing:
 def pil_float_bicubic(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """clean-fid's `clean` resize: each channel as a PIL 'F' image, bicubic to `size`, clipped, float32."""
     width, height = size
+    if rgb.shape[:2] == (height, width) and rgb.dtype == np.uint8:
+        return rgb.astype(np.float32)  # PIL's resize to the same size is a copy (Image.resize), [0, 255] needs no clip
     channels = []
     for c in range(rgb.shape[2]):
         img = Image.fromarray(np.ascontiguousarray(rgb[:, :, c], dtype=np.float32))  # float32 -> mode "F"

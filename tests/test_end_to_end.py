@@ -114,3 +114,32 @@ def test_fast_mode_is_opt_in_measured_and_cached_apart(image_folders):
     assert fast["details"]["n_cached_features"] == 0  # never served from the exact-mode cache
     assert exact["provenance"]["fast_mode"] is None
     assert fast["metrics"]["fid"] == pytest.approx(exact["metrics"]["fid"], rel=0.2)
+
+
+def test_in_process_loading_gives_the_batches_in_order(tmp_path):
+    """Without worker processes, each batch's files are read by threads; the batches, their items and the errors
+    are those of a worker-less DataLoader, in the same order."""
+    from torch.utils.data import DataLoader
+
+    from evalsuite import features
+    from evalsuite.preprocess import Preprocessing
+
+    files = []
+    for i in range(11):
+        path = tmp_path / f"{i:02d}.png"
+        if i == 4:
+            path.write_bytes(b"not an image")
+        else:
+            Image.fromarray(np.full((5 + i, 6, 3), i, dtype=np.uint8)).save(path)
+        files.append(path)
+    dataset = features._FileDataset(files, Preprocessing(resize="none", input_dtype="uint8"), None)
+    threaded = list(features._threaded_batches(dataset, 4))
+    serial = list(DataLoader(dataset, batch_size=4, num_workers=0, collate_fn=features._collate))
+    assert [len(b) for b in threaded] == [4, 4, 3]
+    for got, want in zip(threaded, serial, strict=True):
+        assert [item["index"] for item in got] == [item["index"] for item in want]
+        for a, b in zip(got, want):
+            assert a.keys() == b.keys() and a.get("sha") == b.get("sha") and a.get("error") == b.get("error")
+            if "input" in a:
+                assert np.array_equal(a["input"], b["input"])
+    assert "error" in threaded[1][0]

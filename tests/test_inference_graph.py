@@ -202,3 +202,55 @@ def test_cpu_forward_passes_take_cache_sized_chunks_in_order():
     assert seen == [8, 8, 5] and features.CPU_IMAGE_NETWORK_BATCH == 8
     expected = [img.astype("float64").mean(axis=(0, 1)) for img in images]
     assert all(abs(a - b).max() < 1e-4 for a, b in zip(out, expected))  # each image's row, in order
+
+
+class PoolBranch(nn.Module):
+    """TF-style Inception pool branches: a stride-1 average pool over valid pixels, then a 1×1 convolution with a
+    bias (a folded BatchNorm) and a ReLU, written three ways (functional, nn.AvgPool2d, the ATen op a frozen
+    TorchScript graph holds), plus pools the step must leave alone."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2, self.c3 = (nn.Conv2d(16, 4, 1) for _ in range(3))
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.with_pad = nn.Conv2d(16, 4, 1)  # after a pool that counts the padding: border weights do not sum to 1
+        self.strided = nn.Conv2d(16, 4, 1)  # after a stride-2 pool: moving it would run on 4× the pixels
+        self.widening = nn.Conv2d(16, 32, 1)  # more output channels than input: pooling first is cheaper
+        self.spatial = nn.Conv2d(16, 4, 3, padding=1)  # not 1×1: not a per-pixel map
+        self.eval()
+
+    def forward(self, x):
+        x = x.float() / 255.0 - 0.5
+        x = torch.cat([x] * 5 + [x[:, :1]], 1)  # 16 channels
+        keep = [torch.relu(self.c1(torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1,
+                                                                  count_include_pad=False))),
+                torch.relu(self.c2(self.pool(x))),
+                torch.relu(self.c3(torch.ops.aten.avg_pool2d(x, [3, 3], [1, 1], [1, 1], False, False, None)))]
+        leave = [self.with_pad(torch.nn.functional.avg_pool2d(x, 3, 1, 1)),
+                 self.strided(torch.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+                 self.widening(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)),
+                 self.spatial(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))]
+        return torch.cat([t.mean(dim=(2, 3)) for t in keep + leave], 1)
+
+
+def test_a_1x1_convolution_moves_before_its_average_pool_only_where_that_is_exact():
+    net = PoolBranch()
+    graph = InferenceGraph(net, channels_last=False)  # the step itself, without oneDNN's own reordering
+    assert any(step.startswith("1x1 convolution moved before its stride-1 average pool (3;")
+               for step in graph.applied), graph.applied
+    x = _batch(4, 13)
+    exact = net(x)
+    fast = graph(x)
+    assert graph.candidate is not None, graph.reason
+    assert deviation(exact, fast) < 1e-6
+    modules = dict(graph.candidate.named_modules())
+    pools = [n for n in graph.candidate.graph.nodes if inference._avg_pool_call(n, modules) is not None]
+    after_conv = [n for n in pools if n.args[0].op == "call_module"
+                  and isinstance(modules[str(n.args[0].target)], nn.Conv2d)]
+    assert len(pools) == 7 and len(after_conv) == 3  # each pool still runs once; three now follow their conv
+
+
+def test_the_pool_step_changes_nothing_without_a_matching_pool():
+    gm = torch.fx.symbolic_trace(ConvBN())
+    assert inference._conv_before_avg_pool(gm) == 0
