@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 _CHUNK = 1 << 20
 
@@ -38,6 +38,23 @@ def sha256_state_dict(module: Any) -> str:
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def files_digest(root: str | Path, files: Iterable[str | Path]) -> tuple[str, dict[str, str]]:
+    r"""(digest, {relative posix path: sha256}) of a model folder's `files` (its weights, and the configs a caller
+    counts as part of the model): the digest is the sha256 of the lines "<relative posix path>\t<file sha256>\n" in
+    sorted path order; each file is hashed once and remembered while unchanged (`sha256_file_remembered`). The one
+    identity of a model folder for every task that records one.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "model.safetensors").write_bytes(b"w")
+    >>> digest, files = files_digest(folder, [folder / "model.safetensors"])
+    >>> digest == sha256_bytes(f"model.safetensors\t{sha256_bytes(b'w')}\n".encode()), list(files)
+    (True, ['model.safetensors'])
+    """
+    base = Path(root)
+    digests = {Path(f).relative_to(base).as_posix(): sha256_file_remembered(f) for f in files}
+    text = "".join(f"{name}\t{digest}\n" for name, digest in sorted(digests.items()))
+    return sha256_bytes(text.encode()), dict(sorted(digests.items()))
 
 
 def sha256_file_remembered(path: str | Path, hasher: Any = None) -> str:

@@ -1,13 +1,15 @@
 """Faster inference graphs for feature networks, kept only where they agree with the network as written.
 
-An eager module is traced with torch.fx, each Conv→BatchNorm pair folded into one convolution, and its weights put
-in channels_last (image networks); on a CPU with oneDNN each 2-d convolution (and the ReLU after it) then runs as one
-oneDNN call on weights reordered once to oneDNN's blocked layout (~6% faster for InceptionV3 here); a TorchScript
-module (or one that wraps TorchScript) is scripted and frozen, which folds the same pairs, and its frozen graph is
-rebuilt node for node as an eager torch.fx module (`evalsuite.jit_graph`) that then takes the eager path above
-(where the graph has control flow or an op the rebuild does not translate, the frozen TorchScript runs). The first
-images of every input shape run through both graphs: if the largest feature deviation, relative to the largest
-exact feature, exceeds `TOLERANCE` (or NaNs move, or anything raises), the original network is used from then on.
+An eager module is traced with torch.fx, each Conv→BatchNorm pair folded into one convolution, each 1×1 convolution
+that reads only a stride-1 average pool moved in front of it where that is exact (fewer channels pooled:
+InceptionV3's TF-ported pool branches), and its weights put in channels_last (image networks); on a CPU with oneDNN
+each 2-d convolution (and the ReLU after it) then runs as one oneDNN call on weights reordered once to oneDNN's
+blocked layout (~6% faster for InceptionV3 here); a TorchScript module (or one that wraps TorchScript) is scripted
+and frozen, which folds the same pairs, and its frozen graph is rebuilt node for node as an eager torch.fx module
+(`evalsuite.jit_graph`) that then takes the eager path above (where the graph has control flow or an op the rebuild
+does not translate, the frozen TorchScript runs). The first images of every input shape run through both graphs: if
+the largest feature deviation, relative to the largest exact feature, exceeds `TOLERANCE` (or NaNs move, or anything
+raises), the original network is used from then on.
 What was applied and the measured deviation go into every result's provenance.
 """
 

@@ -63,3 +63,26 @@ def test_weights_digests_are_remembered_across_processes(tmp_path, monkeypatch):
     path.write_bytes(b"other weights")
     monkeypatch.setattr(weights, "_DIGESTS", {})
     assert weights.file_digest(path) == hashlib.sha256(b"other weights").hexdigest()
+
+
+def test_every_model_folder_identity_is_one_formula(tmp_path):
+    """PickScore, the judge, CLIP-FlanT5 (VQAScore) and T2I-CompBench's BLIP folder all name a model folder by
+    `hashing.files_digest`: sha256 of "<relative path>\\t<sha256>\\n" lines in path order (its doctest runs here)."""
+    import doctest
+
+    from evalsuite.tasks.compbench import blip_vqa
+    from evalsuite.tasks.judge.transformers_judge import folder_fingerprint
+    from evalsuite.tasks.preference.pickscore import weights_digest
+    from evalsuite.tasks.vqascore.clip_flant5 import folder_digest
+
+    assert doctest.testmod(hashing).failed == 0
+    (tmp_path / "b.safetensors").write_bytes(b"second")
+    (tmp_path / "a.safetensors").write_bytes(b"first")
+    lines = "".join(f"{name}\t{hashlib.sha256(data).hexdigest()}\n"
+                    for name, data in (("a.safetensors", b"first"), ("b.safetensors", b"second")))
+    expected = hashlib.sha256(lines.encode()).hexdigest()
+    assert weights_digest(tmp_path) == folder_fingerprint(tmp_path)[0] == blip_vqa.folder_digest(tmp_path) == expected
+    assert folder_digest(tmp_path) == folder_fingerprint(tmp_path)[1] == {
+        "a.safetensors": hashlib.sha256(b"first").hexdigest(), "b.safetensors": hashlib.sha256(b"second").hexdigest()}
+    (tmp_path / "config.json").write_text("{}")  # BLIP's identity also covers its configs; the others' do not
+    assert blip_vqa.folder_digest(tmp_path) != expected == weights_digest(tmp_path)

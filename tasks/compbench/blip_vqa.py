@@ -147,11 +147,11 @@ def score_image(image: Image.Image, prompt: str, vqa: BlipYesProbability, nlp: A
 
 
 def folder_digest(folder: Path) -> str:
-    """sha256 over the folder's weight files and configs (name + content hash), the protocol's fingerprint."""
-    from evalsuite.hashing import sha256_file_remembered, sha256_json
+    """The protocol's fingerprint: `evalsuite.hashing.files_digest` of the folder's weight files and configs."""
+    from evalsuite.hashing import files_digest
 
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".txt"))
-    return sha256_json([[p.name, sha256_file_remembered(p)] for p in files])
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".txt")]
+    return files_digest(folder, files)[0]
 
 
 def load(folder: str, device: str = "cpu", image_size: int = IMAGE_SIZE) -> tuple[BlipYesProbability, str]:

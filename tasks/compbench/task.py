@@ -35,7 +35,7 @@ _SOURCE_FIX = ("clone https://github.com/Karine-Huang/T2I-CompBench once and pas
 @register
 class T2ICompBenchTask(Task):
     name = "t2i-compbench"
-    version = "1"
+    version = "2"  # 2: model-folder digest by evalsuite.hashing.files_digest (one formula for every task)
     family = "text-image"
     sample_kind = "image"
     description = "T2I-CompBench: attribute binding (BLIP-VQA), 2D spatial (detector rule), non-spatial (CLIP)"

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from evalsuite.errors import InputError
-from evalsuite.hashing import sha256_bytes, sha256_file_remembered
+from evalsuite.hashing import files_digest, sha256_bytes
 
 #: the files whose bytes are the judge's identity (searched recursively; hidden folders such as .cache skipped)
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -51,13 +51,8 @@ def weight_files(folder: str | Path) -> list[Path]:
 
 
 def folder_fingerprint(folder: str | Path) -> tuple[str, dict[str, str]]:
-    """(fingerprint, {relative path: sha256}) of a model folder's weight files. The fingerprint is the sha256 of
-    the lines "<relative posix path>\\t<file sha256>\\n" in sorted path order, each file hashed once and remembered
-    while unchanged (evalsuite.hashing.sha256_file_remembered)."""
-    root = Path(folder)
-    digests = {p.relative_to(root).as_posix(): sha256_file_remembered(p) for p in weight_files(root)}
-    text = "".join(f"{name}\t{digest}\n" for name, digest in sorted(digests.items()))
-    return sha256_bytes(text.encode()), digests
+    """(fingerprint, {relative path: sha256}) of a model folder's weight files (`evalsuite.hashing.files_digest`)."""
+    return files_digest(folder, weight_files(folder))
 
 
 def yes_no_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:

@@ -91,7 +91,7 @@ def hps_batch(scorer) -> BatchScorer:
 @register
 class PickScoreTask(Task):
     name = "pickscore"
-    version = "1"
+    version = "2"  # 2: model-folder digest by evalsuite.hashing.files_digest (one formula for every task)
     family = "text-image"
     sample_kind = "image"
     description = ("PickScore v1 (yuvalkirstain/PickScore README recipe through transformers): exp(logit_scale) · "

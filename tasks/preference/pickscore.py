@@ -20,7 +20,6 @@ weight files (name and digest of each, sorted)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import torch
 from PIL import Image
 
 from evalsuite.errors import InputError
-from evalsuite.hashing import sha256_file_remembered
+from evalsuite.hashing import files_digest
 from evalsuite.score_cache import ScorerInfo
 
 MODEL_REPO = "yuvalkirstain/PickScore_v1"
@@ -43,12 +42,11 @@ FIX = (f"download once where there is internet: `huggingface-cli download {MODEL
 
 
 def weights_digest(folder: Path) -> str:
-    """sha256 over (relative name, sha256) of every weight file in a model folder, sorted by name."""
+    """The model folder's identity: `evalsuite.hashing.files_digest` of its weight files."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise InputError(f"model folder {folder} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})", FIX)
-    lines = "".join(f"{p.relative_to(folder).as_posix()} {sha256_file_remembered(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return files_digest(folder, files)[0]
 
 
 def protocol_for(model_dir: Path, digest: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from evalsuite.errors import InputError, TaskSkipped
-from evalsuite.hashing import sha256_file, sha256_file_remembered, sha256_json
+from evalsuite.hashing import files_digest, sha256_file, sha256_json
 from evalsuite.score_cache import ScorerInfo
 from evalsuite.tasks.vqascore import scoring
 
@@ -46,9 +46,9 @@ def weight_files(folder: Path) -> list[Path]:
     return found
 
 
-def folder_digest(files: list[Path]) -> dict[str, str]:
-    """sha256 of every weight file (by name)."""
-    return {f.name: sha256_file_remembered(f) for f in files}
+def folder_digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of the folder's weight files (`evalsuite.hashing.files_digest`)."""
+    return files_digest(folder, weight_files(folder))[1]
 
 
 def load_state(files: list[Path], dtype: Any = None) -> dict[str, Any]:
@@ -126,8 +126,7 @@ class CLIPFlanT5:
         weight files' digests are remembered across runs)."""
         if dtype not in ("bfloat16", "float32"):
             raise InputError(f"dtype {dtype}", "bfloat16 (t2v-metrics) or float32")
-        files = {"model": folder_digest(weight_files(model)),
-                 "vision_tower": folder_digest(weight_files(vision_tower)),
+        files = {"model": folder_digest(model), "vision_tower": folder_digest(vision_tower),
                  "tokenizer": {f.name: sha256_file(f) for f in sorted(tokenizer.iterdir())
                                if f.name in ("tokenizer.json", "spiece.model")}}
         suffix = "" if dtype == "bfloat16" else "-fp32"
