@@ -104,6 +104,11 @@ class CachedFileDataset(Dataset):
         return {}
 
     def __getitem__(self, i: int) -> dict:
+        item = self.lookup(i)
+        return item if "feature" in item or "error" in item else self.complete(item)
+
+    def lookup(self, i: int) -> dict:
+        """Hash file `i` and look it up: its cached feature, a read error, or {"index", "sha"} still to `complete`."""
         path = self.files[i]
         try:
             content_sha = sha256_file(path)
@@ -112,10 +117,14 @@ class CachedFileDataset(Dataset):
         cached = self.cache.get(content_sha) if self.cache else None
         if cached is not None:
             return {"index": i, "sha": content_sha, "feature": cached, **self.cached_extra(path)}
+        return {"index": i, "sha": content_sha}
+
+    def complete(self, item: dict) -> dict:
+        """The looked-up item with its network input (`load`), or the reason the file cannot be used."""
         try:
-            return {"index": i, "sha": content_sha, **self.load(path)}
+            return {**item, **self.load(self.files[item["index"]])}
         except InputError as exc:
-            return {"index": i, "sha": content_sha, "error": exc.message}
+            return {**item, "error": exc.message}
 
 
 class _FileDataset(CachedFileDataset):
@@ -130,14 +139,18 @@ def _collate(items: list[dict]) -> list[dict]:
 
 
 def _threaded_batches(dataset: CachedFileDataset, batch_size: int) -> Iterator[list[dict]]:
-    """The batches a worker-less DataLoader would give, in order, each batch's files read on every core at once by
-    threads (hashing, PNG/JPEG decoding and PIL resizing release the GIL). It runs between forward passes, while
-    the network's threads wait, so unlike a worker process it never preempts them (2-core EPYC: ~3 ms/image of
-    loading halved, `benchmarks/network_profile.py`)."""
+    """The batches a worker-less DataLoader would give, in order: each file hashed and looked up in the cache here
+    (np.load parses headers with `ast`, which CPython 3.11 does not allow on two threads at once), then the batch's
+    uncached images decoded and resized on every core at once by threads (PIL releases the GIL). It runs between
+    forward passes, while the network's threads wait, so unlike a worker process it never preempts them."""
     threads = min(os.cpu_count() or 1, batch_size)
     with ThreadPoolExecutor(threads, thread_name_prefix="evalsuite-load") as pool:
         for start in range(0, len(dataset), batch_size):
-            yield list(pool.map(dataset.__getitem__, range(start, min(start + batch_size, len(dataset)))))
+            items = [dataset.lookup(i) for i in range(start, min(start + batch_size, len(dataset)))]
+            todo = [n for n, item in enumerate(items) if "feature" not in item and "error" not in item]
+            for n, done in zip(todo, pool.map(dataset.complete, [items[n] for n in todo])):
+                items[n] = done
+            yield items
 
 
 def default_workers(device: torch.device | str | None = None, layout: str = "image") -> int:
@@ -187,9 +200,10 @@ def extract_dataset(
     (items with index/sha/feature/error/input); the network runs here; statistics stream in float64."""
     workers = default_workers(extractor.device, layout) if num_workers is None else num_workers
     loader: Iterable[list[dict]]
-    if workers > 0:
+    if workers > 0 or layout != "image":  # (video decoders keep to one thread: their own threads decode)
         loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-                            collate_fn=_collate, persistent_workers=False, prefetch_factor=prefetch_factor)
+                            collate_fn=_collate, persistent_workers=False,
+                            prefetch_factor=prefetch_factor if workers > 0 else None)
     else:
         loader = _threaded_batches(dataset, max(1, batch_size))
     files = dataset.files

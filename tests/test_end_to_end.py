@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -117,8 +118,8 @@ def test_fast_mode_is_opt_in_measured_and_cached_apart(image_folders):
 
 
 def test_in_process_loading_gives_the_batches_in_order(tmp_path):
-    """Without worker processes, each batch's files are read by threads; the batches, their items and the errors
-    are those of a worker-less DataLoader, in the same order."""
+    """Without worker processes, each batch's uncached files are read by threads; the batches, their items, cached
+    features and errors are those of a worker-less DataLoader, in the same order."""
     from torch.utils.data import DataLoader
 
     from evalsuite import features
@@ -132,7 +133,9 @@ def test_in_process_loading_gives_the_batches_in_order(tmp_path):
         else:
             Image.fromarray(np.full((5 + i, 6, 3), i, dtype=np.uint8)).save(path)
         files.append(path)
-    dataset = features._FileDataset(files, Preprocessing(resize="none", input_dtype="uint8"), None)
+    cache = features.FeatureCache({"dim": 3}, tmp_path / "cache")
+    cache.put(hashlib.sha256(files[6].read_bytes()).hexdigest(), np.ones(3, np.float32))  # one cached file
+    dataset = features._FileDataset(files, Preprocessing(resize="none", input_dtype="uint8"), cache)
     threaded = list(features._threaded_batches(dataset, 4))
     serial = list(DataLoader(dataset, batch_size=4, num_workers=0, collate_fn=features._collate))
     assert [len(b) for b in threaded] == [4, 4, 3]
@@ -140,6 +143,6 @@ def test_in_process_loading_gives_the_batches_in_order(tmp_path):
         assert [item["index"] for item in got] == [item["index"] for item in want]
         for a, b in zip(got, want):
             assert a.keys() == b.keys() and a.get("sha") == b.get("sha") and a.get("error") == b.get("error")
-            if "input" in a:
-                assert np.array_equal(a["input"], b["input"])
-    assert "error" in threaded[1][0]
+            for field in ("input", "feature"):
+                assert (field in a) == (field in b) and (field not in a or np.array_equal(a[field], b[field]))
+    assert "error" in threaded[1][0] and "feature" in threaded[1][2]
