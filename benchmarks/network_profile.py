@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,16 +35,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: `benchmarks` and `evalsuite` import
     sys.path.insert(0, str(REPO))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _graphs(standin: Path) -> tuple[dict, Callable[[torch.Tensor], torch.Tensor]]:
@@ -110,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from benchmarks.torchscript_standin import write_standin
     from evalsuite.inference import deviation
+    from evalsuite.provenance import _cpu_name
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=8)
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     gen = torch.Generator().manual_seed(0)
     probe = (torch.rand(8, 3, 299, 299, generator=gen) * 255).contiguous(memory_format=torch.channels_last)
     exact = written(probe)
-    out: dict = {"cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "graphs": {}}
+    out: dict = {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__, "graphs": {}}
     inputs = {}
     for name, (net, batch) in graphs.items():
         x = (torch.rand(batch, 3, 299, 299, generator=gen) * 255).contiguous(memory_format=torch.channels_last)
